@@ -1,0 +1,34 @@
+#pragma once
+
+#include <cerrno>
+#include <string>
+#include <system_error>
+
+namespace ringio::detail {
+
+/// Converts a negative kernel result (`-errno`, as io_uring reports it) to an error code.
+/// This is the one place where a negative result becomes an error.
+inline std::error_code error_from_result(int result) noexcept {
+    return {-result, std::system_category()};
+}
+
+/// The error code for the current `errno`, read right after a failed system call.
+inline std::error_code last_error() noexcept { return {errno, std::system_category()}; }
+
+/// Throws `std::system_error` whose message starts with `what` (the operation and its subject,
+/// e.g. "connect 127.0.0.1:9") and ends with the error's description.
+[[noreturn]] inline void throw_error(std::error_code ec, const std::string& what) {
+    throw std::system_error(ec, what);
+}
+
+/// Reports `ec` through `out` when the caller chose the non-throwing form (`out` is not null),
+/// else throws it, naming `what`.
+inline void report(std::error_code ec, std::error_code* out, const std::string& what) {
+    if (out != nullptr) {
+        *out = ec;
+        return;
+    }
+    throw_error(ec, what);
+}
+
+} // namespace ringio::detail

@@ -1,0 +1,5 @@
+#pragma once
+
+/// The umbrella header: includes every public ringio header.
+
+#include <ringio/version.hpp>
