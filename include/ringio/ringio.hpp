@@ -2,4 +2,8 @@
 
 /// The umbrella header: includes every public ringio header.
 
+#include <ringio/descriptor.hpp>
+#include <ringio/io_context.hpp>
+#include <ringio/task.hpp>
+#include <ringio/timer.hpp>
 #include <ringio/version.hpp>
