@@ -38,6 +38,7 @@ void agrees_with_getaddrinfo(std::string_view text, const ringio::endpoint& e) {
 
 } // namespace
 
+// NOLINTNEXTLINE(readability-identifier-naming): the name libFuzzer calls.
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view text(reinterpret_cast<const char*>(data), size);
     std::error_code ec;

@@ -217,11 +217,11 @@ private:
 };
 
 /// True when both endpoints have the same family, address, port and scope id.
-bool operator==(const endpoint& a, const endpoint& b) noexcept;
+inline bool operator==(const endpoint& a, const endpoint& b) noexcept;
 
 /// Orders endpoints by family (empty, then IPv4, then IPv6), address, scope id and port, so
 /// that they can key a `std::map`; consistent with `==`.
-std::strong_ordering operator<=>(const endpoint& a, const endpoint& b) noexcept;
+inline std::strong_ordering operator<=>(const endpoint& a, const endpoint& b) noexcept;
 
 namespace detail {
 

@@ -29,7 +29,7 @@ namespace ringio {
 /// The error category of `getaddrinfo` and `getnameinfo` failures: an error code's value is the
 /// `EAI_*` code and its message is `gai_strerror`'s text. `EAI_SYSTEM` never appears: it is
 /// reported as the `errno` it stands for, in `std::system_category()`.
-const std::error_category& resolve_category() noexcept;
+inline const std::error_category& resolve_category() noexcept;
 
 /// The `EAI_*` codes of `resolve_category()`, named, to compare with an error code:
 /// `ec == ringio::resolve_errc::no_name`.
@@ -86,13 +86,13 @@ struct resolve_hints {
 /// "no-such-host.invalid" port "80": Name or service not known`; `std::errc::invalid_argument`
 /// for a host or service containing a NUL byte.
 /// See: getaddrinfo(3).
-std::vector<endpoint> resolve(std::string_view host, std::string_view service,
-                              resolve_hints hints = {});
+inline std::vector<endpoint> resolve(std::string_view host, std::string_view service,
+                                     resolve_hints hints = {});
 
 /// Like `resolve` above, but reports an error through `ec` and returns no endpoints instead of
 /// throwing (running out of memory still throws `std::bad_alloc`).
-std::vector<endpoint> resolve(std::string_view host, std::string_view service, resolve_hints hints,
-                              std::error_code& ec);
+inline std::vector<endpoint> resolve(std::string_view host, std::string_view service,
+                                     resolve_hints hints, std::error_code& ec);
 
 /// A host and a service name, as `name_of` gives them: `auto [host, port] = name_of(e);`.
 struct host_and_service {
@@ -114,11 +114,11 @@ struct name_flags {
 /// Errors: `std::system_error` with a `resolve_category()` code whose message names the
 /// endpoint, e.g. with `name_required` and an address without a name.
 /// See: getnameinfo(3).
-host_and_service name_of(const endpoint& e, name_flags flags = {});
+inline host_and_service name_of(const endpoint& e, name_flags flags = {});
 
 /// Like `name_of` above, but reports an error through `ec` and returns empty names instead of
 /// throwing.
-host_and_service name_of(const endpoint& e, name_flags flags, std::error_code& ec);
+inline host_and_service name_of(const endpoint& e, name_flags flags, std::error_code& ec);
 
 namespace detail {
 
