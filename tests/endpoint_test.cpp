@@ -1,6 +1,7 @@
 #include <ringio/endpoint.hpp>
 
 #include <catch2/catch.hpp>
+#include <endpoint_printing.hpp>
 
 #include <arpa/inet.h>
 #include <net/if.h>

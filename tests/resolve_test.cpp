@@ -1,6 +1,7 @@
 #include <ringio/resolve.hpp>
 
 #include <catch2/catch.hpp>
+#include <endpoint_printing.hpp>
 
 #include <netdb.h>
 #include <sys/socket.h>
@@ -27,6 +28,24 @@ TEST_CASE("resolve: finds the loopback address for localhost", "[resolve]") {
            contains(endpoints, endpoint::loopback_v6(8080))));
     for (const auto& e : endpoints) {
         CHECK(e.port() == 8080);
+    }
+}
+
+TEST_CASE("resolve: returns every result in getaddrinfo's order", "[resolve]") {
+    for (const char* host : {"localhost", "::1", ""}) {
+        CAPTURE(host);
+        addrinfo hints{};
+        hints.ai_socktype = SOCK_DGRAM;
+        hints.ai_flags = AI_PASSIVE;
+        addrinfo* list = nullptr;
+        REQUIRE(::getaddrinfo(*host != '\0' ? host : nullptr, "7", &hints, &list) == 0);
+        std::vector<endpoint> expected;
+        for (const addrinfo* entry = list; entry != nullptr; entry = entry->ai_next) {
+            expected.emplace_back(entry->ai_addr, entry->ai_addrlen);
+        }
+        ::freeaddrinfo(list);
+        CHECK(ringio::resolve(
+                  host, "7", {.type = ringio::socket_type::datagram, .passive = true}) == expected);
     }
 }
 
