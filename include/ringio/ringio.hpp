@@ -3,7 +3,9 @@
 /// The umbrella header: includes every public ringio header.
 
 #include <ringio/descriptor.hpp>
+#include <ringio/endpoint.hpp>
 #include <ringio/io_context.hpp>
+#include <ringio/resolve.hpp>
 #include <ringio/task.hpp>
 #include <ringio/timer.hpp>
 #include <ringio/version.hpp>
