@@ -7,5 +7,8 @@
 #include <ringio/io_context.hpp>
 #include <ringio/resolve.hpp>
 #include <ringio/task.hpp>
+#include <ringio/tcp_listener.hpp>
+#include <ringio/tcp_stream.hpp>
 #include <ringio/timer.hpp>
+#include <ringio/udp_socket.hpp>
 #include <ringio/version.hpp>
