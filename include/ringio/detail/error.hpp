@@ -13,7 +13,9 @@ inline std::error_code error_from_result(int result) noexcept {
 }
 
 /// The error code for the current `errno`, read right after a failed system call.
-inline std::error_code last_error() noexcept { return {errno, std::system_category()}; }
+inline std::error_code last_error() noexcept {
+    return {errno, std::system_category()};
+}
 
 /// Throws `std::system_error` whose message starts with `what` (the operation and its subject,
 /// e.g. "connect 127.0.0.1:9") and ends with the error's description.
