@@ -70,7 +70,7 @@ public:
             if (reinterpret_cast<std::uintptr_t>(object_) %
                     std::atomic_ref<value_type>::required_alignment !=
                 0) {
-                detail::throw_error(std::make_error_code(std::errc::invalid_argument),
+                detail::throw_error(detail::error_from_result(-EINVAL),
                                     "shared_atomic_ref: misaligned integer");
             }
         }

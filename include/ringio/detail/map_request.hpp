@@ -40,9 +40,10 @@ struct map_failure {
     std::string detail;
 };
 
-/// A failure found by ringio's own checks rather than reported by a system call.
+/// A failure found by ringio's own checks rather than reported by a system call; its code is in
+/// the system category, as a system call's would be.
 inline map_failure map_problem(std::errc code, std::string detail) {
-    return {std::make_error_code(code), std::move(detail)};
+    return {error_from_result(-static_cast<int>(code)), std::move(detail)};
 }
 
 /// The failure for a file shorter than a view of `bytes` at `offset` needs (ENXIO: POSIX's mmap

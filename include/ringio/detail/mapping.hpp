@@ -357,9 +357,11 @@ private:
         report(f.code, out, what);
     }
 
+    // Ends a factory: reports `f`, and returns the mapping, or an empty one after a failure
+    // (closing the descriptor and unmapping whatever was mapped).
     mapping finish(const char* operation, const map_failure& f, std::error_code* out) {
+        fail(f, operation, out);
         if (f.code) {
-            fail(f, operation, out);
             return {};
         }
         return std::move(*this);
