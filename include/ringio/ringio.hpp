@@ -2,8 +2,14 @@
 
 /// The umbrella header: includes every public ringio header.
 
+#include <ringio/descriptor.hpp>
+#include <ringio/endpoint.hpp>
+#include <ringio/io_context.hpp>
 #include <ringio/map_options.hpp>
 #include <ringio/mappable.hpp>
 #include <ringio/mapped.hpp>
+#include <ringio/resolve.hpp>
 #include <ringio/shared_atomic_ref.hpp>
+#include <ringio/task.hpp>
+#include <ringio/timer.hpp>
 #include <ringio/version.hpp>

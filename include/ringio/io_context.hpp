@@ -1,0 +1,404 @@
+#pragma once
+
+#include <ringio/detail/error.hpp>
+
+#include <liburing.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <coroutine>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace ringio {
+
+class io_context;
+
+/// Tuning for an `io_context`'s ring.
+struct context_options {
+    /// Submission queue entries (rounded up to a power of two by the kernel). More operations
+    /// than this may be in flight: a full queue is submitted and refilled.
+    unsigned entries = 256;
+    /// Completion queue entries; 0 means four times `entries`, which leaves room for multishot
+    /// operations that complete many times per submission.
+    unsigned cq_entries = 0;
+    /// Try the fastest setup flags the kernel accepts (`SINGLE_ISSUER|DEFER_TASKRUN`, else
+    /// `COOP_TASKRUN|TASKRUN_FLAG`). Off means a plain ring, which tests use to compare.
+    bool fast_flags = true;
+};
+
+namespace detail {
+
+/// Receives completions: its address is the `user_data` of the SQEs it submits, and `complete`
+/// is called once per CQE. The low bit of `user_data` is free for the owner to tag a second SQE.
+struct completion {
+    using complete_fn = void (*)(completion* self, const io_uring_cqe& cqe) noexcept;
+    complete_fn complete;
+};
+
+/// Links a detached coroutine frame into its context, which destroys it at shutdown if it has
+/// not finished by then.
+struct root_hook {
+    root_hook* prev = nullptr;
+    root_hook* next = nullptr;
+    std::coroutine_handle<> frame;
+};
+
+} // namespace detail
+
+/// Owns one io_uring and runs the coroutines whose operations it carries; one per thread.
+///
+/// Operations prepare SQEs into the ring; each turn of the loop submits them all with one
+/// `io_uring_submit_and_wait`, then reaps every ready CQE and resumes the coroutines waiting
+/// for them. Destroying the context cancels what is still in flight, waits for every
+/// completion, and only then destroys the detached coroutines it still holds.
+///
+/// Threading: every member must be called from the thread that runs the context; the ring is
+/// enabled on the first thread that submits to it, and only that thread may use it after.
+class io_context {
+public:
+    /// Sets up the ring with the fastest flags the running kernel accepts.
+    /// Errors: `std::system_error` naming the cause when io_uring is unavailable (an old kernel,
+    /// a seccomp filter, sysctl `kernel.io_uring_disabled`, the locked-memory limit).
+    explicit io_context(context_options options = {}) {
+        const unsigned cq = options.cq_entries != 0 ? options.cq_entries : 4 * options.entries;
+        int result = -EINVAL;
+        for (unsigned flags : candidate_flags(options.fast_flags)) {
+            io_uring_params params{};
+            params.flags = flags | IORING_SETUP_CQSIZE;
+            params.cq_entries = cq;
+            result = io_uring_queue_init_params(options.entries, &ring_, &params);
+            // EINVAL means "not this combination of flags": try the next, simpler one.
+            if (result != -EINVAL) {
+                break;
+            }
+        }
+        if (result < 0) {
+            detail::throw_error(detail::error_from_result(result), setup_failure(result));
+        }
+        flags_ = ring_.flags;
+        enabled_ = (flags_ & IORING_SETUP_R_DISABLED) == 0;
+        roots_.prev = roots_.next = &roots_;
+    }
+
+    io_context(const io_context&) = delete;
+    io_context& operator=(const io_context&) = delete;
+
+    /// Cancels every operation in flight, waits for all their completions, destroys the
+    /// detached coroutines still held, then closes the ring.
+    ~io_context() {
+        draining_ = true;
+        cancel_all_and_drain();
+        // Destroying frames runs destructors (sockets among them) that may queue more work.
+        while (roots_.next != &roots_) {
+            detail::root_hook* hook = roots_.next;
+            unlink(hook);
+            hook->frame.destroy();
+        }
+        cancel_all_and_drain();
+        for (const std::exception_ptr& error : errors_) {
+            report_lost(error);
+        }
+        io_uring_queue_exit(&ring_);
+    }
+
+    /// Runs the loop until no operation is in flight or `stop()` is called.
+    /// Errors: rethrows the first exception that escaped a coroutine given to `spawn` (call
+    /// `run()` again to go on); `std::system_error` if the ring itself fails.
+    void run() {
+        while (!stopped_ && in_flight_ > 0) {
+            run_once();
+        }
+        stopped_ = false;
+    }
+
+    /// Runs one turn: submits what is prepared, waits for at least one completion if anything
+    /// is in flight, and resumes every coroutine whose completion arrived.
+    /// Errors: as `run()`.
+    void run_once() {
+        turn(in_flight_ > 0);
+        rethrow_spawned();
+    }
+
+    /// Runs one turn without blocking. Returns whether any operation is still in flight.
+    /// Errors: as `run()`.
+    bool poll() {
+        turn(false);
+        rethrow_spawned();
+        return in_flight_ > 0;
+    }
+
+    /// Makes the current (or next) `run()` return after its current turn.
+    void stop() noexcept { stopped_ = true; }
+
+    /// True after `stop()` until `run()` (or `sync_wait`) has returned because of it.
+    [[nodiscard]] bool stopped() const noexcept { return stopped_; }
+
+    /// Clears a `stop()` request that no `run()` has consumed.
+    void restart() noexcept { stopped_ = false; }
+
+    /// The `IORING_SETUP_*` flags the ring was created with.
+    [[nodiscard]] unsigned setup_flags() const noexcept { return flags_; }
+
+    /// SQEs prepared or submitted whose final completion has not been reaped yet.
+    [[nodiscard]] std::size_t in_flight() const noexcept { return in_flight_; }
+
+    /// True while the destructor cancels and drains: completions must not resume coroutines.
+    [[nodiscard]] bool draining() const noexcept { return draining_; }
+
+    /// The underlying ring, for operations ringio does not wrap. Whatever is submitted through
+    /// it must carry a `user_data` of 0 or of a `detail::completion`.
+    [[nodiscard]] io_uring& native_handle() noexcept { return ring_; }
+
+    /// Returns an SQE for one submission, never null: when the submission queue is full, what
+    /// it holds is submitted first. Each SQE taken must be submitted (its CQE is counted).
+    io_uring_sqe* get_sqe() noexcept {
+        io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+        if (sqe == nullptr) [[unlikely]] {
+            sqe = get_sqe_after_submit();
+        }
+        ++in_flight_;
+        return sqe;
+    }
+
+    /// Makes room for `count` consecutive SQEs, so that a linked chain is submitted whole.
+    void reserve(unsigned count) noexcept {
+        while (io_uring_sq_space_left(&ring_) < count) {
+            submit_pending();
+        }
+    }
+
+    /// Queues a request to cancel every operation on descriptor `fd`; their own completions
+    /// still arrive (with `ECANCELED`, or with their result if they won the race).
+    void cancel_fd(int fd) noexcept {
+        io_uring_sqe* sqe = get_sqe();
+        io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+        io_uring_sqe_set_data64(sqe, 0);
+    }
+
+    /// Registers a detached coroutine frame (used by `spawn`).
+    void adopt(detail::root_hook& hook) noexcept {
+        hook.prev = roots_.prev;
+        hook.next = &roots_;
+        roots_.prev->next = &hook;
+        roots_.prev = &hook;
+    }
+
+    /// Called by a detached coroutine as it finishes: unregisters it and keeps its exception
+    /// (if any) for `run()` to rethrow.
+    void release(detail::root_hook& hook, std::exception_ptr error) noexcept {
+        unlink(&hook);
+        if (error) {
+            try {
+                errors_.push_back(std::move(error));
+            } catch (...) {
+                report_lost(error);
+            }
+        }
+    }
+
+private:
+    static std::vector<unsigned> candidate_flags(bool fast) {
+        if (!fast) {
+            return {0};
+        }
+        // DEFER_TASKRUN (6.1) runs completion work only when this thread waits, which keeps it
+        // off other threads and halves the CPU per request on loopback; R_DISABLED lets the
+        // loop thread, not the constructing one, become the single issuer.
+        return {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED |
+                    IORING_SETUP_SUBMIT_ALL,
+                IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SUBMIT_ALL,
+                IORING_SETUP_SUBMIT_ALL, 0};
+    }
+
+    static std::string setup_failure(int result) {
+        switch (-result) {
+        case EPERM:
+            return "io_context: io_uring is not permitted here (sysctl kernel.io_uring_disabled "
+                   "or a seccomp filter)";
+        case ENOSYS:
+            return "io_context: this kernel has no io_uring (Linux 5.1 or newer is needed)";
+        case ENOMEM:
+            return "io_context: not enough locked memory for the ring (raise ulimit -l or "
+                   "use fewer entries)";
+        default:
+            return "io_context: io_uring_setup";
+        }
+    }
+
+    // The ring becomes usable on the thread that first submits: with SINGLE_ISSUER that thread
+    // is the only one allowed to, and a registered ring fd belongs to the registering thread.
+    void enable() {
+        if ((flags_ & IORING_SETUP_R_DISABLED) != 0) {
+            // liburing 2.3's shared library does not export io_uring_enable_rings.
+            if (::syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS,
+                          nullptr, 0) < 0) {
+                detail::throw_error(detail::last_error(), "io_context: enable ring");
+            }
+        }
+        // A registered ring fd saves an fd lookup per io_uring_enter; without it (kernels
+        // before 5.18) everything still works.
+        (void)io_uring_register_ring_fd(&ring_);
+        owner_ = std::this_thread::get_id();
+        enabled_ = true;
+    }
+
+    // Checked once per turn, before the kernel would give a less helpful error (EEXIST under
+    // SINGLE_ISSUER, EBADF for a ring fd registered by another thread).
+    void check_thread() const {
+        if (std::this_thread::get_id() != owner_) [[unlikely]] {
+            detail::throw_error(std::make_error_code(std::errc::file_exists),
+                                "io_context: used from a thread other than its own");
+        }
+    }
+
+    io_uring_sqe* get_sqe_after_submit() noexcept {
+        for (;;) {
+            submit_pending();
+            if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) {
+                return sqe;
+            }
+        }
+    }
+
+    // Submits without waiting. Called from inside await_suspend, so it cannot throw: an error
+    // here means the ring itself is unusable, and the operation could never complete.
+    void submit_pending() noexcept {
+        try {
+            if (!enabled_) {
+                enable();
+            }
+        } catch (const std::exception& error) {
+            std::fprintf(stderr, "ringio: %s\n", error.what());
+            std::terminate();
+        }
+        int result = io_uring_submit(&ring_);
+        if (result < 0 && result != -EINTR && result != -EAGAIN && result != -EBUSY) {
+            std::fprintf(stderr, "ringio: io_uring_submit failed: %s\n",
+                         detail::error_from_result(result).message().c_str());
+            std::terminate();
+        }
+    }
+
+    // One loop turn: submit everything prepared, wait for at least one completion when asked
+    // to, resume every coroutine whose completion arrived.
+    void turn(bool wait) {
+        if (!enabled_) {
+            enable();
+        }
+        check_thread();
+        const int result =
+            wait ? io_uring_submit_and_wait(&ring_, 1) : io_uring_submit_and_get_events(&ring_);
+        // EINTR: a signal; EBUSY/EAGAIN: the kernel wants completions reaped first.
+        if (result < 0 && result != -EINTR && result != -EBUSY && result != -EAGAIN) [[unlikely]] {
+            detail::throw_error(detail::error_from_result(result), "io_context: io_uring_enter");
+        }
+        reap();
+    }
+
+    void rethrow_spawned() {
+        if (!errors_.empty()) [[unlikely]] {
+            std::exception_ptr error = std::move(errors_.front());
+            errors_.erase(errors_.begin());
+            std::rethrow_exception(error);
+        }
+    }
+
+    // Dispatches a snapshot of the ready CQEs before advancing the head once: a resumed
+    // coroutine may submit (which never touches the CQ), and completions posted meanwhile are
+    // taken by the next pass rather than starving the submission side.
+    void reap() noexcept {
+        for (;;) {
+            const unsigned ready = io_uring_cq_ready(&ring_);
+            if (ready == 0) {
+                // Completions that did not fit wait in the kernel (IORING_FEAT_NODROP) until
+                // asked for; nothing is lost, but they must be flushed into the ring.
+                if (io_uring_cq_has_overflow(&ring_) && io_uring_get_events(&ring_) == 0 &&
+                    io_uring_cq_ready(&ring_) > 0) {
+                    continue;
+                }
+                return;
+            }
+            const unsigned head = *ring_.cq.khead;
+            for (unsigned i = 0; i < ready; ++i) {
+                dispatch(ring_.cq.cqes[(head + i) & ring_.cq.ring_mask]);
+            }
+            io_uring_cq_advance(&ring_, ready);
+        }
+    }
+
+    void dispatch(const io_uring_cqe& cqe) noexcept {
+        if ((cqe.flags & IORING_CQE_F_MORE) == 0) {
+            --in_flight_;
+        }
+        const auto tagged = static_cast<std::uintptr_t>(cqe.user_data);
+        if (tagged != 0) {
+            auto* target = reinterpret_cast<detail::completion*>(tagged & ~std::uintptr_t{1});
+            target->complete(target, cqe);
+        }
+    }
+
+    void cancel_all_and_drain() noexcept {
+        if (in_flight_ == 0) {
+            return;
+        }
+        try {
+            if (!enabled_) {
+                enable();
+            }
+            check_thread();
+            io_uring_sqe* sqe = get_sqe();
+            io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+            io_uring_sqe_set_data64(sqe, 0);
+            while (in_flight_ > 0) {
+                turn(true);
+            }
+        } catch (const std::exception& error) {
+            // SQEs that never left the submission queue were never seen by the kernel, which
+            // therefore holds no pointer into any frame: dropping them is safe.
+            if (in_flight_ <= io_uring_sq_ready(&ring_)) {
+                in_flight_ = 0;
+                return;
+            }
+            // Otherwise the kernel may still write into frames: freeing them would corrupt
+            // memory, so stop here.
+            std::fprintf(stderr, "ringio: io_context shutdown could not drain: %s\n", error.what());
+            std::terminate();
+        }
+    }
+
+    static void unlink(detail::root_hook* hook) noexcept {
+        hook->prev->next = hook->next;
+        hook->next->prev = hook->prev;
+        hook->prev = hook->next = nullptr;
+    }
+
+    static void report_lost(const std::exception_ptr& error) noexcept {
+        try {
+            std::rethrow_exception(error);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "ringio: exception from a spawned task was never rethrown: %s\n",
+                         e.what());
+        } catch (...) {
+            std::fprintf(stderr, "ringio: exception from a spawned task was never rethrown\n");
+        }
+    }
+
+    io_uring ring_{};
+    std::size_t in_flight_ = 0;
+    unsigned flags_ = 0;
+    std::thread::id owner_;
+    bool enabled_ = false;
+    bool stopped_ = false;
+    bool draining_ = false;
+    detail::root_hook roots_;
+    std::vector<std::exception_ptr> errors_;
+};
+
+} // namespace ringio

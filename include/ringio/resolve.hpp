@@ -1,0 +1,256 @@
+#pragma once
+
+/// resolve (getaddrinfo) and name_of (getnameinfo): between names and endpoints.
+///
+/// Both block the calling thread: they run the C library's resolver synchronously, which may read
+/// /etc/hosts and /etc/services and query DNS, taking up to its configured timeouts. That is
+/// acceptable where they belong: a server resolves its own address once at start-up, and a client
+/// resolves before it connects. A numeric host (`resolve("127.0.0.1", "80")`) and `name_of` with
+/// `numeric_host` and `numeric_service` never touch the network. A program whose io_context must
+/// not stall resolves before starting it, or passes the numeric flags, or resolves on another
+/// thread.
+
+#include <ringio/detail/error.hpp>
+#include <ringio/endpoint.hpp>
+
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+#include <vector>
+
+namespace ringio {
+
+/// The error category of `getaddrinfo` and `getnameinfo` failures: an error code's value is the
+/// `EAI_*` code and its message is `gai_strerror`'s text. `EAI_SYSTEM` never appears: it is
+/// reported as the `errno` it stands for, in `std::system_category()`.
+inline const std::error_category& resolve_category() noexcept;
+
+/// The `EAI_*` codes of `resolve_category()`, named, to compare with an error code:
+/// `ec == ringio::resolve_errc::no_name`.
+enum class resolve_errc {
+    again = EAI_AGAIN,          ///< Temporary failure, e.g. no answer from the DNS server.
+    bad_flags = EAI_BADFLAGS,   ///< Invalid combination of flags.
+    fail = EAI_FAIL,            ///< Permanent failure of the name server.
+    family = EAI_FAMILY,        ///< Address family not supported.
+    memory = EAI_MEMORY,        ///< Out of memory.
+    no_name = EAI_NONAME,       ///< Unknown host or service, or neither given.
+    service = EAI_SERVICE,      ///< Service not available for the socket type.
+    socket_type = EAI_SOCKTYPE, ///< Socket type not supported.
+    overflow = EAI_OVERFLOW,    ///< A name did not fit the buffer.
+#ifdef EAI_NODATA
+    no_data = EAI_NODATA, ///< The host exists but has no address (of the requested family).
+#endif
+};
+
+/// Makes an error code of `resolve_category()`, so that `resolve_errc` compares with one.
+inline std::error_code make_error_code(resolve_errc e) noexcept {
+    return {static_cast<int>(e), resolve_category()};
+}
+
+/// Which address families `resolve` asks for.
+enum class ip_family {
+    any, ///< IPv4 and IPv6 (`AF_UNSPEC`).
+    v4,  ///< IPv4 only (`AF_INET`).
+    v6,  ///< IPv6 only (`AF_INET6`).
+};
+
+/// Which kind of socket the endpoints are for; it selects the service's port (`/etc/services`
+/// lists TCP and UDP ports apart) and gives each address once rather than once per kind.
+enum class socket_type {
+    stream,   ///< TCP (`SOCK_STREAM`).
+    datagram, ///< UDP (`SOCK_DGRAM`).
+};
+
+/// What `resolve` asks `getaddrinfo` for; fields in the order of the C hints.
+struct resolve_hints {
+    ip_family family = ip_family::any;      ///< `ai_family`.
+    socket_type type = socket_type::stream; ///< `ai_socktype`.
+    bool passive = false;         ///< `AI_PASSIVE`: an empty host gives the wildcard, to bind.
+    bool numeric_host = false;    ///< `AI_NUMERICHOST`: the host must be an address, no lookup.
+    bool numeric_service = false; ///< `AI_NUMERICSERV`: the service must be a port number.
+};
+
+/// Looks up `host` and `service` and returns every endpoint `getaddrinfo` gives, in its order
+/// (duplicates kept), so that a client can try each in turn. `host` is a name or a numeric
+/// address; empty means this machine: the wildcard address with `passive`, else loopback.
+/// `service` is a port number or a service name such as "http"; empty means port 0.
+/// Blocks: see the top of this header.
+/// Errors: `std::system_error` with a `resolve_category()` code (or, for `EAI_SYSTEM`, the
+/// `errno` in `std::system_category()`), whose message names both, e.g. `resolve
+/// "no-such-host.invalid" port "80": Name or service not known`; `std::errc::invalid_argument`
+/// for a host or service containing a NUL byte.
+/// See: getaddrinfo(3).
+inline std::vector<endpoint> resolve(std::string_view host, std::string_view service,
+                                     resolve_hints hints = {});
+
+/// Like `resolve` above, but reports an error through `ec` and returns no endpoints instead of
+/// throwing (running out of memory still throws `std::bad_alloc`).
+inline std::vector<endpoint> resolve(std::string_view host, std::string_view service,
+                                     resolve_hints hints, std::error_code& ec);
+
+/// A host and a service name, as `name_of` gives them: `auto [host, port] = name_of(e);`.
+struct host_and_service {
+    std::string host;    ///< A host name, or the numeric address.
+    std::string service; ///< A service name such as "http", or the port number.
+};
+
+/// How `name_of` names an endpoint; each field is a `getnameinfo` flag.
+struct name_flags {
+    bool numeric_host = false;    ///< `NI_NUMERICHOST`: the address as text, no lookup.
+    bool numeric_service = false; ///< `NI_NUMERICSERV`: the port as a number, no lookup.
+    bool name_required = false;   ///< `NI_NAMEREQD`: fail rather than fall back to the address.
+    bool datagram = false;        ///< `NI_DGRAM`: name the port as a UDP service.
+};
+
+/// Names an endpoint's host and port with `getnameinfo`: a host name where one is known (else
+/// the numeric address) and a service name where one is known (else the port number).
+/// Blocks, unless both numeric flags are set: see the top of this header.
+/// Errors: `std::system_error` with a `resolve_category()` code whose message names the
+/// endpoint, e.g. with `name_required` and an address without a name.
+/// See: getnameinfo(3).
+inline host_and_service name_of(const endpoint& e, name_flags flags = {});
+
+/// Like `name_of` above, but reports an error through `ec` and returns empty names instead of
+/// throwing.
+inline host_and_service name_of(const endpoint& e, name_flags flags, std::error_code& ec);
+
+namespace detail {
+
+class resolve_category_type final : public std::error_category {
+public:
+    [[nodiscard]] const char* name() const noexcept override { return "ringio.resolve"; }
+
+    [[nodiscard]] std::string message(int value) const override { return ::gai_strerror(value); }
+
+    // Lets a caller test `ec == std::errc::not_enough_memory` and the like without knowing
+    // the EAI_* codes.
+    [[nodiscard]] std::error_condition default_error_condition(int value) const noexcept override {
+        switch (value) {
+        case EAI_MEMORY:
+            return std::errc::not_enough_memory;
+        case EAI_FAMILY:
+            return std::errc::address_family_not_supported;
+        case EAI_AGAIN:
+            return std::errc::resource_unavailable_try_again;
+        case EAI_BADFLAGS:
+            return std::errc::invalid_argument;
+        default:
+            return {value, *this};
+        }
+    }
+};
+
+/// The error code for a non-zero `getaddrinfo`/`getnameinfo` status; call it right after the
+/// failed call, since `EAI_SYSTEM` reads `errno`.
+inline std::error_code resolve_error(int status) noexcept {
+    if (status == EAI_SYSTEM && errno != 0) {
+        return last_error();
+    }
+    return {status, resolve_category()};
+}
+
+struct addrinfo_deleter {
+    void operator()(addrinfo* list) const noexcept { ::freeaddrinfo(list); }
+};
+
+// The sizes glibc documents as NI_MAXHOST and NI_MAXSERV, which it defines only for
+// _DEFAULT_SOURCE.
+inline constexpr std::size_t max_host_name = 1025;
+inline constexpr std::size_t max_service_name = 32;
+
+} // namespace detail
+
+inline const std::error_category& resolve_category() noexcept {
+    static const detail::resolve_category_type category;
+    return category;
+}
+
+inline std::vector<endpoint> resolve(std::string_view host, std::string_view service,
+                                     resolve_hints hints, std::error_code& ec) {
+    ec.clear();
+    std::vector<endpoint> endpoints;
+    // getaddrinfo takes C strings: an embedded NUL would silently cut the name short.
+    if (host.find('\0') != std::string_view::npos || service.find('\0') != std::string_view::npos) {
+        ec = std::make_error_code(std::errc::invalid_argument);
+        return endpoints;
+    }
+    addrinfo request{};
+    request.ai_family = hints.family == ip_family::v4   ? AF_INET
+                        : hints.family == ip_family::v6 ? AF_INET6
+                                                        : AF_UNSPEC;
+    request.ai_socktype = hints.type == socket_type::datagram ? SOCK_DGRAM : SOCK_STREAM;
+    request.ai_flags = (hints.passive ? AI_PASSIVE : 0) |
+                       (hints.numeric_host ? AI_NUMERICHOST : 0) |
+                       (hints.numeric_service ? AI_NUMERICSERV : 0);
+    const std::string host_text(host);
+    const std::string service_text(service);
+    addrinfo* list = nullptr;
+    const int status =
+        ::getaddrinfo(host.empty() ? nullptr : host_text.c_str(),
+                      service.empty() ? nullptr : service_text.c_str(), &request, &list);
+    // Owned from here on, whatever happens next (a failed call leaves it null).
+    const std::unique_ptr<addrinfo, detail::addrinfo_deleter> owner(list);
+    if (status != 0) {
+        ec = detail::resolve_error(status);
+        return endpoints;
+    }
+    for (const addrinfo* entry = list; entry != nullptr; entry = entry->ai_next) {
+        // With ai_family IPv4, IPv6 or both, no other family comes back; should a resolver
+        // module ever add one, it is not an endpoint and is left out rather than failing all.
+        std::error_code other_family;
+        endpoint address(entry->ai_addr, entry->ai_addrlen, other_family);
+        if (!other_family) {
+            endpoints.push_back(address);
+        }
+    }
+    return endpoints;
+}
+
+inline std::vector<endpoint> resolve(std::string_view host, std::string_view service,
+                                     resolve_hints hints) {
+    std::error_code ec;
+    auto endpoints = resolve(host, service, hints, ec);
+    if (ec) {
+        detail::throw_error(ec,
+                            "resolve " + detail::quote(host) + " port " + detail::quote(service));
+    }
+    return endpoints;
+}
+
+inline host_and_service name_of(const endpoint& e, name_flags flags, std::error_code& ec) {
+    ec.clear();
+    std::array<char, detail::max_host_name> host{};
+    std::array<char, detail::max_service_name> service{};
+    const int ni_flags = (flags.numeric_host ? NI_NUMERICHOST : 0) |
+                         (flags.numeric_service ? NI_NUMERICSERV : 0) |
+                         (flags.name_required ? NI_NAMEREQD : 0) | (flags.datagram ? NI_DGRAM : 0);
+    const int status =
+        ::getnameinfo(e.data(), e.size(), host.data(), static_cast<socklen_t>(host.size()),
+                      service.data(), static_cast<socklen_t>(service.size()), ni_flags);
+    if (status != 0) {
+        ec = detail::resolve_error(status);
+        return {};
+    }
+    return {host.data(), service.data()};
+}
+
+inline host_and_service name_of(const endpoint& e, name_flags flags) {
+    std::error_code ec;
+    auto names = name_of(e, flags, ec);
+    if (ec) {
+        detail::throw_error(ec,
+                            e.empty() ? "name_of an empty endpoint" : "name_of " + e.to_string());
+    }
+    return names;
+}
+
+} // namespace ringio
+
+template <>
+struct std::is_error_code_enum<ringio::resolve_errc> : std::true_type {};

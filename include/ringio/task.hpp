@@ -1,0 +1,229 @@
+#pragma once
+
+#include <ringio/io_context.hpp>
+
+#include <coroutine>
+#include <exception>
+#include <optional>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+namespace ringio {
+
+template <class T = void>
+class task;
+
+namespace detail {
+
+/// What every task's promise shares: where to go when the body finishes, its exception, and,
+/// for a detached task, the context that owns its frame.
+class promise_base {
+public:
+    /// A task is lazy: its body starts when it is awaited, spawned or waited for.
+    std::suspend_always initial_suspend() const noexcept { return {}; }
+
+    /// Resumes the awaiting coroutine by symmetric transfer (so chains of tasks that finish
+    /// at once do not grow the stack), or, for a detached task, reports to its context and
+    /// frees the frame.
+    struct final_awaiter {
+        bool await_ready() const noexcept { return false; }
+
+        template <class Promise>
+        std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) noexcept {
+            promise_base& promise = self.promise();
+            if (promise.continuation_) {
+                return promise.continuation_;
+            }
+            if (promise.owner_ != nullptr) {
+                promise.owner_->release(promise.hook_, std::move(promise.exception_));
+                self.destroy();
+            }
+            return std::noop_coroutine();
+        }
+
+        void await_resume() const noexcept {}
+    };
+
+    /// See `final_awaiter`.
+    final_awaiter final_suspend() const noexcept { return {}; }
+
+    /// Keeps the exception for the awaiter (or the context, for a detached task).
+    void unhandled_exception() noexcept { exception_ = std::current_exception(); }
+
+    /// Hands the frame to `owner`, which frees it when the body finishes, or at shutdown.
+    void detach(io_context& owner, std::coroutine_handle<> frame) noexcept {
+        owner_ = &owner;
+        hook_.frame = frame;
+        owner.adopt(hook_);
+    }
+
+    std::coroutine_handle<> continuation_;
+    std::exception_ptr exception_;
+
+private:
+    io_context* owner_ = nullptr;
+    root_hook hook_;
+};
+
+/// The promise of a `task<T>` that produces a value.
+template <class T>
+class promise : public promise_base {
+public:
+    task<T> get_return_object() noexcept;
+
+    /// Stores the value of `co_return`.
+    template <class U>
+    requires std::is_convertible_v<U&&, T>
+    void return_value(U&& value) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
+        value_.emplace(std::forward<U>(value));
+    }
+
+    /// The value, or the exception the body ended with.
+    T take() {
+        if (exception_) {
+            std::rethrow_exception(exception_);
+        }
+        return std::move(*value_);
+    }
+
+private:
+    std::optional<T> value_;
+};
+
+/// The promise of a `task<void>`.
+template <>
+class promise<void> : public promise_base {
+public:
+    task<void> get_return_object() noexcept;
+
+    /// Ends the body.
+    void return_void() const noexcept {}
+
+    /// Rethrows the exception the body ended with, if any.
+    void take() const {
+        if (exception_) {
+            std::rethrow_exception(exception_);
+        }
+    }
+};
+
+} // namespace detail
+
+/// A lazy coroutine producing a `T` (or nothing): it starts when awaited, spawned or passed
+/// to `sync_wait`, and an exception it throws reaches whoever awaits it. Move-only; owns its
+/// frame until then. Await a task once.
+template <class T>
+class [[nodiscard]] task {
+public:
+    /// The coroutine's promise type.
+    using promise_type = detail::promise<T>;
+
+    /// Owns `frame`.
+    explicit task(std::coroutine_handle<promise_type> frame) noexcept : frame_(frame) {}
+
+    task(task&& other) noexcept : frame_(std::exchange(other.frame_, {})) {}
+
+    task& operator=(task&& other) noexcept {
+        if (this != &other) {
+            reset();
+            frame_ = std::exchange(other.frame_, {});
+        }
+        return *this;
+    }
+
+    task(const task&) = delete;
+    task& operator=(const task&) = delete;
+
+    ~task() { reset(); }
+
+    /// Awaiting starts the task by symmetric transfer and produces its value, or rethrows its
+    /// exception.
+    struct awaiter {
+        std::coroutine_handle<promise_type> frame;
+
+        bool await_ready() const noexcept { return false; }
+
+        std::coroutine_handle<> await_suspend(std::coroutine_handle<> waiter) const noexcept {
+            frame.promise().continuation_ = waiter;
+            return frame;
+        }
+
+        T await_resume() const { return frame.promise().take(); }
+    };
+
+    /// See `awaiter`.
+    awaiter operator co_await() const& noexcept { return awaiter{frame_}; }
+
+    /// Has the body run to its end?
+    [[nodiscard]] bool done() const noexcept { return frame_ && frame_.done(); }
+
+    /// Gives up ownership of the frame.
+    std::coroutine_handle<promise_type> release() noexcept { return std::exchange(frame_, {}); }
+
+private:
+    void reset() noexcept {
+        if (frame_) {
+            std::exchange(frame_, {}).destroy();
+        }
+    }
+
+    std::coroutine_handle<promise_type> frame_;
+};
+
+template <class T>
+task<T> detail::promise<T>::get_return_object() noexcept {
+    return task<T>{std::coroutine_handle<promise<T>>::from_promise(*this)};
+}
+
+inline task<void> detail::promise<void>::get_return_object() noexcept {
+    return task<void>{std::coroutine_handle<promise<void>>::from_promise(*this)};
+}
+
+/// Starts `work` on `context` at once, detached: it runs until its first suspension now, and
+/// the context owns its frame from then on. An exception that escapes it is rethrown by the
+/// context's `run()` (or `sync_wait`), never swallowed; frames still suspended when the
+/// context is destroyed are destroyed after every operation has completed.
+inline void spawn(io_context& context, task<void> work) {
+    const auto frame = work.release();
+    frame.promise().detach(context, frame);
+    frame.resume();
+}
+
+/// Runs `context` until `work` finishes, and returns its value or rethrows its exception.
+///
+/// Errors: rethrows what `work` throws, or what escapes a spawned task meanwhile;
+/// `std::system_error` with `ECANCELED` if `stop()` is called first, or with `EDEADLK` if the
+/// task waits while no operation is in flight that could ever resume it. In these cases the
+/// unfinished task is handed to the context, which destroys it safely at shutdown.
+template <class T>
+T sync_wait(io_context& context, task<T> work) {
+    const auto frame = work.release();
+    frame.resume();
+    try {
+        while (!frame.done()) {
+            if (context.stopped()) {
+                context.restart();
+                throw std::system_error(std::make_error_code(std::errc::operation_canceled),
+                                        "sync_wait: the io_context was stopped first");
+            }
+            if (context.in_flight() == 0) {
+                throw std::system_error(
+                    std::make_error_code(std::errc::resource_deadlock_would_occur),
+                    "sync_wait: the task is suspended but no operation could resume it");
+            }
+            context.run_once();
+        }
+    } catch (...) {
+        if (!frame.done()) {
+            frame.promise().detach(context, frame);
+        } else {
+            frame.destroy();
+        }
+        throw;
+    }
+    const task<T> owner{frame};
+    return frame.promise().take();
+}
+
+} // namespace ringio

@@ -1,0 +1,295 @@
+#include <ringio/io_context.hpp>
+
+#include <ringio/descriptor.hpp>
+#include <ringio/task.hpp>
+#include <ringio/timer.hpp>
+
+#include "test_support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdlib>
+#include <new>
+#include <string>
+#include <thread>
+
+using namespace std::chrono_literals;
+using ringio::testing::open_fd_count;
+using ringio::testing::owned_pipe;
+
+#if defined(__SANITIZE_ADDRESS__)
+#define RINGIO_TEST_COUNTS_ALLOCATIONS 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RINGIO_TEST_COUNTS_ALLOCATIONS 0
+#endif
+#endif
+#ifndef RINGIO_TEST_COUNTS_ALLOCATIONS
+#define RINGIO_TEST_COUNTS_ALLOCATIONS 1
+#endif
+
+namespace {
+
+// Counts every allocation in this program, to prove that operations make none.
+std::atomic<long> allocations{0};
+
+} // namespace
+
+#if RINGIO_TEST_COUNTS_ALLOCATIONS
+// AddressSanitizer owns operator new in its builds; the other builds count here.
+void* operator new(std::size_t size) {
+    allocations.fetch_add(1, std::memory_order_relaxed);
+    if (void* memory = std::malloc(size == 0 ? 1 : size)) {
+        return memory;
+    }
+    throw std::bad_alloc{};
+}
+
+void operator delete(void* memory) noexcept {
+    std::free(memory);
+}
+
+void operator delete(void* memory, std::size_t /*size*/) noexcept {
+    std::free(memory);
+}
+#endif
+
+namespace {
+
+ringio::detail::unique_fd open_dev_null() {
+    ringio::detail::unique_fd fd{::open("/dev/null", O_WRONLY | O_CLOEXEC)};
+    REQUIRE(fd);
+    return fd;
+}
+
+ringio::task<> write_many(ringio::io_context& context, int fd, int count, int& done) {
+    std::array<std::byte, 16> buffer{};
+    for (int i = 0; i < count; ++i) {
+        co_await ringio::write(context, fd, buffer);
+        ++done;
+    }
+}
+
+// Runs `body` in a child process under a seccomp filter that fails io_uring_setup with
+// `error`, and returns what the child reports: 0 when the io_context constructor threw a
+// system_error carrying that error and a message naming the cause.
+int construct_under_seccomp(int error, const char* expected_words) {
+    const pid_t child = ::fork();
+    if (child == 0) {
+        sock_filter filter[] = {
+            BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_io_uring_setup, 0, 1),
+            BPF_STMT(BPF_RET | BPF_K,
+                     SECCOMP_RET_ERRNO | (static_cast<unsigned>(error) & SECCOMP_RET_DATA)),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        };
+        sock_fprog program{static_cast<unsigned short>(std::size(filter)), filter};
+        if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+            ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) != 0) {
+            ::_exit(10);
+        }
+        try {
+            ringio::io_context context;
+        } catch (const std::system_error& failure) {
+            const std::string text = failure.what();
+            ::_exit(failure.code().value() == error &&
+                            text.find(expected_words) != std::string::npos
+                        ? 0
+                        : 11);
+        }
+        ::_exit(12);
+    }
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 100 + WTERMSIG(status);
+}
+
+} // namespace
+
+TEST_CASE("io_context: sets up the fastest ring the kernel accepts", "[io_context]") {
+    io_uring probe{};
+    io_uring_params params{};
+    params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+    const bool kernel_has_defer = io_uring_queue_init_params(8, &probe, &params) == 0;
+    if (kernel_has_defer) {
+        io_uring_queue_exit(&probe);
+    }
+    ringio::io_context fast;
+    if (kernel_has_defer) {
+        CHECK((fast.setup_flags() & IORING_SETUP_DEFER_TASKRUN) != 0);
+        CHECK((fast.setup_flags() & IORING_SETUP_SINGLE_ISSUER) != 0);
+    } else {
+        WARN("SKIPPED: this kernel has no DEFER_TASKRUN; checked the fallback only");
+        CHECK((fast.setup_flags() & IORING_SETUP_DEFER_TASKRUN) == 0);
+    }
+
+    ringio::io_context plain{{.fast_flags = false}};
+    CHECK((plain.setup_flags() & (IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN)) == 0);
+}
+
+TEST_CASE("io_context: run returns at once when nothing is in flight", "[io_context]") {
+    ringio::io_context context;
+    context.run();
+    CHECK(context.in_flight() == 0);
+    CHECK_FALSE(context.poll());
+}
+
+TEST_CASE("io_context: carries many more operations than it has SQ entries", "[io_context]") {
+    ringio::io_context context{{.entries = 4}};
+    const auto null = open_dev_null();
+    int done = 0;
+    for (int i = 0; i < 200; ++i) {
+        ringio::spawn(context, write_many(context, null.get(), 5, done));
+    }
+    context.run();
+    CHECK(done == 1000);
+    CHECK(context.in_flight() == 0);
+}
+
+TEST_CASE("io_context: a completion queue overflow loses no completion", "[io_context]") {
+    // Writes to /dev/null complete at submission: with 4 SQ and 8 CQ entries, hundreds of
+    // them overflow the CQ long before the loop reaps.
+    ringio::io_context context{{.entries = 4, .cq_entries = 8}};
+    const auto null = open_dev_null();
+    int done = 0;
+    for (int i = 0; i < 500; ++i) {
+        ringio::spawn(context, write_many(context, null.get(), 1, done));
+    }
+    context.run();
+    CHECK(done == 500);
+}
+
+TEST_CASE("io_context: operations allocate nothing on the heap", "[io_context]") {
+    if (!RINGIO_TEST_COUNTS_ALLOCATIONS) {
+        WARN("SKIPPED: AddressSanitizer replaces operator new; the other builds count");
+        return;
+    }
+    ringio::io_context context;
+    const auto null = open_dev_null();
+    long counted = -1;
+    auto loop = [&]() -> ringio::task<> {
+        std::array<std::byte, 64> buffer{};
+        const long before = allocations.load();
+        for (int i = 0; i < 10'000; ++i) {
+            co_await ringio::write(context, null.get(), buffer);
+        }
+        for (int i = 0; i < 100; ++i) {
+            co_await ringio::write(context, null.get(), buffer).with_timeout(1s);
+            co_await ringio::sleep_for(context, 0ns);
+        }
+        counted = allocations.load() - before;
+    };
+    ringio::sync_wait(context, loop());
+    CHECK(counted == 0);
+}
+
+TEST_CASE("io_context: stop makes run return while work is pending", "[io_context]") {
+    ringio::io_context context;
+    bool long_sleep_finished = false;
+    ringio::spawn(context, [](ringio::io_context& ctx, bool& finished) -> ringio::task<> {
+        co_await ringio::sleep_for(ctx, 1h);
+        finished = true;
+    }(context, long_sleep_finished));
+    ringio::spawn(context, [](ringio::io_context& ctx) -> ringio::task<> {
+        co_await ringio::sleep_for(ctx, 5ms);
+        ctx.stop();
+    }(context));
+    const auto start = std::chrono::steady_clock::now();
+    context.run();
+    CHECK(ringio::testing::elapsed_ms(start) < 5000);
+    CHECK_FALSE(long_sleep_finished);
+    CHECK(context.in_flight() > 0);
+    CHECK_FALSE(context.stopped());
+}
+
+TEST_CASE("io_context: destruction cancels pending operations and frees their frames",
+          "[io_context]") {
+    struct tracer {
+        int* destroyed;
+        ~tracer() { ++*destroyed; }
+    };
+    int destroyed = 0;
+    const int fds_before = open_fd_count();
+    {
+        owned_pipe pipe;
+        ringio::io_context context;
+        for (int i = 0; i < 50; ++i) {
+            ringio::spawn(context,
+                          [](ringio::io_context& ctx, int fd, int* count) -> ringio::task<> {
+                              tracer trace{count};
+                              std::array<std::byte, 32> buffer{};
+                              co_await ringio::read(ctx, fd, buffer); // nobody ever writes
+                              co_await ringio::sleep_for(ctx, 1h);
+                          }(context, pipe.read_end.get(), &destroyed));
+            ringio::spawn(context, [](ringio::io_context& ctx, int* count) -> ringio::task<> {
+                tracer trace{count};
+                co_await ringio::sleep_for(ctx, 1h);
+            }(context, &destroyed));
+        }
+        context.poll(); // submitted, now truly in the kernel
+        CHECK(context.in_flight() == 100);
+    }
+    CHECK(destroyed == 100);
+    CHECK(open_fd_count() == fds_before);
+}
+
+TEST_CASE("io_context: an exception from a spawned task is rethrown by run", "[io_context]") {
+    ringio::io_context context;
+    int finished = 0;
+    ringio::spawn(context, [](ringio::io_context& ctx) -> ringio::task<> {
+        co_await ringio::sleep_for(ctx, 1ms);
+        throw std::runtime_error("spawned failure");
+    }(context));
+    ringio::spawn(context, [](ringio::io_context& ctx, int& count) -> ringio::task<> {
+        co_await ringio::sleep_for(ctx, 20ms);
+        ++count;
+    }(context, finished));
+    CHECK_THROWS_WITH(context.run(), "spawned failure");
+    context.run(); // the other task goes on
+    CHECK(finished == 1);
+}
+
+TEST_CASE("io_context: can be built on one thread and run on another", "[io_context]") {
+    ringio::io_context context;
+    bool slept = false;
+    std::thread runner([&] {
+        ringio::sync_wait(context, [](ringio::io_context& ctx, bool& done) -> ringio::task<> {
+            co_await ringio::sleep_for(ctx, 1ms);
+            done = true;
+        }(context, slept));
+    });
+    runner.join();
+    CHECK(slept);
+    if ((context.setup_flags() & IORING_SETUP_SINGLE_ISSUER) == 0) {
+        WARN("SKIPPED: without SINGLE_ISSUER any thread may submit");
+        return;
+    }
+    // The ring now belongs to the runner thread: this one gets a clear error, not a hang.
+    try {
+        ringio::sync_wait(context, [](ringio::io_context& ctx) -> ringio::task<> {
+            co_await ringio::sleep_for(ctx, 1ms);
+        }(context));
+        FAIL("a second thread was able to submit");
+    } catch (const std::system_error& error) {
+        CHECK(error.code().value() == EEXIST);
+        CHECK_THAT(error.what(), Catch::Contains("thread other than its own"));
+    }
+}
+
+TEST_CASE("io_context: reports io_uring being forbidden in plain words", "[io_context]") {
+    CHECK(construct_under_seccomp(EPERM, "not permitted here") == 0);
+    CHECK(construct_under_seccomp(ENOSYS, "no io_uring") == 0);
+    CHECK(construct_under_seccomp(ENOMEM, "locked memory") == 0);
+}

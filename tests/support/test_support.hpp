@@ -1,0 +1,69 @@
+#pragma once
+
+// Helpers shared by the tests: owned pipes, descriptor counting, timing.
+
+#include <ringio/detail/fd.hpp>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstddef>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+namespace ringio::testing {
+
+/// A pipe whose two ends close themselves.
+struct owned_pipe {
+    detail::unique_fd read_end;
+    detail::unique_fd write_end;
+
+    owned_pipe() {
+        int fds[2];
+        if (::pipe2(fds, O_CLOEXEC) != 0) {
+            throw std::system_error(errno, std::system_category(), "pipe2");
+        }
+        read_end.reset(fds[0]);
+        write_end.reset(fds[1]);
+    }
+};
+
+/// The number of descriptors this process has open (entries of /proc/self/fd).
+inline int open_fd_count() {
+    DIR* dir = ::opendir("/proc/self/fd");
+    if (dir == nullptr) {
+        throw std::system_error(errno, std::system_category(), "opendir /proc/self/fd");
+    }
+    int count = 0;
+    while (const dirent* entry = ::readdir(dir)) {
+        if (entry->d_name[0] != '.') {
+            ++count;
+        }
+    }
+    ::closedir(dir);
+    return count - 1; // the directory's own descriptor
+}
+
+/// The bytes of a string, for the operations' byte spans.
+inline std::span<const std::byte> bytes_of(std::string_view text) {
+    return std::as_bytes(std::span{text.data(), text.size()});
+}
+
+/// Text from received bytes.
+inline std::string text_of(std::span<const std::byte> bytes) {
+    return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+}
+
+/// Milliseconds elapsed since `start` on the steady clock.
+inline long long elapsed_ms(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                 start)
+        .count();
+}
+
+} // namespace ringio::testing

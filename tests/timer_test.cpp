@@ -1,0 +1,88 @@
+#include <ringio/timer.hpp>
+
+#include <ringio/io_context.hpp>
+#include <ringio/task.hpp>
+
+#include "test_support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <system_error>
+
+using namespace std::chrono_literals;
+using ringio::testing::elapsed_ms;
+
+TEST_CASE("sleep_for: resumes after the duration", "[timer]") {
+    ringio::io_context context;
+    const auto start = std::chrono::steady_clock::now();
+    ringio::sync_wait(context, [](ringio::io_context& ctx) -> ringio::task<> {
+        co_await ringio::sleep_for(ctx, 30ms);
+    }(context));
+    CHECK(elapsed_ms(start) >= 30);
+}
+
+TEST_CASE("sleep_for: a zero or negative duration completes at once", "[timer]") {
+    ringio::io_context context;
+    const auto start = std::chrono::steady_clock::now();
+    ringio::sync_wait(context, [](ringio::io_context& ctx) -> ringio::task<> {
+        co_await ringio::sleep_for(ctx, 0s);
+        co_await ringio::sleep_for(ctx, -5s);
+    }(context));
+    CHECK(elapsed_ms(start) < 1000);
+}
+
+TEST_CASE("sleep_for: many timers complete in deadline order", "[timer]") {
+    ringio::io_context context;
+    std::vector<int> order;
+    for (int i : {5, 1, 4, 2, 3}) {
+        ringio::spawn(context,
+                      [](ringio::io_context& ctx, int n, std::vector<int>& out) -> ringio::task<> {
+                          co_await ringio::sleep_for(ctx, std::chrono::milliseconds(20 * n));
+                          out.push_back(n);
+                      }(context, i, order));
+    }
+    context.run();
+    CHECK(order == std::vector<int>{1, 2, 3, 4, 5});
+}
+
+TEST_CASE("sleep_for: cancel completes it early with ECANCELED", "[timer]") {
+    ringio::io_context context;
+    std::error_code error;
+    ringio::sleep_operation* pending = nullptr;
+    const auto start = std::chrono::steady_clock::now();
+    ringio::spawn(context,
+                  [](ringio::io_context& ctx, ringio::sleep_operation*& handle,
+                     std::error_code& ec) -> ringio::task<> {
+                      auto sleep = ringio::sleep_for(ctx, 1h, ec);
+                      handle = &sleep;
+                      co_await sleep;
+                      handle = nullptr;
+                  }(context, pending, error));
+    ringio::spawn(context,
+                  [](ringio::io_context& ctx, ringio::sleep_operation*& handle) -> ringio::task<> {
+                      co_await ringio::sleep_for(ctx, 5ms);
+                      REQUIRE(handle != nullptr);
+                      CHECK(handle->pending());
+                      handle->cancel();
+                      handle->cancel(); // a second request is ignored
+                  }(context, pending));
+    context.run();
+    CHECK(error == std::errc::operation_canceled);
+    CHECK(pending == nullptr);
+    CHECK(elapsed_ms(start) < 5000);
+}
+
+TEST_CASE("sleep_for: the throwing form names the operation", "[timer]") {
+    ringio::io_context context;
+    auto cancelled = [](ringio::io_context& ctx) -> ringio::task<> {
+        auto sleep = ringio::sleep_for(ctx, 1h);
+        ringio::spawn(ctx, [](ringio::io_context& c, ringio::sleep_operation& s) -> ringio::task<> {
+            co_await ringio::sleep_for(c, 1ms);
+            s.cancel();
+        }(ctx, sleep));
+        co_await sleep;
+    };
+    CHECK_THROWS_WITH(ringio::sync_wait(context, cancelled(context)),
+                      Catch::StartsWith("sleep_for"));
+}
