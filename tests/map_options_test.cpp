@@ -14,6 +14,8 @@
 #include <sstream>
 #include <string>
 
+using namespace ringio::testing;
+
 TEST_CASE("map_options: the defaults map a file shared from its start", "[map_options]") {
     constexpr ringio::map_options options;
     STATIC_REQUIRE(options.mode == ringio::map_mode::shared);

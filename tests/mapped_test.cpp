@@ -6,6 +6,7 @@
 
 #include "child_process.hpp"
 #include "temp_dir.hpp"
+#include "test_support.hpp"
 
 #include <fcntl.h>
 #include <grp.h>
@@ -21,7 +22,6 @@
 #include <cerrno>
 #include <cstdint>
 #include <filesystem>
-#include <iterator>
 #include <limits>
 #include <numeric>
 #include <ranges>
@@ -32,6 +32,7 @@
 
 using namespace std::chrono_literals;
 using Catch::Matchers::Contains;
+using namespace ringio::testing;
 
 namespace {
 
@@ -64,19 +65,12 @@ T read_value(const std::filesystem::path& path, off_t offset = 0) {
     return value;
 }
 
-// The descriptors this process has open: a leak shows as a difference.
-std::size_t open_descriptors() {
-    return static_cast<std::size_t>(
-        std::distance(std::filesystem::directory_iterator("/proc/self/fd"),
-                      std::filesystem::directory_iterator{}));
-}
-
 // Calls `open`, a throwing factory, which must fail with `expected`; its message must name
 // `subject` and say `words`, and no descriptor may be left behind.
 template <class Open>
 void require_error(Open open, std::errc expected, const std::string& subject,
                    const std::string& words = {}) {
-    const std::size_t before = open_descriptors();
+    const int before = open_fd_count();
     try {
         open();
         FAIL("no error");
@@ -84,7 +78,7 @@ void require_error(Open open, std::errc expected, const std::string& subject,
         CHECK(e.code() == expected);
         CHECK_THAT(e.what(), Contains("mapped: ") && Contains(subject) && Contains(words));
     }
-    CHECK(open_descriptors() == before);
+    CHECK(open_fd_count() == before);
 }
 
 // Drops root's privileges in a forked child, so that permission errors are real: root passes

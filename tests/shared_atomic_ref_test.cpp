@@ -12,6 +12,7 @@
 #include <thread>
 
 using namespace std::chrono_literals;
+using namespace ringio::testing;
 
 namespace {
 

@@ -1,5 +1,7 @@
 #pragma once
 
+// Forked children for the tests that need a second process, never left running.
+
 #include <signal.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -10,6 +12,8 @@
 #include <system_error>
 #include <thread>
 #include <utility>
+
+namespace ringio::testing {
 
 /// The exit status a child uses to say that what it needed is missing here: a skip, not a
 /// failure.
@@ -63,3 +67,5 @@ template <class Body>
 int run_in_child(Body&& body, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
     return wait_child(fork_child(std::forward<Body>(body)), timeout);
 }
+
+} // namespace ringio::testing

@@ -1,11 +1,17 @@
 #pragma once
 
+// A temporary directory per test, for the tests that need real files.
+
 #include <stdlib.h>
+
+#include <cerrno>
 
 #include <filesystem>
 #include <string>
 #include <string_view>
 #include <system_error>
+
+namespace ringio::testing {
 
 /// A directory of the test's own under the system's temporary directory, removed with everything
 /// in it when the test ends.
@@ -39,3 +45,5 @@ public:
 private:
     std::filesystem::path path_;
 };
+
+} // namespace ringio::testing
