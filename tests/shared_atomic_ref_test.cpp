@@ -89,6 +89,20 @@ TEST_CASE("shared_atomic_ref: wait_for times out when nobody writes", "[shared_a
     CHECK_FALSE(ready.wait_for(0, 50ms));
     CHECK(std::chrono::steady_clock::now() - start >= 50ms);
     CHECK_FALSE(ready.wait_until(0, std::chrono::steady_clock::now() - 1s)); // already past
+    CHECK_FALSE(ready.wait_for(0, -1s));
+}
+
+TEST_CASE("shared_atomic_ref: a timeout too long for the clock waits without one",
+          "[shared_atomic_ref]") {
+    std::uint32_t word = 0;
+    ringio::shared_atomic_ref ready{word};
+    // A thread, not a process: it cannot die before it notifies, so the untimed wait ends.
+    std::jthread notifier([&] {
+        std::this_thread::sleep_for(20ms);
+        ready.store(1);
+        ready.notify_all();
+    });
+    CHECK(ready.wait_for(0, std::chrono::nanoseconds::max()));
 }
 
 TEST_CASE("shared_atomic_ref: a notify wakes a waiter in a forked process", "[shared_atomic_ref]") {

@@ -163,7 +163,11 @@ public:
                   std::memory_order order = std::memory_order_seq_cst) const
     requires(sizeof(value_type) == 4)
     {
-        return wait_until(old, std::chrono::steady_clock::now() + timeout, order);
+        const auto now = std::chrono::steady_clock::now();
+        if (timeout >= std::chrono::steady_clock::time_point::max() - now) {
+            return wait_on(old, order, nullptr); // a deadline past the clock's range: none
+        }
+        return wait_until(old, now + timeout, order);
     }
 
     /// Wakes one process or thread waiting on this integer. Call it after the store the waiter

@@ -22,9 +22,10 @@ namespace ringio::detail {
 /// Owns one mapped region, untyped, and the descriptor of the file behind it (if any); move-only.
 /// `mapped<T>` and `mapped<T[]>` are typed views over it.
 ///
-/// Invariants: `base_` is null exactly when nothing is mapped (an empty view); the view starts
-/// `offset_ % page_size()` bytes into the region (the slack of a page-aligned `mmap`); the file
-/// held at least `offset_ + bytes_` bytes when the view was set up or last grown.
+/// Invariants: `region_.base` is null exactly when nothing is mapped (an empty view); the view
+/// starts `region_.offset % page_size()` bytes into the region (the slack of a page-aligned
+/// `mmap`) and is `region_.bytes` long; the file held at least `region_.offset + region_.bytes`
+/// bytes when the view was set up or last grown.
 class mapping {
 public:
     mapping() noexcept = default;
