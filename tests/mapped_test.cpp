@@ -301,6 +301,22 @@ TEST_CASE("mapped: a descriptor passed in stays open and the view holds its own"
     ::close(fd);
 }
 
+TEST_CASE("mapped: an array maps from a descriptor, whole or counted", "[mapped]") {
+    temp_dir dir;
+    const std::array<std::uint32_t, 4> words{1, 2, 3, 4};
+    write_file(dir / "a", std::as_bytes(std::span{words}));
+    ringio::detail::unique_fd fd(::open((dir / "a").c_str(), O_RDONLY | O_CLOEXEC));
+    REQUIRE(fd);
+    auto whole = ringio::mapped<const std::uint32_t[]>::open(fd.get(), {.offset = 4});
+    CHECK(std::ranges::equal(whole, std::array<std::uint32_t, 3>{2, 3, 4}));
+    auto counted = ringio::mapped<const std::uint32_t[]>::open(fd.get(), 2);
+    CHECK(std::ranges::equal(counted, std::array<std::uint32_t, 2>{1, 2}));
+    std::error_code ec;
+    auto too_many = ringio::mapped<const std::uint32_t[]>::open(fd.get(), 5, {}, ec);
+    CHECK(ec == std::errc::no_such_device_or_address);
+    CHECK(too_many.empty());
+}
+
 TEST_CASE("mapped: every descriptor a view holds is close-on-exec", "[mapped]") {
     temp_dir dir;
     auto created = ringio::mapped<record>::create(dir / "r", record{});
@@ -648,6 +664,9 @@ TEST_CASE("mapped: advice is passed to the kernel", "[mapped]") {
         array.advise(advice);
     }
     CHECK(array[4095] == 1); // dropped pages of a shared view come back from the file
+    std::error_code ec = std::make_error_code(std::errc::interrupted);
+    array.advise(ringio::map_advice::sequential, ec);
+    CHECK_FALSE(ec);
 }
 
 TEST_CASE("mapped: move assignment unmaps the old region first", "[mapped]") {
