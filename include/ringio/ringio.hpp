@@ -11,5 +11,8 @@
 #include <ringio/resolve.hpp>
 #include <ringio/shared_atomic_ref.hpp>
 #include <ringio/task.hpp>
+#include <ringio/tcp_listener.hpp>
+#include <ringio/tcp_stream.hpp>
 #include <ringio/timer.hpp>
+#include <ringio/udp_socket.hpp>
 #include <ringio/version.hpp>

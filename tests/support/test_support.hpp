@@ -1,6 +1,6 @@
 #pragma once
 
-// Helpers shared by the tests: owned pipes, descriptor counting, timing.
+// Helpers shared by the tests: owned pipes, descriptor counting, timing, plain sockets.
 
 #include <ringio/detail/fd.hpp>
 
@@ -64,6 +64,30 @@ inline long long elapsed_ms(std::chrono::steady_clock::time_point start) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                                  start)
         .count();
+}
+
+} // namespace ringio::testing
+
+#include <ringio/endpoint.hpp>
+
+#include <sys/socket.h>
+
+namespace ringio::testing {
+
+/// A plain blocking TCP connection to `target`, for peers that are not ringio.
+inline detail::unique_fd blocking_connect(const endpoint& target) {
+    detail::unique_fd fd{::socket(target.family(), SOCK_STREAM | SOCK_CLOEXEC, 0)};
+    if (!fd || ::connect(fd.get(), target.data(), target.size()) != 0) {
+        throw std::system_error(errno, std::system_category(), "connect " + target.to_string());
+    }
+    return fd;
+}
+
+/// True when this machine can bind and reach IPv6 loopback.
+inline bool has_ipv6_loopback() {
+    detail::unique_fd fd{::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0)};
+    const endpoint loopback = endpoint::loopback_v6(0);
+    return fd && ::bind(fd.get(), loopback.data(), loopback.size()) == 0;
 }
 
 } // namespace ringio::testing

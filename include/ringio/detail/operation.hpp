@@ -30,6 +30,8 @@ namespace ringio::detail {
 ///   result updated (the rest of a partial write).
 /// - `void discard(int result) noexcept`: releases what a result carries when nobody will
 ///   receive it (a descriptor from accept, completing during shutdown).
+/// - `value_type failed()`: the value the non-throwing form produces on error, for a value
+///   type that has no default constructor.
 template <class Op>
 concept io_op = requires(Op& op, const Op& cop, io_uring_sqe* sqe, int result) {
     { op.prepare(sqe) } noexcept -> std::same_as<void>;
@@ -135,7 +137,9 @@ public:
                 throw_error(ec, op_.describe());
             }
             *error_ = ec;
-            if constexpr (!std::is_void_v<value_type>) {
+            if constexpr (requires { op_.failed(); }) {
+                return op_.failed();
+            } else if constexpr (!std::is_void_v<value_type>) {
                 return value_type{};
             } else {
                 return;
