@@ -7,8 +7,12 @@
 #include <ringio/descriptor.hpp>
 #include <ringio/endpoint.hpp>
 #include <ringio/io_context.hpp>
+#include <ringio/map_options.hpp>
+#include <ringio/mappable.hpp>
+#include <ringio/mapped.hpp>
 #include <ringio/receiver.hpp>
 #include <ringio/resolve.hpp>
+#include <ringio/shared_atomic_ref.hpp>
 #include <ringio/task.hpp>
 #include <ringio/tcp_listener.hpp>
 #include <ringio/tcp_stream.hpp>
