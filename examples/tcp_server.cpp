@@ -39,6 +39,7 @@ ringio::task<> session(connections& open, connections::iterator client) {
     // another client's.
     std::array<char, 4096> buffer;
     std::size_t used = 0;
+    bool mid_line = false; // a piece of a long line was printed without its end
     try {
         for (;;) {
             const std::size_t size =
@@ -56,6 +57,7 @@ ringio::task<> session(connections& open, connections::iterator client) {
                                                              : newline + 1;
             if (whole > 0) {
                 co_await examples::print(stream.context(), std::string(text.substr(0, whole)));
+                mid_line = text[whole - 1] != '\n';
                 std::copy(buffer.begin() + whole, buffer.begin() + used, buffer.begin());
                 used -= whole;
             }
@@ -67,7 +69,7 @@ ringio::task<> session(connections& open, connections::iterator client) {
         }
     }
     std::string farewell(buffer.data(), used);
-    if (used > 0) {
+    if (used > 0 || mid_line) {
         farewell += '\n';
     }
     farewell += "connection terminated\n";

@@ -75,6 +75,21 @@ def several_clients_at_once(binary):
         check_equal(server.errors(), b"", "stderr")
 
 
+def lines_longer_than_the_buffer(binary):
+    # Printed in pieces of 4096 bytes; the last line is ended for the farewell, even when its
+    # length is a multiple of the buffer's (nothing is left to print but the newline).
+    port = support.free_port(socket.SOCK_STREAM)
+    with start(binary, port) as server:
+        expected = b""
+        for line in (b"y" * 10000 + b"\n", b"z" * 9000, b"w" * 8192):
+            with connect("127.0.0.1", port) as s:
+                s.sendall(line)
+            expected += line.rstrip(b"\n") + b"\n" + FAREWELL
+            server.wait_output(expected)
+        server.stop()
+        check_equal(server.errors(), b"", "stderr")
+
+
 def a_reset_client_does_not_stop_it(binary):
     port = support.free_port(socket.SOCK_STREAM)
     with start(binary, port) as server:
@@ -171,6 +186,7 @@ if __name__ == "__main__":
             case.__name__: case
             for case in (
                 several_clients_at_once,
+                lines_longer_than_the_buffer,
                 a_reset_client_does_not_stop_it,
                 stopping_closes_every_connection,
                 out_of_descriptors,
