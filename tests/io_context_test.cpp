@@ -4,6 +4,7 @@
 #include <ringio/task.hpp>
 #include <ringio/timer.hpp>
 
+#include "allocation_counter.hpp"
 #include "test_support.hpp"
 
 #include <catch2/catch.hpp>
@@ -28,43 +29,6 @@
 using namespace std::chrono_literals;
 using ringio::testing::open_fd_count;
 using ringio::testing::owned_pipe;
-
-#if defined(__SANITIZE_ADDRESS__)
-#define RINGIO_TEST_COUNTS_ALLOCATIONS 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define RINGIO_TEST_COUNTS_ALLOCATIONS 0
-#endif
-#endif
-#ifndef RINGIO_TEST_COUNTS_ALLOCATIONS
-#define RINGIO_TEST_COUNTS_ALLOCATIONS 1
-#endif
-
-namespace {
-
-// Counts every allocation in this program, to prove that operations make none.
-std::atomic<long> allocations{0};
-
-} // namespace
-
-#if RINGIO_TEST_COUNTS_ALLOCATIONS
-// AddressSanitizer owns operator new in its builds; the other builds count here.
-void* operator new(std::size_t size) {
-    allocations.fetch_add(1, std::memory_order_relaxed);
-    if (void* memory = std::malloc(size == 0 ? 1 : size)) {
-        return memory;
-    }
-    throw std::bad_alloc{};
-}
-
-void operator delete(void* memory) noexcept {
-    std::free(memory);
-}
-
-void operator delete(void* memory, std::size_t /*size*/) noexcept {
-    std::free(memory);
-}
-#endif
 
 namespace {
 
@@ -181,7 +145,7 @@ TEST_CASE("io_context: operations allocate nothing on the heap", "[io_context]")
     long counted = -1;
     auto loop = [&]() -> ringio::task<> {
         std::array<std::byte, 64> buffer{};
-        const long before = allocations.load();
+        const long before = ringio::testing::allocations.load();
         for (int i = 0; i < 10'000; ++i) {
             co_await ringio::write(context, null.get(), buffer);
         }
@@ -189,7 +153,7 @@ TEST_CASE("io_context: operations allocate nothing on the heap", "[io_context]")
             co_await ringio::write(context, null.get(), buffer).with_timeout(1s);
             co_await ringio::sleep_for(context, 0ns);
         }
-        counted = allocations.load() - before;
+        counted = ringio::testing::allocations.load() - before;
     };
     ringio::sync_wait(context, loop());
     CHECK(counted == 0);

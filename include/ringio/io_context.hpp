@@ -1,6 +1,7 @@
 #pragma once
 
 #include <ringio/detail/error.hpp>
+#include <ringio/detail/storage.hpp>
 
 #include <liburing.h>
 #include <sys/syscall.h>
@@ -102,6 +103,7 @@ public:
             hook->frame.destroy();
         }
         cancel_all_and_drain();
+        storage_.release();
         for (const std::exception_ptr& error : errors_) {
             report_lost(error);
         }
@@ -181,6 +183,9 @@ public:
         io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
         io_uring_sqe_set_data64(sqe, 0);
     }
+
+    /// State that must outlive the completions that refer to it (see `context_storage`).
+    [[nodiscard]] detail::context_storage& storage() noexcept { return storage_; }
 
     /// Registers a detached coroutine frame (used by `spawn`).
     void adopt(detail::root_hook& hook) noexcept {
@@ -399,6 +404,7 @@ private:
     bool draining_ = false;
     detail::root_hook roots_;
     std::vector<std::exception_ptr> errors_;
+    detail::context_storage storage_;
 };
 
 } // namespace ringio

@@ -2,9 +2,12 @@
 
 /// The umbrella header: includes every public ringio header.
 
+#include <ringio/acceptor.hpp>
+#include <ringio/buffer_ring.hpp>
 #include <ringio/descriptor.hpp>
 #include <ringio/endpoint.hpp>
 #include <ringio/io_context.hpp>
+#include <ringio/receiver.hpp>
 #include <ringio/resolve.hpp>
 #include <ringio/task.hpp>
 #include <ringio/tcp_listener.hpp>

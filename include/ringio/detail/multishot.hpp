@@ -1,0 +1,216 @@
+#pragma once
+
+#include <ringio/detail/storage.hpp>
+#include <ringio/io_context.hpp>
+
+#include <liburing.h>
+
+#include <cerrno>
+#include <coroutine>
+#include <cstdint>
+#include <new>
+#include <utility>
+#include <vector>
+
+namespace ringio::detail {
+
+/// One CQE of a multishot operation, kept until its consumer takes it.
+struct multishot_entry {
+    int result;
+    std::uint32_t flags;
+};
+
+/// The state of one multishot operation (accept, or recv into provided buffers). It lives in
+/// the context's storage, not in a coroutine frame, because the kernel may post CQEs after the
+/// coroutine that armed it is gone: the owner then "orphans" the slot, which cancels the
+/// operation and frees itself at the final CQE, releasing whatever those CQEs carried.
+///
+/// Completions queue up in order until the consumer takes them: a small inline ring, then a
+/// vector for bursts (its capacity is kept, so steady state allocates nothing).
+class multishot_slot : private completion {
+public:
+    /// Fills the SQE that arms the operation (user_data is set by the slot).
+    using arm_fn = void (*)(multishot_slot& slot, io_uring_sqe* sqe) noexcept;
+    /// Frees what an entry holds (a descriptor, a buffer) when no one will take it.
+    using release_fn = void (*)(multishot_slot& slot, const multishot_entry& entry) noexcept;
+    /// Called on -ENOBUFS: the operation stopped because its buffers ran out.
+    using starved_fn = void (*)(multishot_slot& slot) noexcept;
+
+    /// Creates a slot in `context`'s storage for descriptor `fd`.
+    static multishot_slot* create(io_context& context, int fd, arm_fn prepare, release_fn release,
+                                  starved_fn starved, void* owner) {
+        static_assert(sizeof(multishot_slot) <= context_storage::slot_size);
+        return ::new (context.storage().allocate_slot())
+            multishot_slot(context, fd, prepare, release, starved, owner);
+    }
+
+    multishot_slot(const multishot_slot&) = delete;
+    multishot_slot& operator=(const multishot_slot&) = delete;
+
+    /// The owner is going away: releases queued entries and cancels the operation; the slot
+    /// frees itself now if nothing is in flight, else at its final CQE.
+    void orphan() noexcept {
+        orphaned_ = true;
+        waiter_ = {};
+        while (!empty()) {
+            release_(*this, pop());
+        }
+        if (armed_) {
+            io_uring_sqe* sqe = context_->get_sqe();
+            io_uring_prep_cancel64(sqe, reinterpret_cast<std::uintptr_t>(as_completion()), 0);
+            io_uring_sqe_set_data64(sqe, 0);
+        } else {
+            destroy();
+        }
+    }
+
+    /// Arms the operation (again) unless it is armed or its owner is gone.
+    void arm() noexcept {
+        if (armed_ || orphaned_) {
+            return;
+        }
+        io_uring_sqe* sqe = context_->get_sqe();
+        arm_(*this, sqe);
+        io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uintptr_t>(as_completion()));
+        armed_ = true;
+    }
+
+    /// True when no entry is queued.
+    [[nodiscard]] bool empty() const noexcept { return count_ == 0 && more_head_ == more_.size(); }
+
+    /// Takes the oldest entry; the queue must not be empty.
+    multishot_entry pop() noexcept {
+        const multishot_entry entry = ring_[head_];
+        head_ = (head_ + 1) % inline_capacity;
+        --count_;
+        if (more_head_ < more_.size()) {
+            push_inline(more_[more_head_++]);
+            if (more_head_ == more_.size()) {
+                more_.clear();
+                more_head_ = 0;
+            }
+        }
+        return entry;
+    }
+
+    /// Suspends `waiter` until the next entry arrives, arming the operation if it is idle.
+    void wait(std::coroutine_handle<> waiter) noexcept {
+        waiter_ = waiter;
+        if (!starved_) {
+            arm();
+        }
+    }
+
+    /// Stops waiting for buffers (they came back): arms again if someone waits.
+    void feed() noexcept {
+        starved_ = false;
+        arm();
+    }
+
+    /// True while the kernel holds this slot's SQE.
+    [[nodiscard]] bool armed() const noexcept { return armed_; }
+
+    /// The descriptor the operation works on.
+    [[nodiscard]] int fd() const noexcept { return fd_; }
+
+    /// What created the slot (a buffer ring, for recv).
+    [[nodiscard]] void* owner() const noexcept { return owner_; }
+
+    /// Use the single-shot form (kernels without the multishot flag).
+    [[nodiscard]] bool single_shot() const noexcept { return single_shot_; }
+
+    /// Links for the list of slots waiting for buffers (kept by the buffer ring).
+    multishot_slot* starved_prev = nullptr;
+    /// See `starved_prev`.
+    multishot_slot* starved_next = nullptr;
+
+private:
+    static constexpr unsigned inline_capacity = 16;
+
+    multishot_slot(io_context& context, int fd, arm_fn prepare, release_fn release,
+                   starved_fn starved, void* owner) noexcept
+        : completion{&on_completion}, context_(&context), arm_(prepare), release_(release),
+          starved_fn_(starved), owner_(owner), fd_(fd) {}
+
+    ~multishot_slot() = default;
+
+    completion* as_completion() noexcept { return this; }
+
+    void destroy() noexcept {
+        io_context* context = context_;
+        this->~multishot_slot();
+        context->storage().free_slot(this);
+    }
+
+    void push_inline(const multishot_entry& entry) noexcept {
+        ring_[(head_ + count_) % inline_capacity] = entry;
+        ++count_;
+    }
+
+    void push(const multishot_entry& entry) noexcept {
+        if (count_ < inline_capacity && more_head_ == more_.size()) {
+            push_inline(entry);
+            return;
+        }
+        try {
+            more_.push_back(entry);
+        } catch (...) {
+            // Out of memory with completions arriving: nothing can hold this one.
+            release_(*this, entry);
+        }
+    }
+
+    static void on_completion(completion* self, const io_uring_cqe& cqe) noexcept {
+        auto& slot = *static_cast<multishot_slot*>(self);
+        const bool final = (cqe.flags & IORING_CQE_F_MORE) == 0;
+        if (final) {
+            slot.armed_ = false;
+        }
+        const multishot_entry entry{cqe.res, cqe.flags};
+        if (slot.orphaned_ || slot.context_->draining()) {
+            slot.release_(slot, entry);
+            if (final && slot.orphaned_) {
+                slot.destroy();
+            }
+            return;
+        }
+        if (cqe.res == -EINVAL && !slot.single_shot_ && !slot.delivered_) {
+            // The kernel lacks this multishot operation (accept: 5.19, recv: 6.0): carry on
+            // one submission at a time. A real EINVAL comes back from that submission.
+            slot.single_shot_ = true;
+            slot.arm();
+            return;
+        }
+        if (cqe.res == -ENOBUFS && slot.starved_fn_ != nullptr) {
+            // Not an error: the shared buffers ran dry and the data waits in the socket.
+            slot.starved_ = true;
+            slot.starved_fn_(slot);
+            return;
+        }
+        slot.delivered_ = true;
+        slot.push(entry);
+        if (slot.waiter_) {
+            std::exchange(slot.waiter_, {}).resume();
+        }
+    }
+
+    io_context* context_;
+    arm_fn arm_;
+    release_fn release_;
+    starved_fn starved_fn_;
+    void* owner_;
+    std::coroutine_handle<> waiter_;
+    int fd_;
+    bool armed_ = false;
+    bool orphaned_ = false;
+    bool starved_ = false;
+    bool single_shot_ = false;
+    bool delivered_ = false;
+    unsigned head_ = 0;
+    unsigned count_ = 0;
+    std::size_t more_head_ = 0;
+    multishot_entry ring_[inline_capacity]{};
+    std::vector<multishot_entry> more_;
+};
+
+} // namespace ringio::detail

@@ -1,0 +1,138 @@
+#pragma once
+
+#include <ringio/buffer_ring.hpp>
+#include <ringio/detail/error.hpp>
+#include <ringio/detail/multishot.hpp>
+#include <ringio/tcp_stream.hpp>
+
+#include <liburing.h>
+
+#include <coroutine>
+#include <string>
+#include <system_error>
+#include <utility>
+
+namespace ringio {
+
+/// A stream of received buffers: one multishot recv into a shared `buffer_ring`, armed once
+/// and delivering every chunk of data as it arrives, without a submission per read.
+///
+/// `co_await next()` produces a `buffer_lease`; an empty lease means the peer closed its side.
+/// When the ring runs dry the kernel stops the recv (-ENOBUFS); the data waits in the socket
+/// and the receiver starts again as soon as a lease is given back, so nothing is lost.
+///
+/// Lifetime: the stream and the ring outlive the receiver; leases may outlive both the
+/// receiver and the stream. Destroying a receiver while its recv is armed cancels it safely.
+/// Kernel: 6.0 for multishot (older kernels get one recv per `next()`). See:
+/// io_uring_prep_recv_multishot(3).
+class receiver {
+public:
+    /// Prepares to receive from `stream` into `buffers`; nothing is submitted until `next()`.
+    receiver(tcp_stream& stream, buffer_ring& buffers)
+        : slot_(detail::multishot_slot::create(stream.context(), stream.native_handle(), &arm,
+                                               &release, &starve, &buffers.state())),
+          peer_(&stream.remote_endpoint()) {}
+
+    receiver(const receiver&) = delete;
+    receiver& operator=(const receiver&) = delete;
+
+    ~receiver() {
+        if (slot_ != nullptr) {
+            ring().unlink(*slot_);
+            slot_->orphan();
+        }
+    }
+
+    /// The awaitable of `next()`.
+    class [[nodiscard]] next_operation {
+    public:
+        /// Ready at once when data (or the end) is already queued.
+        bool await_ready() const noexcept { return !owner_->slot_->empty() || owner_->ended(); }
+
+        /// Waits for the next chunk, arming the recv if it is idle.
+        void await_suspend(std::coroutine_handle<> waiter) const noexcept {
+            owner_->slot_->wait(waiter);
+        }
+
+        /// The next chunk, an empty lease at the end of the stream; or the error.
+        buffer_lease await_resume() const { return owner_->take(error_); }
+
+    private:
+        friend class receiver;
+        next_operation(receiver& owner, std::error_code* error) noexcept
+            : owner_(&owner), error_(error) {}
+
+        receiver* owner_;
+        std::error_code* error_;
+    };
+
+    /// The next chunk of data.
+    /// Completes with: a `buffer_lease` of at most `buffer_size()` bytes; empty at the end of
+    /// the stream, and at every call after it. Errors: e.g. `ECONNRESET`, `ECANCELED` when the
+    /// stream is closed; the message names the peer.
+    next_operation next() noexcept { return {*this, nullptr}; }
+
+    /// As `next` above; an error is stored in `error` instead of thrown.
+    next_operation next(std::error_code& error) noexcept { return {*this, &error}; }
+
+private:
+    detail::buffer_ring_state& ring() const noexcept {
+        return *static_cast<detail::buffer_ring_state*>(slot_->owner());
+    }
+
+    static void arm(detail::multishot_slot& slot, io_uring_sqe* sqe) noexcept {
+        auto& ring = *static_cast<detail::buffer_ring_state*>(slot.owner());
+        if (slot.single_shot()) {
+            io_uring_prep_recv(sqe, slot.fd(), nullptr, 0, 0);
+        } else {
+            io_uring_prep_recv_multishot(sqe, slot.fd(), nullptr, 0, 0);
+        }
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = ring.group();
+    }
+
+    static void release(detail::multishot_slot& slot,
+                        const detail::multishot_entry& entry) noexcept {
+        if ((entry.flags & IORING_CQE_F_BUFFER) != 0) {
+            static_cast<detail::buffer_ring_state*>(slot.owner())
+                ->give_back(entry.flags >> IORING_CQE_BUFFER_SHIFT);
+        }
+    }
+
+    static void starve(detail::multishot_slot& slot) noexcept {
+        static_cast<detail::buffer_ring_state*>(slot.owner())->starve(slot);
+    }
+
+    bool ended() const noexcept { return end_ <= 0; }
+
+    buffer_lease take(std::error_code* error) {
+        if (!slot_->empty() && end_ > 0) {
+            const detail::multishot_entry entry = slot_->pop();
+            if ((entry.flags & IORING_CQE_F_BUFFER) != 0) {
+                // A chunk (the kernel never selects a buffer for 0 bytes or an error).
+                if (error != nullptr) {
+                    error->clear();
+                }
+                return {ring(), entry.flags >> IORING_CQE_BUFFER_SHIFT,
+                        static_cast<std::size_t>(entry.result)};
+            }
+            end_ = entry.result; // 0: end of stream; negative: an error, for good
+        }
+        if (end_ < 0) {
+            const std::error_code ec = detail::error_from_result(end_);
+            if (error == nullptr) {
+                detail::throw_error(ec, "recv from " + peer_->to_string());
+            }
+            *error = ec;
+        } else if (error != nullptr) {
+            error->clear();
+        }
+        return {};
+    }
+
+    detail::multishot_slot* slot_;
+    const endpoint* peer_;
+    int end_ = 1; // 1 while data may still come
+};
+
+} // namespace ringio

@@ -1,0 +1,111 @@
+#include <ringio/acceptor.hpp>
+
+#include <ringio/io_context.hpp>
+#include <ringio/task.hpp>
+#include <ringio/tcp_listener.hpp>
+
+#include "test_support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <sys/resource.h>
+
+#include <system_error>
+#include <vector>
+
+using ringio::endpoint;
+using ringio::testing::blocking_connect;
+using ringio::testing::open_fd_count;
+
+TEST_CASE("acceptor: one submission accepts many connections", "[acceptor]") {
+    ringio::io_context context;
+    ringio::tcp_listener listener(context, endpoint::loopback_v4(0));
+    ringio::acceptor incoming(listener);
+    std::vector<ringio::detail::unique_fd> clients;
+    for (int i = 0; i < 10; ++i) {
+        clients.push_back(blocking_connect(listener.address()));
+    }
+    auto take = [&]() -> ringio::task<std::vector<ringio::accepted>> {
+        std::vector<ringio::accepted> all;
+        for (int i = 0; i < 10; ++i) {
+            all.push_back(co_await incoming.next());
+            // Still the one multishot accept: nothing else is in flight.
+            CHECK(context.in_flight() == 1);
+        }
+        co_return all;
+    };
+    const auto all = ringio::sync_wait(context, take());
+    for (std::size_t i = 0; i < all.size(); ++i) {
+        CHECK(all[i].stream.is_open());
+        CHECK(all[i].peer.port() != 0);
+        CHECK(all[i].peer == all[i].stream.remote_endpoint());
+        CHECK((::fcntl(all[i].stream.native_handle(), F_GETFD) & FD_CLOEXEC) != 0);
+    }
+}
+
+TEST_CASE("acceptor: running out of descriptors is reported and then survived", "[acceptor]") {
+    ringio::io_context context;
+    ringio::tcp_listener listener(context, endpoint::loopback_v4(0));
+    ringio::acceptor incoming(listener);
+    const auto first = blocking_connect(listener.address());
+    int lowest_free = 0;
+    while (::fcntl(lowest_free, F_GETFD) != -1) {
+        ++lowest_free;
+    }
+    rlimit saved{};
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+    rlimit tight = saved;
+    tight.rlim_cur = static_cast<rlim_t>(lowest_free);
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &tight) == 0);
+    std::error_code error;
+    auto attempt = [&]() -> ringio::task<bool> {
+        co_return (co_await incoming.next(error)).stream.is_open();
+    };
+    const bool opened = ringio::sync_wait(context, attempt());
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
+    CHECK_FALSE(opened);
+    CHECK(error == std::errc::too_many_files_open);
+    // The multishot accept ended with the error; the next call arms it again.
+    CHECK(ringio::sync_wait(context, attempt()));
+    CHECK_FALSE(error);
+}
+
+TEST_CASE("acceptor: destroying it closes connections it had queued", "[acceptor]") {
+    const int before = open_fd_count();
+    {
+        ringio::io_context context;
+        ringio::tcp_listener listener(context, endpoint::loopback_v4(0));
+        std::vector<ringio::detail::unique_fd> clients;
+        {
+            ringio::acceptor incoming(listener);
+            auto first = [&]() -> ringio::task<> {
+                co_await incoming.next();
+            };
+            clients.push_back(blocking_connect(listener.address()));
+            ringio::sync_wait(context, first());
+            for (int i = 0; i < 5; ++i) {
+                clients.push_back(blocking_connect(listener.address()));
+            }
+            context.poll(); // the armed accept takes them into its queue
+            context.poll();
+        }
+        context.poll();
+    }
+    CHECK(open_fd_count() == before);
+}
+
+TEST_CASE("acceptor: closing the listener ends it with ECANCELED", "[acceptor]") {
+    ringio::io_context context;
+    ringio::tcp_listener listener(context, endpoint::loopback_v4(0));
+    ringio::acceptor incoming(listener);
+    std::error_code error;
+    auto waiter = [&]() -> ringio::task<> {
+        co_await incoming.next(error);
+    };
+    ringio::spawn(context, waiter());
+    context.poll();
+    listener.close();
+    context.run();
+    CHECK(error == std::errc::operation_canceled);
+}
