@@ -1,0 +1,130 @@
+// tcp_server PORT: accepts clients, prints everything each one sends, and prints `connection
+// terminated` when one leaves.
+//
+//     $ tcp_server 3490
+//     hello
+//     connection terminated
+//
+// The C original forked a process per client; here each client gets a coroutine, all of them
+// on one thread and one ring. Output is printed a whole line at a time, so clients talking at
+// once never share a line (a line longer than 4096 bytes is printed in pieces, and a last line
+// without a newline gets one). Neither a client that resets its connection nor running out of
+// descriptors stops the server; SIGINT or SIGTERM does, closing every connection, and the
+// server exits 0.
+
+#include "common.hpp"
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <exception>
+#include <list>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+// The open connections, so that a stop signal can close them all.
+using connections = std::list<ringio::tcp_stream>;
+
+ringio::task<> session(connections& open, connections::iterator client) {
+    ringio::tcp_stream& stream = *client;
+    // 4096 bytes is PIPE_BUF: a write of up to that many bytes to a pipe is never split by
+    // another client's.
+    std::array<char, 4096> buffer;
+    std::size_t used = 0;
+    bool mid_line = false; // a piece of a long line was printed without its end
+    try {
+        for (;;) {
+            const std::size_t size =
+                co_await stream.read(std::as_writable_bytes(std::span(buffer).subspan(used)));
+            if (size == 0) {
+                break; // the client closed its side
+            }
+            used += size;
+            // Print up to the last newline; the rest of the line waits for more, unless the
+            // buffer is full.
+            const std::string_view text(buffer.data(), used);
+            const std::size_t newline = text.rfind('\n');
+            const std::size_t whole = used == buffer.size()  ? used
+                                      : newline == text.npos ? 0
+                                                             : newline + 1;
+            if (whole > 0) {
+                co_await examples::print(stream.context(), std::string(text.substr(0, whole)));
+                mid_line = text[whole - 1] != '\n';
+                std::copy(buffer.begin() + whole, buffer.begin() + used, buffer.begin());
+                used -= whole;
+            }
+        }
+    } catch (const std::system_error& error) {
+        // A reset or a failed read ends this client only. A closed stream is the stop signal.
+        if (stream.is_open()) {
+            std::fprintf(stderr, "tcp_server: %s\n", error.what());
+        }
+    }
+    std::string farewell(buffer.data(), used);
+    if (used > 0 || mid_line) {
+        farewell += '\n';
+    }
+    farewell += "connection terminated\n";
+    co_await examples::print(stream.context(), std::move(farewell));
+    open.erase(client);
+}
+
+ringio::task<> accept_clients(ringio::tcp_listener& listener, connections& open) {
+    for (;;) {
+        std::error_code error;
+        auto [stream, peer] = co_await listener.accept(error);
+        if (!listener.is_open()) {
+            co_return; // closed by stop_on_signal; a connection that raced it closes unserved
+        }
+        if (error) {
+            // Out of descriptors (EMFILE, ENFILE), or a connection that died in the queue: the
+            // listener itself is fine. Waiting a little lets descriptors free up, and never spins.
+            std::fprintf(stderr, "tcp_server: accept: %s\n", error.message().c_str());
+            co_await ringio::sleep_for(listener.context(), 100ms);
+            continue;
+        }
+        open.push_front(std::move(stream));
+        ringio::spawn(listener.context(), session(open, open.begin()));
+    }
+}
+
+ringio::task<> stop_on_signal(examples::stop_signals& signals, ringio::tcp_listener& listener,
+                              connections& open) {
+    co_await signals.wait(listener.context());
+    // Each close cancels what is pending on that socket; every coroutine then ends by itself.
+    listener.close();
+    for (ringio::tcp_stream& stream : open) {
+        stream.close();
+    }
+}
+
+} // namespace
+
+int main(int argc, char* argv[]) {
+    if (argc != 2 || !examples::is_port(argv[1])) {
+        std::fputs("usage: tcp_server PORT\n", stderr);
+        return 2;
+    }
+    try {
+        examples::stop_signals signals;
+        ringio::io_context context;
+        auto listener = examples::open_server<ringio::tcp_listener>(context, argv[1],
+                                                                    ringio::socket_type::stream);
+        connections open;
+        ringio::spawn(context, accept_clients(listener, open));
+        ringio::spawn(context, stop_on_signal(signals, listener, open));
+        // Returns once every coroutine has finished and every socket is closed.
+        context.run();
+    } catch (const std::exception& error) {
+        std::fprintf(stderr, "tcp_server: %s\n", error.what());
+        return 1;
+    }
+}

@@ -1,0 +1,91 @@
+// udp_server PORT: prints each datagram it receives and who sent it, and thanks the sender.
+//
+//     $ udp_server 4950
+//     message from localhost port 41234:
+//     hello
+//
+// The classic C server as a coroutine: no getaddrinfo loop to write, no -1 to check after each
+// call, and no buffer to overrun (the C version wrote one byte past its own when a datagram
+// filled it): a datagram longer than the buffer is cut at the buffer's end and reported.
+// IPv4 and IPv6 clients are both served (see examples::open_server). SIGINT or SIGTERM stops
+// the server, which then exits 0.
+
+#include "common.hpp"
+
+#include <array>
+#include <cstdio>
+#include <exception>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+namespace {
+
+constexpr std::size_t buffer_size = 1024;
+
+ringio::task<> serve(ringio::udp_socket& socket) {
+    std::array<char, buffer_size> buffer;
+    for (;;) {
+        std::error_code error;
+        const ringio::received received =
+            co_await socket.recvfrom(std::as_writable_bytes(std::span(buffer)), error);
+        if (!socket.is_open()) {
+            co_return; // closed by stop_on_signal, which cancelled the recvfrom
+        }
+        if (error) {
+            throw std::system_error(error, "recvfrom");
+        }
+        // getnameinfo, like the C original: it may look the name up (and wait for DNS).
+        const auto [host, port] = examples::name_of_peer(received.sender);
+        std::string text = "message from " + host + " port " + port + ":\n";
+        text.append(buffer.data(), received.size);
+        // Each message ends its line, whether or not it brought its own newline.
+        if (received.size == 0 || buffer[received.size - 1] != '\n') {
+            text += '\n';
+        }
+        co_await examples::print(socket.context(), std::move(text));
+        if (received.truncated) {
+            std::fprintf(stderr,
+                         "udp_server: the message from %s port %s was longer than %zu bytes; "
+                         "the rest was discarded\n",
+                         host.c_str(), port.c_str(), buffer_size);
+        }
+
+        const std::string_view reply = "thank you\n";
+        co_await socket.sendto(std::as_bytes(std::span(reply)), received.sender, error);
+        // A sender we cannot answer is not a reason to stop serving the others.
+        if (error && socket.is_open()) {
+            std::fprintf(stderr, "udp_server: sendto %s port %s: %s\n", host.c_str(), port.c_str(),
+                         error.message().c_str());
+        }
+    }
+}
+
+ringio::task<> stop_on_signal(examples::stop_signals& signals, ringio::udp_socket& socket) {
+    co_await signals.wait(socket.context());
+    socket.close();
+}
+
+} // namespace
+
+int main(int argc, char* argv[]) {
+    if (argc != 2 || !examples::is_port(argv[1])) {
+        std::fputs("usage: udp_server PORT\n", stderr);
+        return 2;
+    }
+    try {
+        examples::stop_signals signals;
+        ringio::io_context context;
+        auto socket = examples::open_server<ringio::udp_socket>(context, argv[1],
+                                                                ringio::socket_type::datagram);
+        ringio::spawn(context, serve(socket));
+        ringio::spawn(context, stop_on_signal(signals, socket));
+        // Returns once both coroutines have finished and the socket is closed.
+        context.run();
+    } catch (const std::exception& error) {
+        std::fprintf(stderr, "udp_server: %s\n", error.what());
+        return 1;
+    }
+}

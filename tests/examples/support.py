@@ -1,0 +1,239 @@
+"""What the example tests share: free ports, servers run in the background and always stopped,
+clients run with a deadline, and checks that show both sides when they fail.
+
+Each test script is run as `python3 <example>_test.py CASE BINARY`, where CASE names one of its
+functions; support.main runs it. Only the standard library is used.
+"""
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+# A whole test case must finish within this many seconds (the ctest TIMEOUT is longer, so that
+# the case fails with a message and stops its server rather than being killed).
+DEADLINE = 45
+
+
+class Failure(Exception):
+    pass
+
+
+def check(condition, message):
+    if not condition:
+        raise Failure(message)
+
+
+def check_equal(actual, expected, what):
+    if actual != expected:
+        raise Failure(f"{what}:\n  expected {expected!r}\n  actual   {actual!r}")
+
+
+def _die_with_parent():
+    # Runs in the child before exec: the kernel kills it if the test dies first (a ctest
+    # timeout), so that no server outlives its test and keeps a port.
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def free_port(kind):
+    """A port free on both IPv4 and IPv6 for `kind` (SOCK_STREAM or SOCK_DGRAM), chosen by the
+    kernel for a dual-stack socket that is closed again at once."""
+    with socket.socket(socket.AF_INET6, kind) as s:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        s.bind(("::", 0))
+        return s.getsockname()[1]
+
+
+def host_name(address):
+    """The host name a server prints for a client at `address`: what getnameinfo gives."""
+    return socket.getnameinfo((address, 0), 0)[0]
+
+
+def wait_until(condition, what, timeout=10.0):
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise Failure(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)
+
+
+def _bound(port, protocol):
+    """True when a socket of `protocol` ('tcp' listening, or 'udp') is bound to `port`, read from
+    /proc/net: no connection or datagram that the server would print."""
+    suffix = f":{port:04X}"
+    state = "0A" if protocol == "tcp" else "07"  # TCP_LISTEN, or TCP_CLOSE for unconnected UDP
+    for table in (protocol, protocol + "6"):
+        try:
+            with open(f"/proc/net/{table}") as lines:
+                next(lines)
+                for line in lines:
+                    fields = line.split()
+                    if fields[1].endswith(suffix) and fields[3] == state:
+                        return True
+        except FileNotFoundError:
+            pass
+    return False
+
+
+class Process:
+    """A program running in the background whose standard output and error are collected as
+    they come; killed on leaving the `with` block if still running."""
+
+    def __init__(self, argv, stdin=subprocess.DEVNULL, **options):
+        self.argv = [str(arg) for arg in argv]
+        self.process = subprocess.Popen(
+            self.argv,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent,
+            **options,
+        )
+        self._out = bytearray()
+        self._err = bytearray()
+        self._lock = threading.Lock()
+        self._readers = [
+            threading.Thread(target=self._collect, args=(self.process.stdout, self._out), daemon=True),
+            threading.Thread(target=self._collect, args=(self.process.stderr, self._err), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _collect(self, stream, into):
+        while True:
+            chunk = stream.read1(65536)
+            if not chunk:
+                return
+            with self._lock:
+                into.extend(chunk)
+
+    @property
+    def pid(self):
+        return self.process.pid
+
+    def output(self):
+        with self._lock:
+            return bytes(self._out)
+
+    def errors(self):
+        with self._lock:
+            return bytes(self._err)
+
+    def describe(self):
+        return f"{' '.join(self.argv)}\n  stdout: {self.output()!r}\n  stderr: {self.errors()!r}"
+
+    def running(self):
+        return self.process.poll() is None
+
+    def wait_for_output(self, condition, what, timeout=10.0):
+        """Waits until condition(stdout so far) holds."""
+        try:
+            wait_until(lambda: condition(self.output()) or not self.running(), what, timeout)
+        except Failure as failure:
+            raise Failure(f"{failure}\n{self.describe()}") from None
+        check(condition(self.output()), f"exited while waiting for {what}\n{self.describe()}")
+
+    def wait_output(self, expected, what="stdout"):
+        """Waits until stdout is as long as `expected`, then checks that it is equal."""
+        self.wait_for_output(lambda out: len(out) >= len(expected), what)
+        check_equal(self.output(), expected, what)
+
+    def wait_bound(self, port, protocol):
+        """Waits until the server has bound `port`; it has blocked SIGINT and SIGTERM by then."""
+        try:
+            wait_until(lambda: _bound(port, protocol) or not self.running(), f"port {port}")
+        except Failure as failure:
+            raise Failure(f"{failure}\n{self.describe()}") from None
+        check(self.running(), f"exited instead of binding port {port}\n{self.describe()}")
+
+    def finish(self, timeout=10.0):
+        """Waits for the process to exit by itself; returns its status."""
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise Failure(f"still running after {timeout} s\n{self.describe()}") from None
+        for reader in self._readers:
+            reader.join(timeout)
+        return self.process.returncode
+
+    def stop(self, signal_number=signal.SIGTERM):
+        """Sends `signal_number` and checks that the program exits 0 soon after."""
+        self.process.send_signal(signal_number)
+        status = self.finish()
+        check_equal(status, 0, f"exit status after {signal.Signals(signal_number).name}\n{self.describe()}")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exception):
+        if self.running():
+            self.process.kill()
+            self.process.wait()
+        return False
+
+
+def server(argv, port, protocol, **options):
+    """Starts a server and waits until it listens on `port`."""
+    process = Process(argv, **options)
+    try:
+        process.wait_bound(port, protocol)
+    except BaseException:
+        process.__exit__()
+        raise
+    return process
+
+
+def run(argv, input=b"", timeout=15.0):
+    """Runs a program to its end; returns (status, stdout, stderr)."""
+    result = subprocess.run(
+        [str(arg) for arg in argv],
+        input=input,
+        capture_output=True,
+        timeout=timeout,
+        preexec_fn=_die_with_parent,
+    )
+    return result.returncode, result.stdout, result.stderr
+
+
+def check_usage(binary, usage, argument_lists):
+    """Each argument list is a usage error: status 2, the usage line on stderr, nothing else."""
+    for arguments in argument_lists:
+        status, out, err = run([binary, *arguments])
+        what = f"{binary} {arguments!r}"
+        check_equal(status, 2, f"{what}: exit status")
+        check_equal(err, usage, f"{what}: stderr")
+        check_equal(out, b"", f"{what}: stdout")
+
+
+def check_one_error_line(status, out, err, what, contains):
+    """A failure reported as the issue asks: status 1 and one line on stderr."""
+    check_equal(status, 1, f"{what}: exit status (stderr {err!r})")
+    check_equal(out, b"", f"{what}: stdout")
+    check(err.endswith(b"\n") and err.count(b"\n") == 1, f"{what}: not one line: {err!r}")
+    for text in contains:
+        check(text.encode() in err, f"{what}: {text!r} not in {err!r}")
+
+
+def main(cases):
+    """Runs the case named by argv[1] with the binary argv[2]."""
+    if len(sys.argv) != 3 or sys.argv[1] not in cases:
+        names = " | ".join(sorted(cases))
+        sys.exit(f"usage: {sys.argv[0]} {names} BINARY")
+
+    def expire(signum, frame):
+        raise Failure(f"the test took longer than {DEADLINE} s")
+
+    signal.signal(signal.SIGALRM, expire)
+    signal.alarm(DEADLINE)
+    binary = os.path.abspath(sys.argv[2])
+    try:
+        cases[sys.argv[1]](binary)
+    except Failure as failure:
+        print(f"FAILED: {sys.argv[1]}: {failure}", file=sys.stderr)
+        sys.exit(1)
+    print(f"passed: {sys.argv[1]}")
