@@ -56,19 +56,7 @@ Socket open_server(ringio::io_context& context, const std::string& port, ringio:
 // sees an IPv4 peer as ::ffff:a.b.c.d, which glibc does not look up: the IPv4 address inside it
 // is named instead, as the C original on an IPv4 socket would.
 inline ringio::host_and_service name_of_peer(const ringio::endpoint& peer) {
-    constexpr ringio::name_flags flags{.numeric_service = true};
-    if (peer.is_v6()) {
-        sockaddr_in6 v6{};
-        std::memcpy(&v6, peer.data(), sizeof v6);
-        constexpr std::array<unsigned char, 12> mapped_prefix{0, 0, 0, 0, 0,    0,
-                                                              0, 0, 0, 0, 0xff, 0xff};
-        if (std::memcmp(v6.sin6_addr.s6_addr, mapped_prefix.data(), mapped_prefix.size()) == 0) {
-            in_addr v4{};
-            std::memcpy(&v4, v6.sin6_addr.s6_addr + mapped_prefix.size(), sizeof v4);
-            return ringio::name_of(ringio::endpoint(v4, peer.port()), flags);
-        }
-    }
-    return ringio::name_of(peer, flags);
+    return ringio::name_of(peer.unmapped(), {.numeric_service = true});
 }
 
 // Writes `text` to standard output through the ring, so a slow terminal or pipe never stalls

@@ -363,3 +363,16 @@ TEST_CASE("endpoint: resize rejects a length the family does not fit", "[endpoin
     CHECK_FALSE(ec);
     CHECK(e == endpoint::parse("1.2.3.4:5"));
 }
+
+TEST_CASE("endpoint: an IPv4-mapped address is recognised and unmapped", "[endpoint]") {
+    const auto mapped = ringio::endpoint::parse("[::ffff:192.0.2.7]:8080");
+    CHECK(mapped.is_v4_mapped());
+    CHECK(mapped.unmapped() == ringio::endpoint::parse("192.0.2.7:8080"));
+    const auto plain = ringio::endpoint::parse("[2001:db8::7]:80");
+    CHECK_FALSE(plain.is_v4_mapped());
+    CHECK(plain.unmapped() == plain);
+    const auto v4 = ringio::endpoint::parse("10.1.2.3:9");
+    CHECK_FALSE(v4.is_v4_mapped());
+    CHECK(v4.unmapped() == v4);
+    CHECK_FALSE(ringio::endpoint{}.is_v4_mapped());
+}

@@ -196,3 +196,27 @@ TEST_CASE("udp_socket: a moved socket keeps working and the source is closed", "
     };
     CHECK(ringio::sync_wait(context, exchange()) == 3);
 }
+
+TEST_CASE("udp_socket: an IPv6 wildcard socket receives IPv4 unless v6_only", "[udp_socket]") {
+    if (!ringio::testing::has_ipv6_loopback()) {
+        WARN("SKIPPED: no IPv6 loopback on this machine");
+        return;
+    }
+    ringio::io_context context;
+    ringio::udp_socket dual(context, endpoint::any_v6(0));
+    ringio::udp_socket sender(context, endpoint::loopback_v4(0));
+    auto exchange = [&]() -> ringio::task<ringio::received> {
+        co_await sender.sendto(bytes_of("v4"), endpoint::loopback_v4(dual.local_endpoint().port()));
+        std::array<std::byte, 8> buffer{};
+        co_return co_await dual.recvfrom(buffer);
+    };
+    const ringio::received got = ringio::sync_wait(context, exchange());
+    CHECK(got.sender.is_v4_mapped());
+    CHECK(got.sender.unmapped() == sender.local_endpoint());
+
+    ringio::udp_socket only(context, endpoint::any_v6(0), {.v6_only = true});
+    int v6_only = 0;
+    socklen_t size = sizeof v6_only;
+    REQUIRE(::getsockopt(only.native_handle(), IPPROTO_IPV6, IPV6_V6ONLY, &v6_only, &size) == 0);
+    CHECK(v6_only == 1);
+}

@@ -123,6 +123,13 @@ public:
     /// The IPv6 scope id (an interface index); 0 for none, for IPv4 and when empty.
     [[nodiscard]] std::uint32_t scope_id() const noexcept;
 
+    /// True for an IPv4-mapped IPv6 address (`[::ffff:1.2.3.4]:80`): how a dual-stack IPv6
+    /// socket reports an IPv4 peer.
+    [[nodiscard]] bool is_v4_mapped() const noexcept;
+
+    /// The IPv4 form of an IPv4-mapped endpoint (`1.2.3.4:80`); any other endpoint unchanged.
+    [[nodiscard]] endpoint unmapped() const noexcept;
+
     /// The socket address, for `bind`, `connect`, `sendto` and their io_uring forms.
     [[nodiscard]] const sockaddr* data() const noexcept {
         return reinterpret_cast<const sockaddr*>(&storage_);
@@ -367,6 +374,26 @@ inline std::uint32_t endpoint::scope_id() const noexcept {
     sockaddr_in6 v6;
     std::memcpy(&v6, &storage_, sizeof v6);
     return v6.sin6_scope_id;
+}
+
+inline bool endpoint::is_v4_mapped() const noexcept {
+    if (!is_v6()) {
+        return false;
+    }
+    sockaddr_in6 v6;
+    std::memcpy(&v6, &storage_, sizeof v6);
+    return IN6_IS_ADDR_V4MAPPED(&v6.sin6_addr) != 0;
+}
+
+inline endpoint endpoint::unmapped() const noexcept {
+    if (!is_v4_mapped()) {
+        return *this;
+    }
+    sockaddr_in6 v6;
+    std::memcpy(&v6, &storage_, sizeof v6);
+    in_addr v4;
+    std::memcpy(&v4, &v6.sin6_addr.s6_addr[12], sizeof v4);
+    return {v4, port()};
 }
 
 inline std::string endpoint::to_string() const {

@@ -198,7 +198,8 @@ inline task<tcp_stream> connect(io_context& context, std::string host, std::stri
         }
         tried += (tried.empty() ? "" : ", ") + target.to_string();
     }
-    detail::throw_error(error, "connect " + host + " port " + service + " (tried " + tried + ")");
+    detail::throw_error(error,
+                        "connect \"" + host + "\" port \"" + service + "\" (tried " + tried + ")");
 }
 
 } // namespace ringio

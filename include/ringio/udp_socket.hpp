@@ -91,16 +91,35 @@ using recvfrom_operation = detail::operation<detail::recvfrom_op>;
 /// The awaitable of `udp_socket::sendto`.
 using sendto_operation = detail::operation<detail::sendto_op>;
 
+/// How `udp_socket` sets up a bound socket.
+struct udp_options {
+    /// `SO_REUSEPORT`: several sockets (one per thread) share the port, and the kernel spreads
+    /// datagrams among them by sender.
+    bool reuse_port = false;
+    /// `IPV6_V6ONLY` for an IPv6 address; off means a `[::]` socket receives IPv4 too,
+    /// whatever sysctl net.ipv6.bindv6only says.
+    bool v6_only = false;
+};
+
 /// A UDP socket whose `recvfrom` and `sendto` are io_uring operations. Move-only; closing (or
 /// destroying) it cancels its pending operations first.
 class udp_socket : public detail::socket_base {
 public:
     /// Opens a socket bound to `local` (port 0 picks a free port; see `local_endpoint()`).
     /// Errors: `std::system_error` naming the address, e.g. `EADDRINUSE`.
-    udp_socket(io_context& context, const endpoint& local)
+    udp_socket(io_context& context, const endpoint& local, udp_options options = {})
         : socket_base(context, detail::open_socket(local.family(), SOCK_DGRAM,
                                                    "udp_socket " + local.to_string())),
           local_(local) {
+        const std::string where = "udp_socket " + local.to_string();
+        if (options.reuse_port) {
+            detail::set_socket_option(native_handle(), SOL_SOCKET, SO_REUSEPORT, 1,
+                                      where + ": SO_REUSEPORT");
+        }
+        if (local.is_v6()) {
+            detail::set_socket_option(native_handle(), IPPROTO_IPV6, IPV6_V6ONLY,
+                                      options.v6_only ? 1 : 0, where + ": IPV6_V6ONLY");
+        }
         detail::bind_socket(native_handle(), local, "udp_socket");
         local_ = local_endpoint();
     }

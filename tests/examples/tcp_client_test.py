@@ -95,7 +95,7 @@ def connection_refused(binary):
     port = support.free_port(socket.SOCK_STREAM)
     status, out, err = support.run([binary, "127.0.0.1", port], input=b"hello\n")
     support.check_one_error_line(status, out, err, "a refused connection",
-                                 ["tcp_client: connect 127.0.0.1", "Connection refused"])
+                                 ["tcp_client: connect \"127.0.0.1\"", "Connection refused"])
 
 
 def unknown_host(binary):
