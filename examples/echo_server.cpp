@@ -20,6 +20,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -95,19 +96,24 @@ ringio::task<> stop_on(ringio::io_context& context, int wake, ringio::tcp_listen
     context.stop();
 }
 
-void run_thread(const ringio::endpoint& address, bool simple, int wake) {
+// One thread's share of the server. Everything is set up on the main thread, so that a busy
+// port is reported before any thread starts and no connection ever finds the port closed; the
+// ring is enabled by the thread that runs it.
+struct worker {
     ringio::io_context context;
-    ringio::tcp_listener listener(context, address, {.reuse_port = true});
-    ringio::buffer_ring* buffers = nullptr;
-    std::optional<ringio::buffer_ring> ring;
-    if (!simple) {
-        ring.emplace(context, 1024, 4096);
-        buffers = &*ring;
+    ringio::tcp_listener listener;
+    std::optional<ringio::buffer_ring> buffers;
+    ringio::detail::unique_fd wake{::eventfd(0, EFD_CLOEXEC)};
+
+    worker(const ringio::endpoint& address, bool simple)
+        : listener(context, address, {.reuse_port = true}) {
+        if (!simple) {
+            buffers.emplace(context, 1024, 4096);
+        }
+        ringio::spawn(context, serve(context, listener, buffers ? &*buffers : nullptr));
+        ringio::spawn(context, stop_on(context, wake.get(), listener));
     }
-    ringio::spawn(context, serve(context, listener, buffers));
-    ringio::spawn(context, stop_on(context, wake, listener));
-    context.run();
-}
+};
 
 int usage() {
     std::fprintf(stderr, "usage: echo_server PORT [--threads N] [--simple]\n");
@@ -149,18 +155,15 @@ int main(int argc, char** argv) {
 
     try {
         const ringio::endpoint address = ringio::endpoint::any_v6(static_cast<std::uint16_t>(port));
-        // Bind once here so that a busy port is reported before any thread starts.
-        {
-            ringio::io_context probe;
-            ringio::tcp_listener check(probe, address, {.reuse_port = true});
-        }
-        std::vector<int> wakes;
-        std::vector<std::thread> workers;
+        std::vector<std::unique_ptr<worker>> workers;
         for (unsigned i = 0; i < threads; ++i) {
-            wakes.push_back(::eventfd(0, EFD_CLOEXEC));
-            workers.emplace_back([&, wake = wakes.back()] {
+            workers.push_back(std::make_unique<worker>(address, simple));
+        }
+        std::vector<std::thread> running;
+        for (const auto& each : workers) {
+            running.emplace_back([&context = each->context] {
                 try {
-                    run_thread(address, simple, wake);
+                    context.run();
                 } catch (const std::exception& error) {
                     std::fprintf(stderr, "echo_server: %s\n", error.what());
                     std::_Exit(1);
@@ -169,12 +172,12 @@ int main(int argc, char** argv) {
         }
         int signal = 0;
         sigwait(&signals, &signal);
-        for (int wake : wakes) {
+        for (const auto& each : workers) {
             const std::uint64_t one = 1;
-            (void)!::write(wake, &one, sizeof one);
+            (void)!::write(each->wake.get(), &one, sizeof one);
         }
-        for (std::thread& worker : workers) {
-            worker.join();
+        for (std::thread& thread : running) {
+            thread.join();
         }
         return 0;
     } catch (const std::exception& error) {

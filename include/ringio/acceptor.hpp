@@ -106,9 +106,7 @@ private:
         if (::getpeername(fd.get(), peer.mutable_data(), &size) == 0) {
             peer.resize(size, ignored);
         }
-        if (error != nullptr) {
-            error->clear();
-        }
+        detail::clear(error);
         return {tcp_stream{*context_, std::move(fd), peer}, peer};
     }
 

@@ -110,9 +110,7 @@ private:
             const detail::multishot_entry entry = slot_->pop();
             if ((entry.flags & IORING_CQE_F_BUFFER) != 0) {
                 // A chunk (the kernel never selects a buffer for 0 bytes or an error).
-                if (error != nullptr) {
-                    error->clear();
-                }
+                detail::clear(error);
                 return {ring(), entry.flags >> IORING_CQE_BUFFER_SHIFT,
                         static_cast<std::size_t>(entry.result)};
             }
@@ -124,8 +122,8 @@ private:
                 detail::throw_error(ec, "recv from " + peer_->to_string());
             }
             *error = ec;
-        } else if (error != nullptr) {
-            error->clear();
+        } else {
+            detail::clear(error);
         }
         return {};
     }

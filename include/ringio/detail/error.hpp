@@ -23,6 +23,15 @@ inline std::error_code last_error() noexcept {
     throw std::system_error(ec, what);
 }
 
+/// Clears the caller's error code after a success, for the non-throwing forms. Skips the
+/// store when it already holds no error: clearing calls into the library for the category,
+/// which a hot loop would pay on every operation.
+inline void clear(std::error_code* out) noexcept {
+    if (out != nullptr && *out) {
+        out->clear();
+    }
+}
+
 /// Reports `ec` through `out` when the caller chose the non-throwing form (`out` is not null),
 /// else throws it, naming `what`.
 inline void report(std::error_code ec, std::error_code* out, const std::string& what) {

@@ -76,18 +76,20 @@ public:
     }
 
     /// True when no entry is queued.
-    [[nodiscard]] bool empty() const noexcept { return count_ == 0 && more_head_ == more_.size(); }
+    [[nodiscard]] bool empty() const noexcept { return count_ == 0; }
 
     /// Takes the oldest entry; the queue must not be empty.
     multishot_entry pop() noexcept {
         const multishot_entry entry = ring_[head_];
         head_ = (head_ + 1) % inline_capacity;
         --count_;
-        if (more_head_ < more_.size()) {
+        // The inline ring refills from the overflow at once, so it is empty only when both are.
+        if (overflowing_) [[unlikely]] {
             push_inline(more_[more_head_++]);
             if (more_head_ == more_.size()) {
                 more_.clear();
                 more_head_ = 0;
+                overflowing_ = false;
             }
         }
         return entry;
@@ -148,12 +150,13 @@ private:
     }
 
     void push(const multishot_entry& entry) noexcept {
-        if (count_ < inline_capacity && more_head_ == more_.size()) {
+        if (count_ < inline_capacity && !overflowing_) [[likely]] {
             push_inline(entry);
             return;
         }
         try {
             more_.push_back(entry);
+            overflowing_ = true;
         } catch (...) {
             // Out of memory with completions arriving: nothing can hold this one.
             release_(*this, entry);
@@ -167,31 +170,40 @@ private:
             slot.armed_ = false;
         }
         const multishot_entry entry{cqe.res, cqe.flags};
-        if (slot.orphaned_ || slot.context_->draining()) {
+        if (slot.orphaned_) [[unlikely]] {
             slot.release_(slot, entry);
-            if (final && slot.orphaned_) {
+            if (final) {
                 slot.destroy();
             }
             return;
         }
-        if (cqe.res == -EINVAL && !slot.single_shot_ && !slot.delivered_) {
-            // The kernel lacks this multishot operation (accept: 5.19, recv: 6.0): carry on
-            // one submission at a time. A real EINVAL comes back from that submission.
-            slot.single_shot_ = true;
-            slot.arm();
-            return;
-        }
-        if (cqe.res == -ENOBUFS && slot.starved_fn_ != nullptr) {
-            // Not an error: the shared buffers ran dry and the data waits in the socket.
-            slot.starved_ = true;
-            slot.starved_fn_(slot);
+        if (cqe.res < 0 && slot.absorb_failure(cqe.res)) [[unlikely]] {
             return;
         }
         slot.delivered_ = true;
         slot.push(entry);
-        if (slot.waiter_) {
+        // During shutdown entries stay queued, to be released when the owner is destroyed.
+        if (slot.waiter_ && !slot.context_->draining()) {
             std::exchange(slot.waiter_, {}).resume();
         }
+    }
+
+    // Handles the failures that are not the consumer's business; true when absorbed.
+    bool absorb_failure(int result) noexcept {
+        if (result == -EINVAL && !single_shot_ && !delivered_) {
+            // The kernel lacks this multishot operation (accept: 5.19, recv: 6.0): carry on
+            // one submission at a time. A real EINVAL comes back from that submission.
+            single_shot_ = true;
+            arm();
+            return true;
+        }
+        if (result == -ENOBUFS && starved_fn_ != nullptr) {
+            // Not an error: the shared buffers ran dry and the data waits in the socket.
+            starved_ = true;
+            starved_fn_(*this);
+            return true;
+        }
+        return false;
     }
 
     io_context* context_;
@@ -206,6 +218,7 @@ private:
     bool starved_ = false;
     bool single_shot_ = false;
     bool delivered_ = false;
+    bool overflowing_ = false;
     unsigned head_ = 0;
     unsigned count_ = 0;
     std::size_t more_head_ = 0;

@@ -145,9 +145,7 @@ public:
                 return;
             }
         }
-        if (error_ != nullptr) {
-            error_->clear();
-        }
+        clear(error_);
         return op_.complete(result_);
     }
 
@@ -231,8 +229,10 @@ private:
     bool has_timeout_ = false;
     bool timed_out_ = false;
     bool cancel_requested_ = false;
-    std::chrono::nanoseconds timeout_{};
-    __kernel_timespec deadline_{};
+    std::chrono::nanoseconds timeout_;
+    // Written in await_suspend when a timeout is set; left alone (and unread) otherwise, so
+    // that building an operation stays a handful of stores.
+    __kernel_timespec deadline_;
     Op op_;
 };
 
