@@ -103,15 +103,14 @@ struct worker {
     ringio::io_context context;
     ringio::tcp_listener listener;
     std::optional<ringio::buffer_ring> buffers;
-    ringio::detail::unique_fd wake{::eventfd(0, EFD_CLOEXEC)};
 
-    worker(const ringio::endpoint& address, bool simple)
+    worker(const ringio::endpoint& address, bool simple, int wake)
         : listener(context, address, {.reuse_port = true}) {
         if (!simple) {
             buffers.emplace(context, 1024, 4096);
         }
         ringio::spawn(context, serve(context, listener, buffers ? &*buffers : nullptr));
-        ringio::spawn(context, stop_on(context, wake.get(), listener));
+        ringio::spawn(context, stop_on(context, wake, listener));
     }
 };
 
@@ -155,15 +154,20 @@ int main(int argc, char** argv) {
 
     try {
         const ringio::endpoint address = ringio::endpoint::any_v6(static_cast<std::uint16_t>(port));
+        std::vector<int> wakes;
         std::vector<std::unique_ptr<worker>> workers;
         for (unsigned i = 0; i < threads; ++i) {
-            workers.push_back(std::make_unique<worker>(address, simple));
+            wakes.push_back(::eventfd(0, EFD_CLOEXEC));
+            workers.push_back(std::make_unique<worker>(address, simple, wakes.back()));
         }
         std::vector<std::thread> running;
-        for (const auto& each : workers) {
-            running.emplace_back([&context = each->context] {
+        for (std::unique_ptr<worker>& each : workers) {
+            // A context is destroyed by the thread that ran it: only that thread may still
+            // submit the cancellations its destructor needs.
+            running.emplace_back([&each] {
                 try {
-                    context.run();
+                    each->context.run();
+                    each.reset();
                 } catch (const std::exception& error) {
                     std::fprintf(stderr, "echo_server: %s\n", error.what());
                     std::_Exit(1);
@@ -172,12 +176,15 @@ int main(int argc, char** argv) {
         }
         int signal = 0;
         sigwait(&signals, &signal);
-        for (const auto& each : workers) {
+        for (int wake : wakes) {
             const std::uint64_t one = 1;
-            (void)!::write(each->wake.get(), &one, sizeof one);
+            (void)!::write(wake, &one, sizeof one);
         }
         for (std::thread& thread : running) {
             thread.join();
+        }
+        for (int wake : wakes) {
+            ::close(wake);
         }
         return 0;
     } catch (const std::exception& error) {
