@@ -125,7 +125,7 @@ static void drop_queue(struct conn* c) {
  * later accept that reuses the number cannot receive a stale completion. */
 static void maybe_close(int fd) {
     struct conn* c = &conns[fd];
-    if (c->open && c->dead && !c->recv_armed && !c->send_busy) {
+    if (c->dead && c->open && !c->recv_armed && !c->send_busy) {
         drop_queue(c);
         c->open = 0;
         c->starved = 0;
@@ -162,31 +162,43 @@ static void on_accept(const struct io_uring_cqe* cqe) {
     }
 }
 
+static void queue_send(int fd, int bid, int len) {
+    struct conn* c = &conns[fd];
+    buf_off[bid] = 0;
+    buf_len[bid] = (uint32_t)len;
+    buf_next[bid] = -1;
+    if (c->send_tail >= 0) {
+        buf_next[c->send_tail] = bid;
+    } else {
+        c->send_head = bid;
+    }
+    c->send_tail = bid;
+    if (!c->send_busy) {
+        send_head(fd);
+    }
+}
+
 static void on_recv(const struct io_uring_cqe* cqe, int fd) {
     struct conn* c = &conns[fd];
     int res = cqe->res;
-    int more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+    unsigned flags = cqe->flags;
+    if (__builtin_expect(res > 0 && (flags & IORING_CQE_F_MORE) && !c->dead, 1)) {
+        /* The common case: data into a buffer, the recv still armed. */
+        ++buffers_held;
+        queue_send(fd, (int)(flags >> IORING_CQE_BUFFER_SHIFT), res);
+        return;
+    }
+    int more = (flags & IORING_CQE_F_MORE) != 0;
     if (!more) {
         c->recv_armed = 0;
     }
-    if (cqe->flags & IORING_CQE_F_BUFFER) {
-        int bid = (int)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+    if (flags & IORING_CQE_F_BUFFER) {
+        int bid = (int)(flags >> IORING_CQE_BUFFER_SHIFT);
         ++buffers_held;
         if (res <= 0 || c->dead) {
             recycle(bid);
         } else {
-            buf_off[bid] = 0;
-            buf_len[bid] = (uint32_t)res;
-            buf_next[bid] = -1;
-            if (c->send_tail >= 0) {
-                buf_next[c->send_tail] = bid;
-            } else {
-                c->send_head = bid;
-            }
-            c->send_tail = bid;
-            if (!c->send_busy) {
-                send_head(fd);
-            }
+            queue_send(fd, bid, res);
         }
     }
     if (res == -ENOBUFS) {
@@ -210,8 +222,20 @@ static void on_recv(const struct io_uring_cqe* cqe, int fd) {
 
 static void on_send(const struct io_uring_cqe* cqe, int fd) {
     struct conn* c = &conns[fd];
-    c->send_busy = 0;
+    int bid = c->send_head;
     int res = cqe->res;
+    c->send_busy = 0;
+    if (__builtin_expect(res >= 0 && (uint32_t)res == buf_len[bid] && !c->dead, 1)) {
+        /* The common case: the whole buffer went out. */
+        c->send_head = buf_next[bid];
+        recycle(bid);
+        if (c->send_head >= 0) {
+            send_head(fd);
+        } else {
+            c->send_tail = -1;
+        }
+        return;
+    }
     if (res < 0) {
         c->dead = 1;
         drop_queue(c);
@@ -220,7 +244,6 @@ static void on_send(const struct io_uring_cqe* cqe, int fd) {
             shutdown(fd, SHUT_RDWR);
         }
     } else {
-        int bid = c->send_head;
         buf_off[bid] += (uint32_t)res;
         buf_len[bid] -= (uint32_t)res;
         if (buf_len[bid] == 0) {
