@@ -21,7 +21,9 @@ enum {
 /* 4 KiB holds the largest message of the grid in one buffer. 2048 of them are far more than 500
  * connections hold at once; 10,000 idle connections hold none. */
 #define BUF_SIZE 4096u
+#ifndef BUF_COUNT
 #define BUF_COUNT 2048u
+#endif
 #define BUF_GROUP 0
 #define SQ_ENTRIES 2048u
 #define CQ_ENTRIES 16384u
