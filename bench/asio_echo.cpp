@@ -17,7 +17,8 @@ asio::awaitable<void> echo(asio::ip::tcp::socket socket) {
     char data[4096];
     try {
         for (;;) {
-            std::size_t n = co_await socket.async_read_some(asio::buffer(data), asio::use_awaitable);
+            std::size_t n =
+                co_await socket.async_read_some(asio::buffer(data), asio::use_awaitable);
             co_await asio::async_write(socket, asio::buffer(data, n), asio::use_awaitable);
         }
     } catch (const std::exception&) {

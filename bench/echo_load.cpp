@@ -66,10 +66,9 @@ struct options {
 }
 
 [[noreturn]] void usage() {
-    std::fprintf(stderr,
-                 "usage: echo_load --port P [--host A] [--connections N] [--size S]\n"
-                 "                 [--seconds T] [--warmup W] [--round-trips K] [--idle]\n"
-                 "                 [--hold H] [--stall X] [--cpu C] [--udp]\n");
+    std::fprintf(stderr, "usage: echo_load --port P [--host A] [--connections N] [--size S]\n"
+                         "                 [--seconds T] [--warmup W] [--round-trips K] [--idle]\n"
+                         "                 [--hold H] [--stall X] [--cpu C] [--udp]\n");
     std::exit(2);
 }
 
@@ -348,8 +347,8 @@ private:
                 std::fprintf(stderr,
                              "echo_load: connection %zu stalled in round %llu: sent %zu, "
                              "received %zu of %zu for %.1f s\n",
-                             i, static_cast<unsigned long long>(c.round), c.sent, c.received,
-                             size_, now_ - c.last_progress);
+                             i, static_cast<unsigned long long>(c.round), c.sent, c.received, size_,
+                             now_ - c.last_progress);
                 fail("stalled connection");
             }
         }
@@ -387,8 +386,7 @@ void raise_fd_limit(int connections) {
         setrlimit(RLIMIT_NOFILE, &limit);
     }
     getrlimit(RLIMIT_NOFILE, &limit);
-    if (limit.rlim_cur != RLIM_INFINITY &&
-        static_cast<rlim_t>(connections) + 16 > limit.rlim_cur) {
+    if (limit.rlim_cur != RLIM_INFINITY && static_cast<rlim_t>(connections) + 16 > limit.rlim_cur) {
         std::fprintf(stderr, "echo_load: %d connections need a descriptor limit above %llu\n",
                      connections, static_cast<unsigned long long>(limit.rlim_cur));
         std::exit(2);
