@@ -198,7 +198,7 @@ public:
         }
     }
 
-    // Runs until `done` says so; returns the number of round trips completed in the whole run.
+    // Polls and serves every connection until `done()` is true.
     template <typename Done>
     void run(Done done) {
         std::vector<epoll_event> events(512);
