@@ -1,0 +1,391 @@
+/* The practical limit for a TCP echo server over io_uring, written in C against liburing 2.3 to the
+ * best practice the kernel offers: one multishot accept; one multishot recv per connection taking
+ * buffers from a provided-buffer ring; the received buffer itself is sent back and returned to the
+ * ring once its send completes (no copy); SINGLE_ISSUER | DEFER_TASKRUN; a registered ring
+ * descriptor; one io_uring_submit_and_wait per loop turn and every ready CQE reaped in a batch.
+ *
+ * Usage: raw_uring_echo PORT [--cpu C] */
+#include "peer.h"
+
+#include <liburing.h>
+#include <stdint.h>
+#include <sys/mman.h>
+
+enum {
+    op_accept = 1,
+    op_recv = 2,
+    op_send = 3,
+    op_backoff = 4,
+};
+
+/* 4 KiB holds the largest message of the grid in one buffer. 2048 of them are far more than 500
+ * connections hold at once; 10,000 idle connections hold none. */
+#define BUF_SIZE 4096u
+#ifndef BUF_COUNT
+#define BUF_COUNT 2048u
+#endif
+#define BUF_GROUP 0
+#define SQ_ENTRIES 2048u
+#define CQ_ENTRIES 16384u
+
+/* Per connection, indexed by descriptor. A connection owns the buffers queued for sending, in
+ * arrival order, chained through buf_next; only the head is ever being sent, so bytes leave in
+ * the order they came even when a send is short. */
+struct conn {
+    int32_t send_head; /* buffer id, -1 when nothing is queued */
+    int32_t send_tail;
+    uint8_t open;
+    uint8_t recv_armed; /* a multishot recv is in flight */
+    uint8_t send_busy;  /* a send of send_head is in flight */
+    uint8_t dead;       /* peer gone or error: drop what arrives, close once nothing is in flight */
+    uint8_t starved;    /* the recv ended with -ENOBUFS; re-armed when buffers come back */
+};
+
+static struct io_uring ring;
+static struct io_uring_buf_ring* buf_ring;
+static unsigned char* buffers;
+static int32_t buf_next[BUF_COUNT];
+static uint32_t buf_off[BUF_COUNT];
+static uint32_t buf_len[BUF_COUNT];
+static unsigned buffers_held;  /* taken by the kernel and not yet given back */
+static unsigned buffers_added; /* given back since the ring tail was last published */
+
+static struct conn* conns;
+static int max_fds;
+static int* starved_fds;
+static int starved_count;
+static int listen_fd;
+static struct __kernel_timespec backoff = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
+
+static uint64_t make_user_data(int op, int fd) {
+    return ((uint64_t)op << 32) | (uint32_t)fd;
+}
+
+/* Never assume the SQ has room: when it is full, submit what is there and take a fresh entry. */
+static struct io_uring_sqe* get_sqe(void) {
+    struct io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+    while (sqe == NULL) {
+        int ret = io_uring_submit(&ring);
+        if (ret < 0 && ret != -EBUSY && ret != -EINTR) {
+            peer_die("io_uring_submit", -ret);
+        }
+        sqe = io_uring_get_sqe(&ring);
+    }
+    return sqe;
+}
+
+static void arm_accept(void) {
+    struct io_uring_sqe* sqe = get_sqe();
+    io_uring_prep_multishot_accept(sqe, listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, make_user_data(op_accept, listen_fd));
+}
+
+static void arm_recv(int fd) {
+    struct io_uring_sqe* sqe = get_sqe();
+    io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = BUF_GROUP;
+    io_uring_sqe_set_data64(sqe, make_user_data(op_recv, fd));
+    conns[fd].recv_armed = 1;
+}
+
+static void recycle(int bid) {
+    io_uring_buf_ring_add(buf_ring, buffers + (size_t)bid * BUF_SIZE, BUF_SIZE, (unsigned short)bid,
+                          io_uring_buf_ring_mask(BUF_COUNT), (int)buffers_added);
+    ++buffers_added;
+    --buffers_held;
+}
+
+/* Publishes every buffer given back since the last call with one store to the ring tail. */
+static void publish_buffers(void) {
+    if (buffers_added != 0) {
+        io_uring_buf_ring_advance(buf_ring, (int)buffers_added);
+        buffers_added = 0;
+    }
+}
+
+static void send_head(int fd) {
+    struct conn* c = &conns[fd];
+    int bid = c->send_head;
+    struct io_uring_sqe* sqe = get_sqe();
+    io_uring_prep_send(sqe, fd, buffers + (size_t)bid * BUF_SIZE + buf_off[bid], buf_len[bid],
+                       MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, make_user_data(op_send, fd));
+    c->send_busy = 1;
+}
+
+static void drop_queue(struct conn* c) {
+    while (c->send_head >= 0) {
+        int bid = c->send_head;
+        c->send_head = buf_next[bid];
+        recycle(bid);
+    }
+    c->send_tail = -1;
+}
+
+/* Closes a connection only when the kernel holds no operation on its descriptor any more, so a
+ * later accept that reuses the number cannot receive a stale completion. */
+static void maybe_close(int fd) {
+    struct conn* c = &conns[fd];
+    if (c->dead && c->open && !c->recv_armed && !c->send_busy) {
+        drop_queue(c);
+        c->open = 0;
+        c->starved = 0;
+        close(fd);
+    }
+}
+
+static void on_accept(const struct io_uring_cqe* cqe) {
+    int res = cqe->res;
+    int resource_error = 0;
+    if (res >= 0) {
+        if (res >= max_fds) {
+            close(res);
+        } else {
+            struct conn* c = &conns[res];
+            memset(c, 0, sizeof *c);
+            c->send_head = c->send_tail = -1;
+            c->open = 1;
+            peer_nodelay(res);
+            arm_recv(res);
+        }
+    } else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
+        resource_error = 1;
+    }
+    if (!(cqe->flags & IORING_CQE_F_MORE)) {
+        if (resource_error) {
+            /* Out of descriptors or memory: wait on a ring timeout instead of spinning. */
+            struct io_uring_sqe* sqe = get_sqe();
+            io_uring_prep_timeout(sqe, &backoff, 0, 0);
+            io_uring_sqe_set_data64(sqe, make_user_data(op_backoff, listen_fd));
+        } else {
+            arm_accept();
+        }
+    }
+}
+
+static void queue_send(int fd, int bid, int len) {
+    struct conn* c = &conns[fd];
+    buf_off[bid] = 0;
+    buf_len[bid] = (uint32_t)len;
+    buf_next[bid] = -1;
+    if (c->send_tail >= 0) {
+        buf_next[c->send_tail] = bid;
+    } else {
+        c->send_head = bid;
+    }
+    c->send_tail = bid;
+    if (!c->send_busy) {
+        send_head(fd);
+    }
+}
+
+static void on_recv(const struct io_uring_cqe* cqe, int fd) {
+    struct conn* c = &conns[fd];
+    int res = cqe->res;
+    unsigned flags = cqe->flags;
+    if (__builtin_expect(res > 0 && (flags & IORING_CQE_F_MORE) && !c->dead, 1)) {
+        /* The common case: data into a buffer, the recv still armed. */
+        ++buffers_held;
+        queue_send(fd, (int)(flags >> IORING_CQE_BUFFER_SHIFT), res);
+        return;
+    }
+    int more = (flags & IORING_CQE_F_MORE) != 0;
+    if (!more) {
+        c->recv_armed = 0;
+    }
+    if (flags & IORING_CQE_F_BUFFER) {
+        int bid = (int)(flags >> IORING_CQE_BUFFER_SHIFT);
+        ++buffers_held;
+        if (res <= 0 || c->dead) {
+            recycle(bid);
+        } else {
+            queue_send(fd, bid, res);
+        }
+    }
+    if (res == -ENOBUFS) {
+        /* The ring ran dry; the bytes are still in the socket. Re-arm once buffers return. */
+        if (!c->dead && !more) {
+            c->starved = 1;
+            starved_fds[starved_count++] = fd;
+        }
+    } else if (res <= 0) {
+        /* 0 is end of stream; anything else negative ends this connection. */
+        c->dead = 1;
+        if (more) {
+            shutdown(fd, SHUT_RDWR);
+        }
+    } else if (!more && !c->dead) {
+        /* The kernel may end a multishot recv that delivered data (CQ overflow): re-arm it. */
+        arm_recv(fd);
+    }
+    maybe_close(fd);
+}
+
+static void on_send(const struct io_uring_cqe* cqe, int fd) {
+    struct conn* c = &conns[fd];
+    int bid = c->send_head;
+    int res = cqe->res;
+    c->send_busy = 0;
+    if (__builtin_expect(res >= 0 && (uint32_t)res == buf_len[bid] && !c->dead, 1)) {
+        /* The common case: the whole buffer went out. */
+        c->send_head = buf_next[bid];
+        recycle(bid);
+        if (c->send_head >= 0) {
+            send_head(fd);
+        } else {
+            c->send_tail = -1;
+        }
+        return;
+    }
+    if (res < 0) {
+        c->dead = 1;
+        drop_queue(c);
+        if (c->recv_armed) {
+            /* Ends the multishot recv, whose final completion then closes the descriptor. */
+            shutdown(fd, SHUT_RDWR);
+        }
+    } else {
+        buf_off[bid] += (uint32_t)res;
+        buf_len[bid] -= (uint32_t)res;
+        if (buf_len[bid] == 0) {
+            c->send_head = buf_next[bid];
+            if (c->send_head < 0) {
+                c->send_tail = -1;
+            }
+            recycle(bid);
+        }
+        /* A short send leaves the rest at the head of the queue, to go before anything newer. */
+        if (c->send_head >= 0 && !c->dead) {
+            send_head(fd);
+        }
+    }
+    maybe_close(fd);
+}
+
+static void rearm_starved(void) {
+    while (starved_count > 0 && buffers_held < BUF_COUNT) {
+        int fd = starved_fds[--starved_count];
+        struct conn* c = &conns[fd];
+        if (c->open && c->starved && !c->dead) {
+            c->starved = 0;
+            arm_recv(fd);
+        }
+    }
+}
+
+static void setup_ring(void) {
+    /* Each connection can complete several recvs per loop turn: a CQ much larger than the SQ. */
+    const unsigned flag_sets[] = {
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+        IORING_SETUP_COOP_TASKRUN,
+        0,
+    };
+    int ret = -EINVAL;
+    for (size_t i = 0; i < sizeof flag_sets / sizeof flag_sets[0]; ++i) {
+        struct io_uring_params params;
+        memset(&params, 0, sizeof params);
+        params.flags = flag_sets[i] | IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
+        params.cq_entries = CQ_ENTRIES;
+        ret = io_uring_queue_init_params(SQ_ENTRIES, &ring, &params);
+        if (ret != -EINVAL) {
+            break;
+        }
+        fprintf(stderr, "raw_uring_echo: ring flags 0x%x refused, trying fewer\n", params.flags);
+    }
+    if (ret < 0) {
+        peer_die("io_uring_queue_init_params", -ret);
+    }
+    ret = io_uring_register_ring_fd(&ring);
+    if (ret < 0) {
+        fprintf(stderr, "raw_uring_echo: io_uring_register_ring_fd: %s (continuing)\n",
+                strerror(-ret));
+    }
+
+    /* liburing 2.3 has no io_uring_setup_buf_ring: map the ring and register it by hand. */
+    size_t ring_bytes = BUF_COUNT * sizeof(struct io_uring_buf);
+    void* mem = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) {
+        peer_die("mmap", errno);
+    }
+    buf_ring = mem;
+    io_uring_buf_ring_init(buf_ring);
+    struct io_uring_buf_reg reg;
+    memset(&reg, 0, sizeof reg);
+    reg.ring_addr = (uint64_t)(uintptr_t)buf_ring;
+    reg.ring_entries = BUF_COUNT;
+    reg.bgid = BUF_GROUP;
+    ret = io_uring_register_buf_ring(&ring, &reg, 0);
+    if (ret < 0) {
+        peer_die("io_uring_register_buf_ring", -ret);
+    }
+    buffers = mmap(NULL, (size_t)BUF_COUNT * BUF_SIZE, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (buffers == MAP_FAILED) {
+        peer_die("mmap", errno);
+    }
+    buffers_held = BUF_COUNT;
+    for (unsigned bid = 0; bid < BUF_COUNT; ++bid) {
+        recycle((int)bid);
+    }
+    publish_buffers();
+}
+
+int main(int argc, char** argv) {
+    struct peer_args args = peer_parse(argc, argv, "raw_uring_echo");
+    peer_setup(&args);
+    max_fds = peer_max_fds();
+    conns = calloc((size_t)max_fds, sizeof *conns);
+    starved_fds = calloc((size_t)max_fds, sizeof *starved_fds);
+    if (conns == NULL || starved_fds == NULL) {
+        peer_die("calloc", ENOMEM);
+    }
+    listen_fd = peer_bind(SOCK_STREAM, args.port, 0);
+    setup_ring();
+    arm_accept();
+
+    while (!peer_stop) {
+        publish_buffers();
+        rearm_starved();
+        int ret = io_uring_submit_and_wait(&ring, 1);
+        if (ret < 0 && ret != -EINTR && ret != -EBUSY && ret != -ETIME) {
+            peer_die("io_uring_submit_and_wait", -ret);
+        }
+        unsigned head;
+        unsigned seen = 0;
+        struct io_uring_cqe* cqe;
+        io_uring_for_each_cqe(&ring, head, cqe) {
+            uint64_t data = io_uring_cqe_get_data64(cqe);
+            int op = (int)(data >> 32);
+            int fd = (int)(uint32_t)data;
+            switch (op) {
+            case op_accept:
+                on_accept(cqe);
+                break;
+            case op_recv:
+                on_recv(cqe, fd);
+                break;
+            case op_send:
+                on_send(cqe, fd);
+                break;
+            case op_backoff:
+                arm_accept();
+                break;
+            default:
+                break;
+            }
+            ++seen;
+        }
+        io_uring_cq_advance(&ring, seen);
+    }
+
+    /* Tearing the ring down cancels every request still in flight. */
+    io_uring_queue_exit(&ring);
+    for (int fd = 0; fd < max_fds; ++fd) {
+        if (conns[fd].open) {
+            close(fd);
+        }
+    }
+    close(listen_fd);
+    return 0;
+}
