@@ -161,12 +161,17 @@ public:
     /// Returns an SQE for one submission, never null: when the submission queue is full, what
     /// it holds is submitted first. Each SQE taken must be submitted (its CQE is counted).
     io_uring_sqe* get_sqe() noexcept {
-        io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-        if (sqe == nullptr) [[unlikely]] {
-            sqe = get_sqe_after_submit();
+        // liburing's io_uring_get_sqe reads the kernel's head on every call and handles
+        // SQE128 and SQPOLL, which this ring never uses: the head is re-read only when the
+        // queue looks full.
+        io_uring_sq& sq = ring_.sq;
+        const unsigned tail = sq.sqe_tail;
+        if (tail - sq_head_ >= sq.ring_entries) [[unlikely]] {
+            return get_sqe_after_submit();
         }
+        sq.sqe_tail = tail + 1;
         ++in_flight_;
-        return sqe;
+        return &sq.sqes[tail & sq.ring_mask];
     }
 
     /// Makes room for `count` consecutive SQEs, so that a linked chain is submitted whole.
@@ -265,10 +270,11 @@ private:
 
     io_uring_sqe* get_sqe_after_submit() noexcept {
         for (;;) {
-            submit_pending();
-            if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) {
-                return sqe;
+            sq_head_ = io_uring_smp_load_acquire(ring_.sq.khead);
+            if (ring_.sq.sqe_tail - sq_head_ < ring_.sq.ring_entries) {
+                return get_sqe();
             }
+            submit_pending();
         }
     }
 
@@ -397,6 +403,7 @@ private:
 
     io_uring ring_{};
     std::size_t in_flight_ = 0;
+    unsigned sq_head_ = 0; // the kernel's SQ head when last read; it only moves forward
     unsigned flags_ = 0;
     std::thread::id owner_;
     bool enabled_ = false;
