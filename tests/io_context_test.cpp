@@ -137,7 +137,7 @@ TEST_CASE("io_context: a completion queue overflow loses no completion", "[io_co
 
 TEST_CASE("io_context: operations allocate nothing on the heap", "[io_context]") {
     if (!RINGIO_TEST_COUNTS_ALLOCATIONS) {
-        WARN("SKIPPED: AddressSanitizer replaces operator new; the other builds count");
+        WARN("SKIPPED: a sanitizer replaces operator new; the other builds count");
         return;
     }
     ringio::io_context context;
@@ -256,4 +256,16 @@ TEST_CASE("io_context: reports io_uring being forbidden in plain words", "[io_co
     CHECK(construct_under_seccomp(EPERM, "not permitted here") == 0);
     CHECK(construct_under_seccomp(ENOSYS, "no io_uring") == 0);
     CHECK(construct_under_seccomp(ENOMEM, "locked memory") == 0);
+}
+
+TEST_CASE("io_context: a ring without the fast flags runs operations too", "[io_context]") {
+    ringio::io_context context{{.fast_flags = false}};
+    const auto null = open_dev_null();
+    int done = 0;
+    ringio::spawn(context, write_many(context, null.get(), 100, done));
+    context.run();
+    CHECK(done == 100);
+    ringio::sync_wait(context, [](ringio::io_context& ctx) -> ringio::task<> {
+        co_await ringio::sleep_for(ctx, 1ms);
+    }(context));
 }

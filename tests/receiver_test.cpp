@@ -232,7 +232,7 @@ TEST_CASE("receiver: destroying it while armed is safe and frees its buffers", "
 
 TEST_CASE("receiver: steady state allocates nothing", "[receiver]") {
     if (!RINGIO_TEST_COUNTS_ALLOCATIONS) {
-        WARN("SKIPPED: AddressSanitizer replaces operator new; the other builds count");
+        WARN("SKIPPED: a sanitizer replaces operator new; the other builds count");
         return;
     }
     ringio::io_context context;

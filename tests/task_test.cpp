@@ -1,9 +1,18 @@
 #include <ringio/task.hpp>
 
+#include <ringio/descriptor.hpp>
+#include <ringio/detail/fd.hpp>
 #include <ringio/io_context.hpp>
 #include <ringio/timer.hpp>
 
 #include <catch2/catch.hpp>
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <thread>
 
 #include <chrono>
 #include <coroutine>
@@ -151,4 +160,101 @@ TEST_CASE("task: spawn runs the task until its first suspension at once", "[task
     CHECK(stage == 1);
     context.run();
     CHECK(stage == 2);
+}
+
+namespace {
+
+// A context run by a thread of its own until `finish()`: a pending read of an eventfd keeps
+// its loop alive meanwhile.
+struct worker_thread {
+    ringio::io_context context;
+    ringio::detail::unique_fd wake{::eventfd(0, EFD_CLOEXEC)};
+    std::atomic<bool> started{false};
+    std::thread thread;
+
+    worker_thread() {
+        thread = std::thread([this] {
+            ringio::spawn(context, [](ringio::io_context& ctx, int fd) -> ringio::task<> {
+                std::array<std::byte, 8> word{};
+                co_await ringio::read(ctx, fd, word);
+            }(context, wake.get()));
+            context.poll(); // enables the ring on this thread
+            started = true;
+            context.run();
+        });
+        while (!started) {
+            std::this_thread::yield();
+        }
+    }
+
+    void finish() {
+        const std::uint64_t one = 1;
+        REQUIRE(::write(wake.get(), &one, sizeof one) == sizeof one);
+        thread.join();
+    }
+};
+
+} // namespace
+
+TEST_CASE("spawn_on: runs the task on the other context's thread", "[task]") {
+    worker_thread worker;
+    ringio::io_context here;
+    std::atomic<std::thread::id> ran_on{};
+    std::atomic<int> done{0};
+    auto record = [](std::atomic<std::thread::id>& where,
+                     std::atomic<int>& count) -> ringio::task<> {
+        where = std::this_thread::get_id();
+        ++count;
+        co_return;
+    };
+    ringio::spawn_on(here, worker.context, record(ran_on, done));
+    while (done.load() == 0) {
+        std::this_thread::yield();
+    }
+    CHECK(ran_on.load() == worker.thread.get_id());
+    worker.finish();
+    here.run();
+}
+
+TEST_CASE("spawn_on: a thousand tasks cross over from a running loop", "[task]") {
+    worker_thread worker;
+    ringio::io_context here;
+    std::atomic<int> done{0};
+    auto count = [](std::atomic<int>& total, std::thread::id expected) -> ringio::task<> {
+        CHECK(std::this_thread::get_id() == expected);
+        total.fetch_add(1);
+        co_return;
+    };
+    auto send_all = [&]() -> ringio::task<> {
+        for (int i = 0; i < 1000; ++i) {
+            ringio::spawn_on(here, worker.context, count(done, worker.thread.get_id()));
+            if (i % 100 == 0) {
+                co_await ringio::sleep_for(here, std::chrono::microseconds(10));
+            }
+        }
+    };
+    ringio::sync_wait(here, send_all());
+    const auto start = std::chrono::steady_clock::now();
+    while (done.load() < 1000 && std::chrono::steady_clock::now() - start < 10s) {
+        std::this_thread::yield();
+    }
+    CHECK(done.load() == 1000);
+    worker.finish();
+}
+
+TEST_CASE("spawn_on: a target that has not started running is refused", "[task]") {
+    ringio::io_context here;
+    ringio::io_context idle;
+    bool ran = false;
+    auto mark = [](bool& flag) -> ringio::task<> {
+        flag = true;
+        co_return;
+    };
+    try {
+        ringio::spawn_on(here, idle, mark(ran));
+        FAIL("spawn_on accepted a context that never ran");
+    } catch (const std::system_error& error) {
+        CHECK(error.code() == std::errc::resource_unavailable_try_again);
+    }
+    CHECK_FALSE(ran);
 }

@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <coroutine>
 #include <cstdint>
 #include <cstdio>
@@ -84,7 +85,6 @@ public:
             detail::throw_error(detail::error_from_result(result), setup_failure(result));
         }
         flags_ = ring_.flags;
-        enabled_ = (flags_ & IORING_SETUP_R_DISABLED) == 0;
         roots_.prev = roots_.next = &roots_;
     }
 
@@ -114,7 +114,7 @@ public:
     /// Errors: rethrows the first exception that escaped a coroutine given to `spawn` (call
     /// `run()` again to go on); `std::system_error` if the ring itself fails.
     void run() {
-        while (!stopped_ && in_flight_ > 0) {
+        while (!stopped_ && (in_flight_ > 0 || incoming_.load(std::memory_order_acquire) > 0)) {
             run_once();
         }
         stopped_ = false;
@@ -192,6 +192,49 @@ public:
     /// State that must outlive the completions that refer to it (see `context_storage`).
     [[nodiscard]] detail::context_storage& storage() noexcept { return storage_; }
 
+    /// Low bits of `user_data` that a completion may use for itself (bit 0), and that mark
+    /// messages between rings (bits 1 and 2); completions are aligned to 8 bytes.
+    static constexpr std::uintptr_t tag_mask = 7;
+    /// Tag of a message's CQE in the receiving ring.
+    static constexpr std::uintptr_t message_arrived = 2;
+    /// Tag of a message's CQE in the sending ring; passed on only when sending failed.
+    static constexpr std::uintptr_t message_failed = 4;
+
+    /// Posts a CQE into `target`'s ring, which another thread runs, through this ring
+    /// (`IORING_OP_MSG_RING`): `target` calls `message->complete` with `user_data` tagged
+    /// `message_arrived`. If the kernel cannot deliver it, this ring calls it instead, tagged
+    /// `message_failed`, with the error in `res`. Either way it is called exactly once.
+    /// `target` keeps running until the message has arrived.
+    /// Errors: `std::system_error` (`EAGAIN`) if `target` has not started running yet.
+    /// Kernel: 5.18. See: io_uring_prep_msg_ring(3).
+    void send_message(io_context& target, detail::completion& message) {
+        if (!target.accepting_messages_.load(std::memory_order_acquire)) {
+            detail::throw_error(std::make_error_code(std::errc::resource_unavailable_try_again),
+                                "send_message: the target io_context has not started running");
+        }
+        const auto address = reinterpret_cast<std::uintptr_t>(&message);
+        target.incoming_.fetch_add(1, std::memory_order_acq_rel);
+        io_uring_sqe* sqe = get_sqe();
+        io_uring_prep_msg_ring(sqe, target.ring_.ring_fd, 0, address | message_arrived, 0);
+        // The sender's own CQE carries the message's address but must not touch it when the
+        // message was delivered: by then it belongs to the other thread (see dispatch).
+        io_uring_sqe_set_data64(sqe, address | message_failed);
+        // Submitted at once: the sending thread may not run its loop again soon.
+        submit_pending();
+    }
+
+    /// Undoes the count of a message that `send_message` could not deliver to this context.
+    void message_lost() noexcept { incoming_.fetch_sub(1, std::memory_order_release); }
+
+    /// Keeps `error` for `run()` to rethrow, as if a spawned task had thrown it.
+    void report(std::exception_ptr error) noexcept {
+        try {
+            errors_.push_back(std::move(error));
+        } catch (...) {
+            report_lost(error);
+        }
+    }
+
     /// Registers a detached coroutine frame (used by `spawn`).
     void adopt(detail::root_hook& hook) noexcept {
         hook.prev = roots_.prev;
@@ -205,11 +248,7 @@ public:
     void release(detail::root_hook& hook, std::exception_ptr error) noexcept {
         unlink(&hook);
         if (error) {
-            try {
-                errors_.push_back(std::move(error));
-            } catch (...) {
-                report_lost(error);
-            }
+            report(std::move(error));
         }
     }
 
@@ -257,6 +296,7 @@ private:
         (void)io_uring_register_ring_fd(&ring_);
         owner_ = std::this_thread::get_id();
         enabled_ = true;
+        accepting_messages_.store(true, std::memory_order_release);
     }
 
     // Checked once per turn, before the kernel would give a less helpful error (EEXIST under
@@ -345,12 +385,21 @@ private:
     }
 
     void dispatch(const io_uring_cqe& cqe) noexcept {
-        if ((cqe.flags & IORING_CQE_F_MORE) == 0) {
-            --in_flight_;
-        }
         const auto tagged = static_cast<std::uintptr_t>(cqe.user_data);
+        if ((tagged & message_arrived) == 0) [[likely]] {
+            if ((cqe.flags & IORING_CQE_F_MORE) == 0) {
+                --in_flight_;
+            }
+            if ((tagged & message_failed) != 0 && cqe.res >= 0) {
+                return; // delivered: the message is the other thread's now
+            }
+        } else {
+            // Not submitted here: counted in incoming_ by the sender instead. Acquire pairs
+            // with the sender's increment, so what it prepared is visible here.
+            incoming_.fetch_sub(1, std::memory_order_acq_rel);
+        }
         if (tagged != 0) {
-            auto* target = reinterpret_cast<detail::completion*>(tagged & ~std::uintptr_t{1});
+            auto* target = reinterpret_cast<detail::completion*>(tagged & ~tag_mask);
             target->complete(target, cqe);
         }
     }
@@ -406,6 +455,8 @@ private:
     unsigned sq_head_ = 0; // the kernel's SQ head when last read; it only moves forward
     unsigned flags_ = 0;
     std::thread::id owner_;
+    std::atomic<std::size_t> incoming_{0};
+    std::atomic<bool> accepting_messages_{false};
     bool enabled_ = false;
     bool stopped_ = false;
     bool draining_ = false;

@@ -190,6 +190,57 @@ inline void spawn(io_context& context, task<void> work) {
     frame.resume();
 }
 
+namespace detail {
+
+/// Carries a task's frame to a context that another thread runs (see `spawn_on`).
+struct hop : completion {
+    io_context* from;
+    io_context* to;
+    std::coroutine_handle<promise<void>> frame;
+
+    static void on_completion(completion* self, const io_uring_cqe& cqe) noexcept {
+        auto* carried = static_cast<hop*>(self);
+        const hop copy = *carried;
+        delete carried;
+        if ((cqe.user_data & io_context::message_arrived) != 0) {
+            // On the target's thread now: it owns the frame from here on.
+            copy.frame.promise().detach(*copy.to, copy.frame);
+            copy.frame.resume();
+            return;
+        }
+        copy.to->message_lost();
+        copy.frame.destroy();
+        copy.from->report(std::make_exception_ptr(
+            std::system_error(error_from_result(cqe.res), "spawn_on: IORING_OP_MSG_RING")));
+    }
+};
+
+} // namespace detail
+
+/// Starts `work` on `target`, a context that another thread runs, and returns at once. The
+/// frame travels as a completion posted into `target`'s ring through `from`, the calling
+/// thread's own context (`IORING_OP_MSG_RING`): no lock, no shared queue. `work` starts when
+/// `target`'s loop reaps it, and belongs to `target` from then on, as with `spawn`.
+///
+/// Errors: `std::system_error` with `EAGAIN` if `target` has not started running yet; if the
+/// kernel cannot deliver it (`target` gone, or a kernel before 5.18), `work` is destroyed
+/// unstarted and `from.run()` reports the error. Kernel: 5.18.
+inline void spawn_on(io_context& from, io_context& target, task<void> work) {
+    if (&from == &target) {
+        spawn(target, std::move(work));
+        return;
+    }
+    auto* carried = new detail::hop{{&detail::hop::on_completion}, &from, &target, {}};
+    carried->frame = work.release();
+    try {
+        from.send_message(target, *carried);
+    } catch (...) {
+        work = task<void>{carried->frame};
+        delete carried;
+        throw;
+    }
+}
+
 /// Runs `context` until `work` finishes, and returns its value or rethrows its exception.
 ///
 /// Errors: rethrows what `work` throws, or what escapes a spawned task meanwhile;

@@ -2,17 +2,17 @@
 
 // Replaces the global operator new to count allocations, so that a test can prove a loop of
 // operations allocates nothing. Include it in exactly one translation unit per test program.
-// AddressSanitizer owns operator new in its builds, where counting is off.
+// The sanitizers own operator new in their builds, where counting is off.
 
 #include <atomic>
 #include <cstddef>
 #include <cstdlib>
 #include <new>
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define RINGIO_TEST_COUNTS_ALLOCATIONS 0
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
 #define RINGIO_TEST_COUNTS_ALLOCATIONS 0
 #endif
 #endif
@@ -28,7 +28,7 @@ inline std::atomic<long> allocations{0};
 } // namespace ringio::testing
 
 #if RINGIO_TEST_COUNTS_ALLOCATIONS
-// AddressSanitizer owns operator new in its builds; the other builds count here.
+// The sanitizers own operator new in their builds; the other builds count here.
 void* operator new(std::size_t size) {
     ringio::testing::allocations.fetch_add(1, std::memory_order_relaxed);
     if (void* memory = std::malloc(size == 0 ? 1 : size)) {
