@@ -2,8 +2,10 @@
 
 #include <ringio/detail/error.hpp>
 #include <ringio/detail/storage.hpp>
+#include <ringio/detail/valgrind.hpp>
 
 #include <liburing.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -344,13 +346,28 @@ private:
             enable();
         }
         check_thread();
-        const int result =
-            wait ? io_uring_submit_and_wait(&ring_, 1) : io_uring_submit_and_get_events(&ring_);
+        const int result = !wait                           ? io_uring_submit_and_get_events(&ring_)
+                           : detail::running_on_valgrind() ? submit_and_wait_in_slices()
+                                                           : io_uring_submit_and_wait(&ring_, 1);
         // EINTR: a signal; EBUSY/EAGAIN: the kernel wants completions reaped first.
         if (result < 0 && result != -EINTR && result != -EBUSY && result != -EAGAIN) [[unlikely]] {
             detail::throw_error(detail::error_from_result(result), "io_context: io_uring_enter");
         }
         reap();
+    }
+
+    // Valgrind holds its scheduler lock while a thread waits in io_uring_enter, so a long wait
+    // would stop every other thread of the process (see detail/valgrind.hpp): wait at most a
+    // slice, then yield, which valgrind treats as a blocking call and so lets the others run.
+    int submit_and_wait_in_slices() {
+        __kernel_timespec slice{0, 10'000'000};
+        io_uring_cqe* ready = nullptr;
+        const int result = io_uring_submit_and_wait_timeout(&ring_, &ready, 1, &slice, nullptr);
+        if (result == -ETIME) {
+            ::sched_yield();
+            return 0;
+        }
+        return result;
     }
 
     void rethrow_spawned() {

@@ -2,6 +2,7 @@
 
 #include <ringio/detail/operation.hpp>
 #include <ringio/detail/socket_base.hpp>
+#include <ringio/detail/valgrind.hpp>
 #include <ringio/endpoint.hpp>
 #include <ringio/io_context.hpp>
 #include <ringio/resolve.hpp>
@@ -49,9 +50,11 @@ struct recvfrom_op {
 
     received complete(int result) noexcept {
         const auto length = static_cast<std::size_t>(result);
+        const std::size_t stored = length < buffer.size() ? length : buffer.size();
+        mark_received(buffer.data(), stored);
         std::error_code ignored; // the kernel wrote an AF_INET or AF_INET6 address
         sender.resize(message.msg_namelen, ignored);
-        return {length < buffer.size() ? length : buffer.size(), sender, length > buffer.size()};
+        return {stored, sender, length > buffer.size()};
     }
 
     [[nodiscard]] std::string describe() const {

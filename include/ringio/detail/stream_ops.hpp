@@ -1,6 +1,7 @@
 #pragma once
 
 #include <ringio/detail/operation.hpp>
+#include <ringio/detail/valgrind.hpp>
 #include <ringio/endpoint.hpp>
 
 #include <liburing.h>
@@ -64,7 +65,15 @@ struct read_op {
         }
     }
 
-    int translate(int result) const noexcept { return buffer.empty() ? -EINVAL : result; }
+    int translate(int result) const noexcept {
+        if (buffer.empty()) {
+            return -EINVAL;
+        }
+        if (result > 0) {
+            mark_received(buffer.data() + done, static_cast<std::size_t>(result));
+        }
+        return result;
+    }
 
     bool again(int& result) noexcept {
         if (!exact) {
