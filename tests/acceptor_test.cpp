@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <sys/resource.h>
 
+#include <optional>
 #include <system_error>
 #include <vector>
 
@@ -49,21 +50,13 @@ TEST_CASE("acceptor: running out of descriptors is reported and then survived", 
     ringio::tcp_listener listener(context, endpoint::loopback_v4(0));
     ringio::acceptor incoming(listener);
     const auto first = blocking_connect(listener.address());
-    int lowest_free = 0;
-    while (::fcntl(lowest_free, F_GETFD) != -1) {
-        ++lowest_free;
-    }
-    rlimit saved{};
-    REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
-    rlimit tight = saved;
-    tight.rlim_cur = static_cast<rlim_t>(lowest_free);
-    REQUIRE(::setrlimit(RLIMIT_NOFILE, &tight) == 0);
+    auto exhausted = std::make_optional<ringio::testing::descriptor_exhaustion>();
     std::error_code error;
     auto attempt = [&]() -> ringio::task<bool> {
         co_return (co_await incoming.next(error)).stream.is_open();
     };
     const bool opened = ringio::sync_wait(context, attempt());
-    REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
+    exhausted.reset();
     CHECK_FALSE(opened);
     CHECK(error == std::errc::too_many_files_open);
     // The multishot accept ended with the error; the next call arms it again.

@@ -14,6 +14,7 @@
 
 #include <array>
 #include <chrono>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -71,21 +72,12 @@ TEST_CASE("accept: running out of descriptors is an error the server survives", 
     const auto first = blocking_connect(listener.address());
     const auto second = blocking_connect(listener.address());
 
-    // A limit at the lowest free descriptor number leaves no number to allocate.
-    int lowest_free = 0;
-    while (::fcntl(lowest_free, F_GETFD) != -1) {
-        ++lowest_free;
-    }
-    rlimit saved{};
-    REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
-    rlimit tight = saved;
-    tight.rlim_cur = static_cast<rlim_t>(lowest_free);
-    REQUIRE(::setrlimit(RLIMIT_NOFILE, &tight) == 0);
+    auto exhausted = std::make_optional<ringio::testing::descriptor_exhaustion>();
     std::error_code error;
     ringio::sync_wait(context, [&]() -> ringio::task<> {
         co_await listener.accept(error);
     }());
-    REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
+    exhausted.reset();
     CHECK(error == std::errc::too_many_files_open);
 
     // With descriptors free again, the connections still queued are accepted.

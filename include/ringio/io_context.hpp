@@ -416,6 +416,7 @@ private:
             incoming_.fetch_sub(1, std::memory_order_acq_rel);
         }
         if (tagged != 0) {
+            // NOLINTNEXTLINE(performance-no-int-to-ptr): user_data is the address, tagged
             auto* target = reinterpret_cast<detail::completion*>(tagged & ~tag_mask);
             target->complete(target, cqe);
         }

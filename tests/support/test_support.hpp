@@ -91,3 +91,39 @@ inline bool has_ipv6_loopback() {
 }
 
 } // namespace ringio::testing
+
+#include <fcntl.h>
+#include <sys/resource.h>
+
+namespace ringio::testing {
+
+/// While alive, no new descriptor can be opened: RLIMIT_NOFILE is set to the lowest free
+/// descriptor number (a limit at the current count would still leave the holes below it).
+/// The destructor restores the limit.
+class descriptor_exhaustion {
+public:
+    descriptor_exhaustion() {
+        if (::getrlimit(RLIMIT_NOFILE, &saved_) != 0) {
+            throw std::system_error(errno, std::system_category(), "getrlimit");
+        }
+        int lowest_free = 0;
+        while (::fcntl(lowest_free, F_GETFD) != -1) {
+            ++lowest_free;
+        }
+        rlimit tight = saved_;
+        tight.rlim_cur = static_cast<rlim_t>(lowest_free);
+        if (::setrlimit(RLIMIT_NOFILE, &tight) != 0) {
+            throw std::system_error(errno, std::system_category(), "setrlimit");
+        }
+    }
+
+    descriptor_exhaustion(const descriptor_exhaustion&) = delete;
+    descriptor_exhaustion& operator=(const descriptor_exhaustion&) = delete;
+
+    ~descriptor_exhaustion() { ::setrlimit(RLIMIT_NOFILE, &saved_); }
+
+private:
+    rlimit saved_{};
+};
+
+} // namespace ringio::testing

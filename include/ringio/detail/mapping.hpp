@@ -172,10 +172,12 @@ public:
     void check(std::error_code* out) const {
         map_failure f;
         std::uint64_t file_size = 0;
-        if (fd_ && (f = regular_file_size(fd_.get(), file_size), !f.code) &&
-            file_size < region_.offset + region_.bytes) {
-            f = file_too_short(file_size, region_.offset, region_.bytes,
-                               "; truncated: touching the view would raise SIGBUS");
+        if (fd_) {
+            f = regular_file_size(fd_.get(), file_size);
+            if (!f.code && file_size < region_.offset + region_.bytes) {
+                f = file_too_short(file_size, region_.offset, region_.bytes,
+                                   "; truncated: touching the view would raise SIGBUS");
+            }
         }
         fail(f, "check", out);
     }
