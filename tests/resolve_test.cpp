@@ -136,6 +136,24 @@ TEST_CASE("resolve: an unknown service is an error in the resolve category", "[r
                       Catch::Contains("port \"no-such-service\""));
 }
 
+TEST_CASE("resolve: a port number out of range is refused, not wrapped to 16 bits", "[resolve]") {
+    // glibc reads a numeric service with strtoul and keeps the low 16 bits: 70000 would be
+    // port 4464, and 2^32 + 80 port 80.
+    for (const std::string_view port :
+         {"65536", "70000", "4294967376", "-4294967216", " 70000", "+99999", "-1"}) {
+        INFO("port \"" << port << "\"");
+        std::error_code ec;
+        CHECK(ringio::resolve("127.0.0.1", port, {}, ec).empty());
+        CHECK(ec == std::errc::result_out_of_range);
+        CHECK_THROWS_WITH(
+            ringio::resolve("127.0.0.1", port),
+            Catch::StartsWith("resolve \"127.0.0.1\" port \"" + std::string(port) + "\": ") &&
+                Catch::Contains("out of range"));
+    }
+    CHECK(ringio::resolve("127.0.0.1", "65535") == std::vector{endpoint::loopback_v4(65535)});
+    CHECK(ringio::resolve("127.0.0.1", "+80") == std::vector{endpoint::loopback_v4(80)});
+}
+
 TEST_CASE("resolve: a name with a NUL byte is rejected, not cut short", "[resolve]") {
     using namespace std::string_view_literals;
     std::error_code ec;

@@ -16,6 +16,7 @@
 #include <netdb.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <array>
 #include <memory>
 #include <string>
@@ -84,7 +85,8 @@ struct resolve_hints {
 /// Errors: `std::system_error` with a `resolve_category()` code (or, for `EAI_SYSTEM`, the
 /// `errno` in `std::system_category()`), whose message names both, e.g. `resolve
 /// "no-such-host.invalid" port "80": Name or service not known`; `std::errc::invalid_argument`
-/// for a host or service containing a NUL byte.
+/// for a host or service containing a NUL byte; `std::errc::result_out_of_range` for a port
+/// number outside 0 to 65535 (which getaddrinfo would wrap to 16 bits).
 /// See: getaddrinfo(3).
 inline std::vector<endpoint> resolve(std::string_view host, std::string_view service,
                                      resolve_hints hints = {});
@@ -159,6 +161,32 @@ struct addrinfo_deleter {
     void operator()(addrinfo* list) const noexcept { ::freeaddrinfo(list); }
 };
 
+/// True when `service` is a port number (as getaddrinfo reads one: strtoul's leading blanks and
+/// sign, then decimal digits only) outside 0 to 65535. glibc keeps such a number's low 16 bits,
+/// so that "70000" would quietly mean port 4464.
+inline bool port_out_of_range(std::string_view service) noexcept {
+    std::size_t at = service.find_first_not_of(" \t\n\v\f\r");
+    if (at == std::string_view::npos) {
+        return false;
+    }
+    const bool negative = service[at] == '-';
+    if (service[at] == '+' || negative) {
+        ++at;
+    }
+    if (at == service.size()) {
+        return false;
+    }
+    unsigned value = 0;
+    for (; at < service.size(); ++at) {
+        if (service[at] < '0' || service[at] > '9') {
+            return false; // a service name, looked up as one
+        }
+        // Saturates just past the range, so that no number of digits overflows.
+        value = std::min(value * 10 + static_cast<unsigned>(service[at] - '0'), 65536U);
+    }
+    return negative ? value != 0 : value > 65535;
+}
+
 // The sizes glibc documents as NI_MAXHOST and NI_MAXSERV, which it defines only for
 // _DEFAULT_SOURCE.
 inline constexpr std::size_t max_host_name = 1025;
@@ -178,6 +206,10 @@ inline std::vector<endpoint> resolve(std::string_view host, std::string_view ser
     // getaddrinfo takes C strings: an embedded NUL would silently cut the name short.
     if (host.find('\0') != std::string_view::npos || service.find('\0') != std::string_view::npos) {
         ec = std::make_error_code(std::errc::invalid_argument);
+        return endpoints;
+    }
+    if (detail::port_out_of_range(service)) {
+        ec = std::make_error_code(std::errc::result_out_of_range);
         return endpoints;
     }
     addrinfo request{};
