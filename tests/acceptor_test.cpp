@@ -102,3 +102,21 @@ TEST_CASE("acceptor: closing the listener ends it with ECANCELED", "[acceptor]")
     context.run();
     CHECK(error == std::errc::operation_canceled);
 }
+
+TEST_CASE("acceptor: on a closed listener is EBADF naming the listener", "[acceptor]") {
+    ringio::io_context context;
+    ringio::tcp_listener listener(context, endpoint::loopback_v4(0));
+    const std::string where = listener.address().to_string();
+    listener.close();
+    context.run();
+    ringio::acceptor incoming(listener);
+    try {
+        ringio::sync_wait(context, [](ringio::acceptor& a) -> ringio::task<> {
+            co_await a.next();
+        }(incoming));
+        FAIL("an acceptor on a closed listener accepted");
+    } catch (const std::system_error& error) {
+        CHECK(error.code() == std::errc::bad_file_descriptor);
+        CHECK_THAT(error.what(), Catch::StartsWith("accept on " + where + ": "));
+    }
+}

@@ -252,3 +252,17 @@ TEST_CASE("read_at and write_at address a file by offset", "[descriptor]") {
     }());
     CHECK(got == "23xy67");
 }
+
+TEST_CASE("write: the throwing form names the descriptor", "[descriptor]") {
+    ringio::io_context context;
+    auto bad = [&]() -> ringio::task<> {
+        co_await ringio::write(context, -1, bytes_of("x"));
+    };
+    try {
+        ringio::sync_wait(context, bad());
+        FAIL("write to descriptor -1 succeeded");
+    } catch (const std::system_error& error) {
+        CHECK(error.code() == std::errc::bad_file_descriptor);
+        CHECK_THAT(error.what(), Catch::StartsWith("write fd -1"));
+    }
+}

@@ -254,3 +254,20 @@ TEST_CASE("receiver: steady state allocates nothing", "[receiver]") {
     ringio::sync_wait(context, loop());
     CHECK(counted == 0);
 }
+
+TEST_CASE("receiver: on a closed stream is EBADF naming the peer", "[receiver]") {
+    ringio::io_context context;
+    ringio::buffer_ring buffers(context, 4, 64);
+    pair connection(context);
+    const std::string peer = connection.server.remote_endpoint().to_string();
+    connection.server.close();
+    context.run();
+    ringio::receiver incoming(connection.server, buffers);
+    try {
+        ringio::sync_wait(context, drain(incoming));
+        FAIL("a receiver on a closed stream received");
+    } catch (const std::system_error& error) {
+        CHECK(error.code() == std::errc::bad_file_descriptor);
+        CHECK_THAT(error.what(), Catch::StartsWith("recv from " + peer + ": "));
+    }
+}

@@ -147,3 +147,20 @@ TEST_CASE("accept: destroying the context with accepts pending leaks nothing", "
     }
     CHECK(open_fd_count() == before);
 }
+
+TEST_CASE("accept: on a closed listener is EBADF naming the listener", "[tcp_listener]") {
+    ringio::io_context context;
+    ringio::tcp_listener listener(context, endpoint::loopback_v4(0));
+    const std::string where = listener.address().to_string();
+    listener.close();
+    context.run();
+    try {
+        ringio::sync_wait(context, [](ringio::tcp_listener& l) -> ringio::task<> {
+            co_await l.accept();
+        }(listener));
+        FAIL("accept on a closed listener succeeded");
+    } catch (const std::system_error& error) {
+        CHECK(error.code() == std::errc::bad_file_descriptor);
+        CHECK_THAT(error.what(), Catch::StartsWith("accept on " + where + ": "));
+    }
+}

@@ -15,6 +15,7 @@
 
 #include <array>
 #include <chrono>
+#include <memory>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -306,4 +307,83 @@ TEST_CASE("read and write: many connections are served at once", "[tcp_stream]")
     }
     context.run();
     CHECK(echoed == clients);
+}
+
+TEST_CASE("write: an empty buffer completes at once with 0 bytes", "[tcp_stream]") {
+    ringio::io_context context;
+    connected_pair pair(context, endpoint::loopback_v4(0));
+    auto write_nothing = [&]() -> ringio::task<std::size_t> {
+        const std::size_t some = co_await pair.client.write(std::span<const std::byte>{});
+        const std::size_t all = co_await pair.client.write_all(std::span<const std::byte>{});
+        co_return some + all;
+    };
+    CHECK(ringio::sync_wait(context, write_nothing()) == 0);
+    // Nothing reached the peer: the next byte it reads is the first one written after.
+    auto exchange = [&]() -> ringio::task<std::string> {
+        co_await pair.client.write_all(bytes_of("x"));
+        std::array<std::byte, 4> buffer{};
+        const std::size_t n = co_await pair.server.read(buffer);
+        co_return text_of(std::span{buffer}.first(n));
+    };
+    CHECK(ringio::sync_wait(context, exchange()) == "x");
+}
+
+TEST_CASE("a closed stream's operations are EBADF naming the operation and the peer",
+          "[tcp_stream]") {
+    ringio::io_context context;
+    connected_pair pair(context, endpoint::loopback_v4(0));
+    const std::string peer = pair.server.remote_endpoint().to_string();
+    pair.server.close();
+    context.run();
+    auto read = [&]() -> ringio::task<> {
+        std::array<std::byte, 8> buffer{};
+        co_await pair.server.read(buffer);
+    };
+    auto write = [&]() -> ringio::task<> {
+        co_await pair.server.write_all(bytes_of("x"));
+    };
+    const auto require_ebadf = [&](ringio::task<> work, const std::string& what) {
+        try {
+            ringio::sync_wait(context, std::move(work));
+            FAIL(what << " on a closed stream succeeded");
+        } catch (const std::system_error& error) {
+            CHECK(error.code() == std::errc::bad_file_descriptor);
+            CHECK_THAT(error.what(), Catch::StartsWith(what + ": "));
+        }
+    };
+    require_ebadf(read(), "read from " + peer);
+    require_ebadf(write(), "write_all to " + peer);
+    try {
+        pair.server.shutdown();
+        FAIL("shutdown of a closed stream succeeded");
+    } catch (const std::system_error& error) {
+        CHECK(error.code() == std::errc::bad_file_descriptor);
+        CHECK_THAT(error.what(), Catch::StartsWith("shutdown " + peer + ": "));
+    }
+    CHECK_THROWS_WITH(pair.server.set_no_delay(true),
+                      Catch::StartsWith("setsockopt TCP_NODELAY " + peer));
+}
+
+TEST_CASE("destroying a stream cancels the read another coroutine waits on", "[tcp_stream]") {
+    const int before = ringio::testing::open_fd_count();
+    {
+        ringio::io_context context;
+        connected_pair pair(context, endpoint::loopback_v4(0));
+        auto owned = std::make_unique<ringio::tcp_stream>(std::move(pair.server));
+        std::error_code error;
+        std::size_t got = 99;
+        // The waiter uses the error_code form and does not touch the stream after its read: a
+        // stream must outlive only the operations whose errors name it.
+        auto waiter = [&](ringio::tcp_stream& stream) -> ringio::task<> {
+            std::array<std::byte, 8> buffer{};
+            got = co_await stream.read(buffer, error);
+        };
+        ringio::spawn(context, waiter(*owned));
+        context.poll();
+        owned.reset();
+        context.run();
+        CHECK(error == std::errc::operation_canceled);
+        CHECK(got == 0);
+    }
+    CHECK(ringio::testing::open_fd_count() == before);
 }

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <string>
 #include <system_error>
+#include <vector>
 
 using namespace std::chrono_literals;
 using ringio::endpoint;
@@ -219,4 +220,91 @@ TEST_CASE("udp_socket: an IPv6 wildcard socket receives IPv4 unless v6_only", "[
     socklen_t size = sizeof v6_only;
     REQUIRE(::getsockopt(only.native_handle(), IPPROTO_IPV6, IPV6_V6ONLY, &v6_only, &size) == 0);
     CHECK(v6_only == 1);
+}
+
+TEST_CASE("sendto: a datagram larger than UDP carries is EMSGSIZE naming the destination",
+          "[udp_socket]") {
+    const int family = family_under_test();
+    if (family == AF_UNSPEC) {
+        return;
+    }
+    ringio::io_context context;
+    ringio::udp_socket server(context, loopback(family));
+    ringio::udp_socket client(context, loopback(family));
+    const endpoint destination = server.local_endpoint();
+    const std::vector<std::byte> oversize(70'000);
+    auto send = [&]() -> ringio::task<> {
+        co_await client.sendto(oversize, destination);
+    };
+    try {
+        ringio::sync_wait(context, send());
+        FAIL("a 70,000-byte datagram was sent");
+    } catch (const std::system_error& error) {
+        CHECK(error.code() == std::errc::message_size);
+        CHECK_THAT(error.what(), Catch::StartsWith("sendto " + destination.to_string() + ": "));
+    }
+    // The socket is still usable.
+    auto exchange = [&]() -> ringio::task<std::size_t> {
+        co_await client.sendto(bytes_of("after"), destination);
+        std::array<std::byte, 8> buffer{};
+        co_return (co_await server.recvfrom(buffer)).size;
+    };
+    CHECK(ringio::sync_wait(context, exchange()) == 5);
+}
+
+TEST_CASE("recvfrom: an empty buffer takes the datagram and reports it truncated", "[udp_socket]") {
+    ringio::io_context context;
+    ringio::udp_socket server(context, endpoint::loopback_v4(0));
+    ringio::udp_socket client(context, endpoint::loopback_v4(0));
+    auto exchange = [&]() -> ringio::task<ringio::received> {
+        co_await client.sendto(bytes_of("dropped"), server.local_endpoint());
+        co_await client.sendto(bytes_of("kept"), server.local_endpoint());
+        const ringio::received first = co_await server.recvfrom(std::span<std::byte>{});
+        std::array<std::byte, 8> buffer{};
+        const ringio::received second = co_await server.recvfrom(buffer);
+        CHECK(text_of(std::span{buffer}.first(second.size)) == "kept");
+        co_return first;
+    };
+    const ringio::received got = ringio::sync_wait(context, exchange());
+    CHECK(got.size == 0);
+    CHECK(got.truncated);
+    CHECK(got.sender == client.local_endpoint());
+}
+
+TEST_CASE("udp_socket: a closed socket's operations are EBADF naming the operation",
+          "[udp_socket]") {
+    ringio::io_context context;
+    ringio::udp_socket socket(context, endpoint::loopback_v4(0));
+    const endpoint local = socket.local_endpoint();
+    socket.close();
+    context.run();
+    CHECK(socket.native_handle() == -1);
+    auto receive = [&]() -> ringio::task<> {
+        std::array<std::byte, 8> buffer{};
+        co_await socket.recvfrom(buffer);
+    };
+    try {
+        ringio::sync_wait(context, receive());
+        FAIL("recvfrom on a closed socket succeeded");
+    } catch (const std::system_error& error) {
+        CHECK(error.code() == std::errc::bad_file_descriptor);
+        CHECK_THAT(error.what(), Catch::StartsWith("recvfrom on " + local.to_string() + ": "));
+    }
+    auto send = [&]() -> ringio::task<> {
+        co_await socket.sendto(bytes_of("x"), local);
+    };
+    try {
+        ringio::sync_wait(context, send());
+        FAIL("sendto on a closed socket succeeded");
+    } catch (const std::system_error& error) {
+        CHECK(error.code() == std::errc::bad_file_descriptor);
+        CHECK_THAT(error.what(), Catch::StartsWith("sendto " + local.to_string() + ": "));
+    }
+    try {
+        (void)socket.local_endpoint();
+        FAIL("getsockname on a closed socket succeeded");
+    } catch (const std::system_error& error) {
+        CHECK(error.code() == std::errc::bad_file_descriptor);
+        CHECK_THAT(error.what(), Catch::StartsWith("getsockname"));
+    }
 }
