@@ -14,6 +14,7 @@
 
 #include <array>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -163,4 +164,33 @@ TEST_CASE("accept: on a closed listener is EBADF naming the listener", "[tcp_lis
         CHECK(error.code() == std::errc::bad_file_descriptor);
         CHECK_THAT(error.what(), Catch::StartsWith("accept on " + where + ": "));
     }
+}
+
+TEST_CASE("accept: destroying the listener cancels the accept another coroutine waits on",
+          "[tcp_listener]") {
+    const int before = open_fd_count();
+    std::error_code error;
+    std::string message;
+    std::string where;
+    {
+        ringio::io_context context;
+        auto owned = std::make_unique<ringio::tcp_listener>(context, endpoint::loopback_v4(0));
+        where = owned->address().to_string();
+        // The waiter outlives the listener: the error it gets must not need it.
+        auto waiter = [&](ringio::tcp_listener& listener) -> ringio::task<> {
+            try {
+                co_await listener.accept();
+            } catch (const std::system_error& failure) {
+                error = failure.code();
+                message = failure.what();
+            }
+        };
+        ringio::spawn(context, waiter(*owned));
+        context.poll();
+        owned.reset();
+        context.run();
+    }
+    CHECK(error == std::errc::operation_canceled);
+    CHECK_THAT(message, Catch::StartsWith("accept on " + where + ": "));
+    CHECK(open_fd_count() == before);
 }

@@ -365,24 +365,40 @@ TEST_CASE("a closed stream's operations are EBADF naming the operation and the p
 }
 
 TEST_CASE("destroying a stream cancels the read another coroutine waits on", "[tcp_stream]") {
+    const bool throwing = GENERATE(false, true);
     const int before = ringio::testing::open_fd_count();
+    std::error_code error;
+    std::string message;
+    std::size_t got = 99;
+    std::string peer;
     {
         ringio::io_context context;
         connected_pair pair(context, endpoint::loopback_v4(0));
+        peer = pair.server.remote_endpoint().to_string();
         auto owned = std::make_unique<ringio::tcp_stream>(std::move(pair.server));
-        std::error_code error;
-        std::size_t got = 99;
-        // The waiter uses the error_code form and does not touch the stream after its read: a
-        // stream must outlive only the operations whose errors name it.
+        // The waiter outlives the stream it reads from: the error it gets must not need it.
         auto waiter = [&](ringio::tcp_stream& stream) -> ringio::task<> {
             std::array<std::byte, 8> buffer{};
-            got = co_await stream.read(buffer, error);
+            if (!throwing) {
+                got = co_await stream.read(buffer, error);
+                co_return;
+            }
+            try {
+                got = co_await stream.read(buffer);
+            } catch (const std::system_error& failure) {
+                error = failure.code();
+                message = failure.what();
+            }
         };
         ringio::spawn(context, waiter(*owned));
         context.poll();
         owned.reset();
         context.run();
-        CHECK(error == std::errc::operation_canceled);
+    }
+    CHECK(error == std::errc::operation_canceled);
+    if (throwing) {
+        CHECK_THAT(message, Catch::StartsWith("read from " + peer + ": "));
+    } else {
         CHECK(got == 0);
     }
     CHECK(ringio::testing::open_fd_count() == before);

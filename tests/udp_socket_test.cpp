@@ -11,6 +11,7 @@
 
 #include <array>
 #include <chrono>
+#include <memory>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -307,4 +308,33 @@ TEST_CASE("udp_socket: a closed socket's operations are EBADF naming the operati
         CHECK(error.code() == std::errc::bad_file_descriptor);
         CHECK_THAT(error.what(), Catch::StartsWith("getsockname"));
     }
+}
+
+TEST_CASE("destroying a socket cancels the recvfrom another coroutine waits on", "[udp_socket]") {
+    const int before = ringio::testing::open_fd_count();
+    std::error_code error;
+    std::string message;
+    std::string local;
+    {
+        ringio::io_context context;
+        auto owned = std::make_unique<ringio::udp_socket>(context, endpoint::loopback_v4(0));
+        local = owned->local_endpoint().to_string();
+        // The waiter outlives the socket it receives from: the error must not need it.
+        auto waiter = [&](ringio::udp_socket& socket) -> ringio::task<> {
+            std::array<std::byte, 8> buffer{};
+            try {
+                co_await socket.recvfrom(buffer);
+            } catch (const std::system_error& failure) {
+                error = failure.code();
+                message = failure.what();
+            }
+        };
+        ringio::spawn(context, waiter(*owned));
+        context.poll();
+        owned.reset();
+        context.run();
+    }
+    CHECK(error == std::errc::operation_canceled);
+    CHECK_THAT(message, Catch::StartsWith("recvfrom on " + local + ": "));
+    CHECK(ringio::testing::open_fd_count() == before);
 }

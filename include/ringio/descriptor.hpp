@@ -47,13 +47,13 @@ inline read_operation read_at(io_context& context, int fd, std::uint64_t offset,
 /// Completes with: `buffer.size()`. Errors: `ENODATA` when the stream ends first (the message
 /// says after how many bytes), or the kernel's.
 inline read_operation read_exact(io_context& context, int fd, std::span<std::byte> buffer) {
-    return read_operation{context, nullptr, fd, buffer, detail::current_position, nullptr, true};
+    return read_operation{context, nullptr, fd, buffer, detail::current_position, false, true};
 }
 
 /// As `read_exact` above; an error is stored in `error` instead of thrown.
 inline read_operation read_exact(io_context& context, int fd, std::span<std::byte> buffer,
                                  std::error_code& error) {
-    return read_operation{context, &error, fd, buffer, detail::current_position, nullptr, true};
+    return read_operation{context, &error, fd, buffer, detail::current_position, false, true};
 }
 
 /// Writes up to `buffer.size()` bytes to descriptor `fd`; the count may be short.
@@ -87,13 +87,13 @@ inline write_operation write_at(io_context& context, int fd, std::uint64_t offse
 /// Completes with: `buffer.size()`. Errors: the kernel's; on an error or a timeout the number
 /// of bytes already written is unknown to the caller.
 inline write_operation write_all(io_context& context, int fd, std::span<const std::byte> buffer) {
-    return write_operation{context, nullptr, fd, buffer, detail::current_position, nullptr, true};
+    return write_operation{context, nullptr, fd, buffer, detail::current_position, false, true};
 }
 
 /// As `write_all` above; an error is stored in `error` instead of thrown.
 inline write_operation write_all(io_context& context, int fd, std::span<const std::byte> buffer,
                                  std::error_code& error) {
-    return write_operation{context, &error, fd, buffer, detail::current_position, nullptr, true};
+    return write_operation{context, &error, fd, buffer, detail::current_position, false, true};
 }
 
 } // namespace ringio

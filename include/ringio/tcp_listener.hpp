@@ -1,5 +1,6 @@
 #pragma once
 
+#include <ringio/detail/endpoint_copy.hpp>
 #include <ringio/detail/fd.hpp>
 #include <ringio/detail/operation.hpp>
 #include <ringio/detail/socket_base.hpp>
@@ -40,7 +41,7 @@ namespace detail {
 struct accept_op {
     io_context* context;
     int fd;
-    const endpoint* local;
+    endpoint_copy local; // named by errors; a copy, since the listener may be destroyed first
     endpoint peer{};
     socklen_t peer_size = 0;
 
@@ -60,7 +61,7 @@ struct accept_op {
 
     accepted failed() const { return {tcp_stream{*context}, endpoint{}}; }
 
-    [[nodiscard]] std::string describe() const { return "accept on " + local->to_string(); }
+    [[nodiscard]] std::string describe() const { return "accept on " + local.get().to_string(); }
 };
 
 } // namespace detail
@@ -103,16 +104,18 @@ public:
     /// Completes with: `accepted`, the stream and its peer. Errors: `EMFILE`/`ENFILE` when
     /// descriptors run out (the listener stays usable: catch, wait, accept again),
     /// `ECONNABORTED`, `ECANCELED`. A connection accepted just as a cancel arrives is still
-    /// delivered, never leaked. Lifetime: the listener until completion.
+    /// delivered, never leaked. Lifetime: destroying the listener cancels the accept.
     /// Kernel: 5.5. See: accept4(2).
     accept_operation accept() {
-        return accept_operation{context(), nullptr, &context(), native_handle(), &local_};
+        return accept_operation{context(), nullptr, &context(), native_handle(),
+                                detail::endpoint_copy{local_}};
     }
 
     /// As `accept` above; an error is stored in `error` instead of thrown, and the stream
     /// produced is not open.
     accept_operation accept(std::error_code& error) {
-        return accept_operation{context(), &error, &context(), native_handle(), &local_};
+        return accept_operation{context(), &error, &context(), native_handle(),
+                                detail::endpoint_copy{local_}};
     }
 
 private:

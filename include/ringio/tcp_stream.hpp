@@ -83,8 +83,9 @@ public:
 
     /// Receives up to `buffer.size()` bytes.
     /// Completes with: the byte count; 0 means the peer closed its side. Errors: `EINVAL` for
-    /// an empty buffer, `ECONNRESET`, ...; the message names the peer. Lifetime: the stream and
-    /// `buffer` until completion. Kernel: 5.6. See: recv(2).
+    /// an empty buffer, `ECONNRESET`, ...; the message names the peer. Lifetime: `buffer` until
+    /// completion; destroying the stream cancels the read (`ECANCELED`). Kernel: 5.6.
+    /// See: recv(2).
     read_operation read(std::span<std::byte> buffer) { return reader(buffer, nullptr, false); }
 
     /// As `read` above; an error is stored in `error` instead of thrown.
@@ -103,8 +104,8 @@ public:
 
     /// Sends up to `buffer.size()` bytes; the count may be short.
     /// Completes with: the byte count. Errors: `EPIPE` or `ECONNRESET` when the peer has gone
-    /// (never SIGPIPE: MSG_NOSIGNAL). Lifetime: the stream and `buffer` until completion.
-    /// Kernel: 5.6. See: send(2).
+    /// (never SIGPIPE: MSG_NOSIGNAL). Lifetime: `buffer` until completion; destroying the stream
+    /// cancels the write. Kernel: 5.6. See: send(2).
     write_operation write(std::span<const std::byte> buffer) {
         return writer(buffer, nullptr, false);
     }
@@ -170,13 +171,25 @@ private:
     }
 
     read_operation reader(std::span<std::byte> buffer, std::error_code* error, bool exact) {
-        return read_operation{context(), error, native_handle(), buffer, detail::current_position,
-                              &peer_,    exact};
+        return read_operation{context(),
+                              error,
+                              native_handle(),
+                              buffer,
+                              detail::current_position,
+                              true,
+                              exact,
+                              detail::endpoint_copy{peer_}};
     }
 
     write_operation writer(std::span<const std::byte> buffer, std::error_code* error, bool all) {
-        return write_operation{context(), error, native_handle(), buffer, detail::current_position,
-                               &peer_,    all};
+        return write_operation{context(),
+                               error,
+                               native_handle(),
+                               buffer,
+                               detail::current_position,
+                               true,
+                               all,
+                               detail::endpoint_copy{peer_}};
     }
 
     endpoint peer_;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <ringio/detail/endpoint_copy.hpp>
 #include <ringio/detail/operation.hpp>
 #include <ringio/detail/socket_base.hpp>
 #include <ringio/detail/valgrind.hpp>
@@ -32,7 +33,7 @@ namespace detail {
 struct recvfrom_op {
     int fd;
     std::span<std::byte> buffer;
-    const endpoint* local;
+    endpoint_copy local; // named by errors; a copy, since the socket may be destroyed first
     endpoint sender{};
     iovec vector{};
     msghdr message{};
@@ -58,8 +59,8 @@ struct recvfrom_op {
     }
 
     [[nodiscard]] std::string describe() const {
-        return local->empty() ? "recvfrom fd " + std::to_string(fd)
-                              : "recvfrom on " + local->to_string();
+        return local.empty() ? "recvfrom fd " + std::to_string(fd)
+                             : "recvfrom on " + local.get().to_string();
     }
 };
 
@@ -138,15 +139,18 @@ public:
     /// Receives one datagram into `buffer`.
     /// Completes with: `received`: the bytes stored, the sender, and whether the datagram was
     /// larger than the buffer (the excess is discarded by the kernel, never written past it).
-    /// Errors: the kernel's. Lifetime: the socket and `buffer` until completion.
+    /// Errors: the kernel's. Lifetime: `buffer` until completion; destroying the socket cancels
+    /// the recvfrom (`ECANCELED`).
     /// Cancellation: `cancel()`, `close()`, `with_timeout`. Kernel: 5.3. See: recvmsg(2).
     recvfrom_operation recvfrom(std::span<std::byte> buffer) {
-        return recvfrom_operation{context(), nullptr, native_handle(), buffer, &local_};
+        return recvfrom_operation{context(), nullptr, native_handle(), buffer,
+                                  detail::endpoint_copy{local_}};
     }
 
     /// As `recvfrom` above; an error is stored in `error` instead of thrown.
     recvfrom_operation recvfrom(std::span<std::byte> buffer, std::error_code& error) {
-        return recvfrom_operation{context(), &error, native_handle(), buffer, &local_};
+        return recvfrom_operation{context(), &error, native_handle(), buffer,
+                                  detail::endpoint_copy{local_}};
     }
 
     /// Sends `buffer` as one datagram to `destination` (copied: it need not outlive the call).

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <ringio/detail/endpoint_copy.hpp>
 #include <ringio/detail/operation.hpp>
 #include <ringio/detail/valgrind.hpp>
 #include <ringio/endpoint.hpp>
@@ -21,10 +22,10 @@ inline constexpr std::uint64_t current_position = ~std::uint64_t{0};
 /// Names the object of a read or write for error messages: the peer of a socket
 /// ("read from 127.0.0.1:80"), else the descriptor and offset ("read fd 5 at offset 8").
 inline std::string describe_stream(const char* operation, int fd, std::uint64_t offset,
-                                   const endpoint* peer) {
+                                   const endpoint_copy* peer) {
     if (peer != nullptr) {
         const bool sending = operation[0] == 'w';
-        return std::string(operation) + (sending ? " to " : " from ") + peer->to_string();
+        return std::string(operation) + (sending ? " to " : " from ") + peer->get().to_string();
     }
     std::string text = std::string(operation) + " fd " + std::to_string(fd);
     if (offset != current_position) {
@@ -39,14 +40,15 @@ inline unsigned clamp_size(std::size_t size) noexcept {
     return static_cast<unsigned>(size < most ? size : most);
 }
 
-/// Reads into one buffer: IORING_OP_RECV on a socket (when `peer` is set), else
-/// IORING_OP_READ; with `exact`, repeats until the buffer is full.
+/// Reads into one buffer: IORING_OP_RECV on a socket, else IORING_OP_READ; with `exact`,
+/// repeats until the buffer is full.
 struct read_op {
     int fd;
     std::span<std::byte> buffer;
     std::uint64_t offset = current_position;
-    const endpoint* peer = nullptr;
+    bool socket = false;
     bool exact = false;
+    endpoint_copy peer{}; // named by errors; a copy, since the stream may be destroyed first
     bool ended = false;
     std::size_t done = 0;
 
@@ -57,7 +59,7 @@ struct read_op {
             return;
         }
         const std::span<std::byte> rest = buffer.subspan(done);
-        if (peer != nullptr) {
+        if (socket) {
             io_uring_prep_recv(sqe, fd, rest.data(), clamp_size(rest.size()), 0);
         } else {
             io_uring_prep_read(sqe, fd, rest.data(), clamp_size(rest.size()),
@@ -95,7 +97,8 @@ struct read_op {
     }
 
     [[nodiscard]] std::string describe() const {
-        std::string text = describe_stream(exact ? "read_exact" : "read", fd, offset, peer);
+        std::string text =
+            describe_stream(exact ? "read_exact" : "read", fd, offset, socket ? &peer : nullptr);
         if (buffer.empty()) {
             text += " (an empty buffer)";
         } else if (ended) {
@@ -106,19 +109,20 @@ struct read_op {
     }
 };
 
-/// Writes one buffer: IORING_OP_SEND with MSG_NOSIGNAL on a socket (when `peer` is set), else
-/// IORING_OP_WRITE; with `all`, repeats until everything is written.
+/// Writes one buffer: IORING_OP_SEND with MSG_NOSIGNAL on a socket, else IORING_OP_WRITE;
+/// with `all`, repeats until everything is written.
 struct write_op {
     int fd;
     std::span<const std::byte> buffer;
     std::uint64_t offset = current_position;
-    const endpoint* peer = nullptr;
+    bool socket = false;
     bool all = false;
+    endpoint_copy peer{}; // as read_op's
     std::size_t done = 0;
 
     void prepare(io_uring_sqe* sqe) noexcept {
         const std::span<const std::byte> rest = buffer.subspan(done);
-        if (peer != nullptr) {
+        if (socket) {
             // A peer that has gone answers EPIPE, never SIGPIPE.
             io_uring_prep_send(sqe, fd, rest.data(), clamp_size(rest.size()), MSG_NOSIGNAL);
         } else {
@@ -146,7 +150,7 @@ struct write_op {
     }
 
     [[nodiscard]] std::string describe() const {
-        return describe_stream(all ? "write_all" : "write", fd, offset, peer);
+        return describe_stream(all ? "write_all" : "write", fd, offset, socket ? &peer : nullptr);
     }
 };
 
