@@ -258,13 +258,16 @@ def vanish_while_written_to(port, seed):
     ECONNRESET for the server's pending write, never SIGPIPE."""
     def job():
         with connect(port, v6=seed % 2 == 1, receive_buffer=4096) as s:
-            s.settimeout(0.3)
-            chunk = random.Random(seed).randbytes(64 * 1024)
+            s.settimeout(0.5)
+            chunk = random.Random(seed).randbytes(256 * 1024)
+            # 8 MiB: twice what the server's send buffer can grow to (net.ipv4.tcp_wmem's 4 MiB
+            # by default), so that its echo is still being written when the client goes.
             try:
-                for _ in range(64):
+                for _ in range(32):
                     s.sendall(chunk)
             except socket.timeout:
                 pass  # both directions are full: the server is blocked writing to us
+            time.sleep(0.05)
 
     job.__name__ = f"vanish_while_written_to {seed}"
     return job
@@ -283,9 +286,9 @@ def echo_faults(arguments):
     writes to them, and holds no descriptor for any of them afterwards."""
     port = support.free_port(socket.SOCK_STREAM)
     with start(arguments, port, "tcp") as server:
-        echo_once(port, 1024, 0)
-        wait_descriptors(server, len(descriptors(server.pid)), "after a first client")
         baseline = len(descriptors(server.pid))
+        echo_once(port, 1024, 0)
+        wait_descriptors(server, baseline, "after a first client")
         jobs = []
         for seed in range(12):
             jobs += [reset_mid_stream(port, seed), half_close(port, seed),
