@@ -11,7 +11,12 @@
 // SIGINT or SIGTERM stops it: the main thread waits for the signal and wakes every loop
 // through an eventfd that the loop reads like any other descriptor.
 
-#include <ringio/ringio.hpp>
+#include <ringio/acceptor.hpp>
+#include <ringio/buffer_ring.hpp>
+#include <ringio/descriptor.hpp>
+#include <ringio/receiver.hpp>
+#include <ringio/tcp_listener.hpp>
+#include <ringio/timer.hpp>
 
 #include <signal.h>
 #include <sys/eventfd.h>

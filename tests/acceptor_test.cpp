@@ -120,3 +120,19 @@ TEST_CASE("acceptor: on a closed listener is EBADF naming the listener", "[accep
         CHECK_THAT(error.what(), Catch::StartsWith("accept on " + where + ": "));
     }
 }
+
+TEST_CASE("acceptor: after the listener is closed, next() fails with EBADF at once", "[acceptor]") {
+    ringio::io_context context;
+    ringio::tcp_listener listener(context, endpoint::loopback_v4(0));
+    ringio::acceptor incoming(listener);
+    listener.close();
+    context.run();
+    // The number is free now; a new socket may take it. Arming on it would be a stale accept.
+    ringio::tcp_listener other(context, endpoint::loopback_v4(0));
+    std::error_code error;
+    ringio::sync_wait(context, [&]() -> ringio::task<> {
+        co_await incoming.next(error);
+    }());
+    CHECK(error == std::errc::bad_file_descriptor);
+    CHECK(context.in_flight() == 0);
+}

@@ -271,3 +271,18 @@ TEST_CASE("receiver: on a closed stream is EBADF naming the peer", "[receiver]")
         CHECK_THAT(error.what(), Catch::StartsWith("recv from " + peer + ": "));
     }
 }
+
+TEST_CASE("receiver: after the stream is closed, next() fails with EBADF at once", "[receiver]") {
+    ringio::io_context context;
+    ringio::buffer_ring buffers(context, 8, 64);
+    pair connection(context);
+    ringio::receiver incoming(connection.server, buffers);
+    connection.server.close();
+    context.run();
+    std::error_code error;
+    ringio::sync_wait(context, [&]() -> ringio::task<> {
+        co_await incoming.next(error);
+    }());
+    CHECK(error == std::errc::bad_file_descriptor);
+    CHECK(context.in_flight() == 0);
+}

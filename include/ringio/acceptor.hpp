@@ -33,7 +33,7 @@ public:
     explicit acceptor(tcp_listener& listener)
         : slot_(detail::multishot_slot::create(listener.context(), listener.native_handle(), &arm,
                                                &release, nullptr, nullptr)),
-          context_(&listener.context()), local_(&listener.address()) {}
+          socket_(&listener), context_(&listener.context()), local_(&listener.address()) {}
 
     acceptor(const acceptor&) = delete;
     acceptor& operator=(const acceptor&) = delete;
@@ -46,9 +46,10 @@ public:
         /// Ready at once when a connection (or an error) is already queued.
         bool await_ready() const noexcept { return !owner_->slot_->empty(); }
 
-        /// Waits for the next connection, arming the accept if it is idle.
-        void await_suspend(std::coroutine_handle<> waiter) const noexcept {
-            owner_->slot_->wait(waiter);
+        /// Waits for the next connection, arming the accept if it is idle; fails at once with
+        /// EBADF if the listener was closed, rather than arm on a number now reused.
+        bool await_suspend(std::coroutine_handle<> waiter) const noexcept {
+            return owner_->wait(waiter);
         }
 
         /// The connection and its peer; or the error.
@@ -72,6 +73,17 @@ public:
     next_operation next(std::error_code& error) noexcept { return {*this, &error}; }
 
 private:
+    // The descriptor number outlives the socket's ownership of it: once the socket is closed
+    // (or moved from) the number may belong to another file, so it is checked before arming.
+    bool wait(std::coroutine_handle<> waiter) noexcept {
+        if (!slot_->armed() && socket_->native_handle() != slot_->fd()) [[unlikely]] {
+            slot_->fail_now(-EBADF);
+            return false;
+        }
+        slot_->wait(waiter);
+        return true;
+    }
+
     static void arm(detail::multishot_slot& slot, io_uring_sqe* sqe) noexcept {
         // No address: a multishot accept shares one buffer among all its completions, so
         // each connection's peer is asked for (getpeername) as it is taken.
@@ -111,6 +123,7 @@ private:
     }
 
     detail::multishot_slot* slot_;
+    const detail::socket_base* socket_;
     io_context* context_;
     const endpoint* local_;
 };

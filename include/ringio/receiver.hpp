@@ -31,7 +31,7 @@ public:
     receiver(tcp_stream& stream, buffer_ring& buffers)
         : slot_(detail::multishot_slot::create(stream.context(), stream.native_handle(), &arm,
                                                &release, &starve, &buffers.state())),
-          peer_(&stream.remote_endpoint()) {}
+          socket_(&stream), peer_(&stream.remote_endpoint()) {}
 
     receiver(const receiver&) = delete;
     receiver& operator=(const receiver&) = delete;
@@ -49,9 +49,10 @@ public:
         /// Ready at once when data (or the end) is already queued.
         bool await_ready() const noexcept { return !owner_->slot_->empty() || owner_->ended(); }
 
-        /// Waits for the next chunk, arming the recv if it is idle.
-        void await_suspend(std::coroutine_handle<> waiter) const noexcept {
-            owner_->slot_->wait(waiter);
+        /// Waits for the next chunk, arming the recv if it is idle; fails at once with EBADF if
+        /// the stream was closed, rather than arm on a number now reused.
+        bool await_suspend(std::coroutine_handle<> waiter) const noexcept {
+            return owner_->wait(waiter);
         }
 
         /// The next chunk, an empty lease at the end of the stream; or the error.
@@ -76,6 +77,17 @@ public:
     next_operation next(std::error_code& error) noexcept { return {*this, &error}; }
 
 private:
+    // The descriptor number outlives the socket's ownership of it: once the socket is closed
+    // (or moved from) the number may belong to another file, so it is checked before arming.
+    bool wait(std::coroutine_handle<> waiter) noexcept {
+        if (!slot_->armed() && socket_->native_handle() != slot_->fd()) [[unlikely]] {
+            slot_->fail_now(-EBADF);
+            return false;
+        }
+        slot_->wait(waiter);
+        return true;
+    }
+
     detail::buffer_ring_state& ring() const noexcept {
         return *static_cast<detail::buffer_ring_state*>(slot_->owner());
     }
@@ -129,6 +141,7 @@ private:
     }
 
     detail::multishot_slot* slot_;
+    const detail::socket_base* socket_;
     const endpoint* peer_;
     int end_ = 1; // 1 while data may still come
 };

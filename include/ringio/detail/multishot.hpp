@@ -103,6 +103,10 @@ public:
         }
     }
 
+    /// Queues `result` (a negative errno) as if the kernel had posted it, for a failure found
+    /// before submitting.
+    void fail_now(int result) noexcept { push({result, 0}); }
+
     /// Stops waiting for buffers (they came back): arms again if someone waits.
     void feed() noexcept {
         starved_ = false;

@@ -130,13 +130,7 @@ public:
     /// (or stores the error, for the non-throwing form).
     value_type await_resume() {
         if (result_ < 0) [[unlikely]] {
-            // A linked timeout that fired cancels its operation: report why it was cancelled.
-            const int code = result_ == -ECANCELED && timed_out_ ? ETIME : -result_;
-            const std::error_code ec(code, std::system_category());
-            if (error_ == nullptr) {
-                throw_error(ec, op_.describe());
-            }
-            *error_ = ec;
+            fail();
             if constexpr (requires { op_.failed(); }) {
                 return op_.failed();
             } else if constexpr (!std::is_void_v<value_type>) {
@@ -150,6 +144,18 @@ public:
     }
 
 private:
+    // The error path, out of line: every co_await would otherwise carry its own copy of the
+    // message building, which costs compile time and code size for nothing.
+    [[gnu::cold, gnu::noinline]] void fail() {
+        // A linked timeout that fired cancels its operation: report why it was cancelled.
+        const int code = result_ == -ECANCELED && timed_out_ ? ETIME : -result_;
+        const std::error_code ec(code, std::system_category());
+        if (error_ == nullptr) {
+            throw_error(ec, op_.describe());
+        }
+        *error_ = ec;
+    }
+
     // Only `with_timeout` moves, and only before the operation is awaited: once submitted its
     // address is the SQE's user_data.
     operation(operation&& other) noexcept
