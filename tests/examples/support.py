@@ -63,10 +63,11 @@ def wait_until(condition, what, timeout=10.0):
 
 
 def _bound(port, protocol):
-    """True when a socket of `protocol` ('tcp' listening, or 'udp') is bound to `port`, read from
+    """How many sockets of `protocol` ('tcp' listening, or 'udp') are bound to `port`, read from
     /proc/net: no connection or datagram that the server would print."""
     suffix = f":{port:04X}"
     state = "0A" if protocol == "tcp" else "07"  # TCP_LISTEN, or TCP_CLOSE for unconnected UDP
+    count = 0
     for table in (protocol, protocol + "6"):
         try:
             with open(f"/proc/net/{table}") as lines:
@@ -74,10 +75,10 @@ def _bound(port, protocol):
                 for line in lines:
                     fields = line.split()
                     if fields[1].endswith(suffix) and fields[3] == state:
-                        return True
+                        count += 1
         except FileNotFoundError:
             pass
-    return False
+    return count
 
 
 class Process:
@@ -143,10 +144,13 @@ class Process:
         self.wait_for_output(lambda out: len(out) >= len(expected), what)
         check_equal(self.output(), expected, what)
 
-    def wait_bound(self, port, protocol):
-        """Waits until the server has bound `port`; it has blocked SIGINT and SIGTERM by then."""
+    def wait_bound(self, port, protocol, sockets=1):
+        """Waits until the server has bound `port` with `sockets` sockets (one per thread of a
+        SO_REUSEPORT server, which is only fully set up once the last is bound); it has blocked
+        SIGINT and SIGTERM by then."""
         try:
-            wait_until(lambda: _bound(port, protocol) or not self.running(), f"port {port}")
+            wait_until(lambda: _bound(port, protocol) >= sockets or not self.running(),
+                       f"port {port}")
         except Failure as failure:
             raise Failure(f"{failure}\n{self.describe()}") from None
         check(self.running(), f"exited instead of binding port {port}\n{self.describe()}")
@@ -177,11 +181,19 @@ class Process:
         return False
 
 
-def server(argv, port, protocol, **options):
-    """Starts a server and waits until it listens on `port`."""
+def descriptor_starved_environment():
+    """The environment for a server that a test runs out of descriptors on purpose: UBSan's
+    vptr check cannot work without a free descriptor (see out_of_descriptors.supp)."""
+    suppressions = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out_of_descriptors.supp")
+    options = os.environ.get("UBSAN_OPTIONS", "")
+    return dict(os.environ, UBSAN_OPTIONS=f"{options}:suppressions={suppressions}".lstrip(":"))
+
+
+def server(argv, port, protocol, sockets=1, **options):
+    """Starts a server and waits until it listens on `port` with `sockets` sockets."""
     process = Process(argv, **options)
     try:
-        process.wait_bound(port, protocol)
+        process.wait_bound(port, protocol, sockets)
     except BaseException:
         process.__exit__()
         raise

@@ -76,9 +76,15 @@ def wait_descriptors(server, baseline, what):
         ) from None
 
 
-def start(arguments, port, protocol):
-    server = support.server([arguments.server, port, *arguments.server_arg], port, protocol)
-    return server
+def start(arguments, port, protocol, **options):
+    # echo_server --threads N binds N SO_REUSEPORT listeners; its descriptor count is only
+    # settled once the last one is bound.
+    given = arguments.server_arg
+    sockets = 1
+    if "--threads" in given and given.index("--threads") + 1 < len(given):
+        sockets = int(given[given.index("--threads") + 1])
+    return support.server([arguments.server, port, *arguments.server_arg], port, protocol, sockets,
+                          **options)
 
 
 def stop(server):
@@ -361,7 +367,7 @@ def echo_out_of_descriptors(arguments):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
     try:
-        server = start(arguments, port, "tcp")
+        server = start(arguments, port, "tcp", env=support.descriptor_starved_environment())
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     with server:
