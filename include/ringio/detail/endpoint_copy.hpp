@@ -23,7 +23,10 @@ public:
     /// Copies `e`'s address.
     explicit endpoint_copy(const endpoint& e) noexcept
         : size_(e.size() < sizeof bytes_ ? e.size() : static_cast<socklen_t>(sizeof bytes_)) {
-        std::memcpy(bytes_, e.data(), size_);
+        // All of bytes_, whatever size_: `e` holds a whole sockaddr_storage, and a copy of a
+        // fixed size is a few moves where one of a variable size is a loop (`rep movsb`).
+        static_assert(sizeof bytes_ <= sizeof(sockaddr_storage));
+        std::memcpy(bytes_, e.data(), sizeof bytes_);
     }
 
     /// True when it names nothing.
