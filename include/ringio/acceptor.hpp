@@ -49,7 +49,7 @@ public:
         /// Waits for the next connection, arming the accept if it is idle; fails at once with
         /// EBADF if the listener was closed, rather than arm on a number now reused.
         bool await_suspend(std::coroutine_handle<> waiter) const noexcept {
-            return owner_->wait(waiter);
+            return owner_->slot_->wait(owner_->socket_->native_handle(), waiter);
         }
 
         /// The connection and its peer; or the error.
@@ -73,17 +73,6 @@ public:
     next_operation next(std::error_code& error) noexcept { return {*this, &error}; }
 
 private:
-    // The descriptor number outlives the socket's ownership of it: once the socket is closed
-    // (or moved from) the number may belong to another file, so it is checked before arming.
-    bool wait(std::coroutine_handle<> waiter) noexcept {
-        if (!slot_->armed() && socket_->native_handle() != slot_->fd()) [[unlikely]] {
-            slot_->fail_now(-EBADF);
-            return false;
-        }
-        slot_->wait(waiter);
-        return true;
-    }
-
     static void arm(detail::multishot_slot& slot, io_uring_sqe* sqe) noexcept {
         // No address: a multishot accept shares one buffer among all its completions, so
         // each connection's peer is asked for (getpeername) as it is taken.

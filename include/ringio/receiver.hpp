@@ -52,7 +52,7 @@ public:
         /// Waits for the next chunk, arming the recv if it is idle; fails at once with EBADF if
         /// the stream was closed, rather than arm on a number now reused.
         bool await_suspend(std::coroutine_handle<> waiter) const noexcept {
-            return owner_->wait(waiter);
+            return owner_->slot_->wait(owner_->socket_->native_handle(), waiter);
         }
 
         /// The next chunk, an empty lease at the end of the stream; or the error.
@@ -77,17 +77,6 @@ public:
     next_operation next(std::error_code& error) noexcept { return {*this, &error}; }
 
 private:
-    // The descriptor number outlives the socket's ownership of it: once the socket is closed
-    // (or moved from) the number may belong to another file, so it is checked before arming.
-    bool wait(std::coroutine_handle<> waiter) noexcept {
-        if (!slot_->armed() && socket_->native_handle() != slot_->fd()) [[unlikely]] {
-            slot_->fail_now(-EBADF);
-            return false;
-        }
-        slot_->wait(waiter);
-        return true;
-    }
-
     detail::buffer_ring_state& ring() const noexcept {
         return *static_cast<detail::buffer_ring_state*>(slot_->owner());
     }

@@ -95,12 +95,20 @@ public:
         return entry;
     }
 
-    /// Suspends `waiter` until the next entry arrives, arming the operation if it is idle.
-    void wait(std::coroutine_handle<> waiter) noexcept {
+    /// Suspends `waiter` until the next entry arrives, arming the operation if it is idle;
+    /// `current` is the owning socket's descriptor now. Returns false, with EBADF queued for
+    /// the waiter to take at once, when the socket was closed or moved from since the slot was
+    /// made: the number may belong to another file by now, so it is never armed on again.
+    bool wait(int current, std::coroutine_handle<> waiter) noexcept {
+        if (!armed_ && current != fd_) [[unlikely]] {
+            fail_now(-EBADF);
+            return false;
+        }
         waiter_ = waiter;
         if (!starved_) {
             arm();
         }
+        return true;
     }
 
     /// Queues `result` (a negative errno) as if the kernel had posted it, for a failure found
