@@ -1,6 +1,7 @@
 #pragma once
 
 #include <ringio/detail/error.hpp>
+#include <ringio/detail/ring_setup.hpp>
 #include <ringio/detail/storage.hpp>
 #include <ringio/detail/valgrind.hpp>
 
@@ -70,21 +71,9 @@ public:
     /// Errors: `std::system_error` naming the cause when io_uring is unavailable (an old kernel,
     /// a seccomp filter, sysctl `kernel.io_uring_disabled`, the locked-memory limit).
     explicit io_context(context_options options = {}) {
-        const unsigned cq = options.cq_entries != 0 ? options.cq_entries : 4 * options.entries;
-        int result = -EINVAL;
-        for (unsigned flags : candidate_flags(options.fast_flags)) {
-            io_uring_params params{};
-            params.flags = flags | IORING_SETUP_CQSIZE;
-            params.cq_entries = cq;
-            result = io_uring_queue_init_params(options.entries, &ring_, &params);
-            // EINVAL means "not this combination of flags": try the next, simpler one.
-            if (result != -EINVAL) {
-                break;
-            }
-        }
-        if (result < 0) {
-            detail::throw_error(detail::error_from_result(result), setup_failure(result));
-        }
+        detail::setup_ring(ring_, options.entries,
+                           options.cq_entries != 0 ? options.cq_entries : 4 * options.entries,
+                           options.fast_flags);
         flags_ = ring_.flags;
         roots_.prev = roots_.next = &roots_;
     }
@@ -254,34 +243,6 @@ public:
     }
 
 private:
-    static std::vector<unsigned> candidate_flags(bool fast) {
-        if (!fast) {
-            return {0};
-        }
-        // DEFER_TASKRUN (6.1) runs completion work only when this thread waits, which keeps it
-        // off other threads and halves the CPU per request on loopback; R_DISABLED lets the
-        // loop thread, not the constructing one, become the single issuer.
-        return {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED |
-                    IORING_SETUP_SUBMIT_ALL,
-                IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SUBMIT_ALL,
-                IORING_SETUP_SUBMIT_ALL, 0};
-    }
-
-    static std::string setup_failure(int result) {
-        switch (-result) {
-        case EPERM:
-            return "io_context: io_uring is not permitted here (sysctl kernel.io_uring_disabled "
-                   "or a seccomp filter)";
-        case ENOSYS:
-            return "io_context: this kernel has no io_uring (Linux 5.1 or newer is needed)";
-        case ENOMEM:
-            return "io_context: not enough locked memory for the ring (raise ulimit -l or "
-                   "use fewer entries)";
-        default:
-            return "io_context: io_uring_setup";
-        }
-    }
-
     // The ring becomes usable on the thread that first submits: with SINGLE_ISSUER that thread
     // is the only one allowed to, and a registered ring fd belongs to the registering thread.
     void enable() {
