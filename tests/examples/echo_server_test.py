@@ -5,33 +5,12 @@ Usage: echo_server_test.py ECHO_SERVER [server options...]
 Starts the server on a free port, runs concurrent IPv4 and IPv6 clients with payloads from
 1 byte to 1 MiB, checks every byte, then stops the server with SIGTERM and expects exit 0.
 """
-import os
 import random
-import signal
 import socket
-import subprocess
 import sys
 import threading
-import time
 
-
-def free_port():
-    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
-        probe.bind(("::", 0))
-        return probe.getsockname()[1]
-
-
-def wait_listening(port, server, deadline=10.0):
-    start = time.monotonic()
-    while time.monotonic() - start < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"echo_server exited early with {server.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("echo_server did not start listening")
+import support
 
 
 def client(host, port, seed, failures):
@@ -40,18 +19,7 @@ def client(host, port, seed, failures):
         with socket.create_connection((host, port), timeout=20) as sock:
             for size in (1, rng.randint(2, 4096), rng.randint(4097, 1 << 20)):
                 payload = rng.randbytes(size)
-                # Send from another thread: a large payload would otherwise fill both
-                # directions' buffers and stall.
-                sender = threading.Thread(target=sock.sendall, args=(payload,))
-                sender.start()
-                received = bytearray()
-                while len(received) < size:
-                    chunk = sock.recv(size - len(received))
-                    if not chunk:
-                        raise AssertionError("connection closed early")
-                    received += chunk
-                sender.join()
-                if bytes(received) != payload:
+                if support.echo_exchange(sock, payload) != payload:
                     raise AssertionError(f"echo mismatch for {size} bytes")
     except Exception as error:  # reported by the main thread
         failures.append(f"{host} client {seed}: {error!r}")
@@ -59,10 +27,10 @@ def client(host, port, seed, failures):
 
 def main():
     binary, options = sys.argv[1], sys.argv[2:]
-    port = free_port()
-    server = subprocess.Popen([binary, str(port), *options])
-    try:
-        wait_listening(port, server)
+    port = support.free_port(socket.SOCK_STREAM)
+    # --threads N binds N SO_REUSEPORT listeners; the server is ready once all are bound.
+    sockets = int(options[options.index("--threads") + 1]) if "--threads" in options else 1
+    with support.server([binary, port, *options], port, "tcp", sockets) as server:
         failures = []
         clients = [
             threading.Thread(target=client, args=(host, port, seed, failures))
@@ -74,15 +42,8 @@ def main():
         for thread in clients:
             thread.join()
         if failures:
-            raise SystemExit("\n".join(failures))
-        server.send_signal(signal.SIGTERM)
-        code = server.wait(timeout=10)
-        if code != 0:
-            raise SystemExit(f"echo_server exited with {code} after SIGTERM")
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
+            raise SystemExit("\n".join(failures) + f"\n{server.describe()}")
+        server.stop()
     print(f"echo_server {' '.join(options)}: 40 clients echoed byte for byte")
 
 

@@ -181,6 +181,24 @@ class Process:
         return False
 
 
+def echo_exchange(sock, payload):
+    """Sends `payload` on `sock` from another thread (a large payload would otherwise fill both
+    directions' buffers and stall) while reading its echo; returns the bytes that came back,
+    as many as were sent. Fails if the connection ends first."""
+    sender = threading.Thread(target=sock.sendall, args=(payload,))
+    sender.start()
+    received = bytearray()
+    try:
+        while len(received) < len(payload):
+            chunk = sock.recv(len(payload) - len(received))
+            if not chunk:
+                raise Failure(f"the echo ended after {len(received)} of {len(payload)} bytes")
+            received += chunk
+    finally:
+        sender.join()
+    return bytes(received)
+
+
 def descriptor_starved_environment():
     """The environment for a server that a test runs out of descriptors on purpose: UBSan's
     vptr check cannot work without a free descriptor (see out_of_descriptors.supp)."""

@@ -120,18 +120,10 @@ def echo_once(port, size, seed, v6=False):
     """One healthy client: `size` random bytes must come back whole."""
     payload = random.Random(seed).randbytes(size)
     with connect(port, v6) as s:
-        sender = threading.Thread(target=s.sendall, args=(payload,))
-        sender.start()
-        received = bytearray()
-        while len(received) < size:
-            chunk = s.recv(size - len(received))
-            if not chunk:
-                raise Failure(f"a healthy client's echo ended after {len(received)} of {size} bytes")
-            received += chunk
-        sender.join()
+        received = support.echo_exchange(s, payload)
         s.shutdown(socket.SHUT_WR)
         check_equal(s.recv(1), b"", "what a healthy client reads after its echo and half-close")
-    check(bytes(received) == payload, f"a healthy client's {size} bytes came back different")
+    check(received == payload, f"a healthy client's {size} bytes came back different")
 
 
 def abort(s):
