@@ -185,10 +185,7 @@ TEST_CASE("accept: destroying the listener cancels the accept another coroutine 
                 message = failure.what();
             }
         };
-        ringio::spawn(context, waiter(*owned));
-        context.poll();
-        owned.reset();
-        context.run();
+        ringio::testing::destroy_while_awaited(context, std::move(owned), waiter);
     }
     CHECK(error == std::errc::operation_canceled);
     CHECK_THAT(message, Catch::StartsWith("accept on " + where + ": "));

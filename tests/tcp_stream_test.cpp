@@ -390,10 +390,7 @@ TEST_CASE("destroying a stream cancels the read another coroutine waits on", "[t
                 message = failure.what();
             }
         };
-        ringio::spawn(context, waiter(*owned));
-        context.poll();
-        owned.reset();
-        context.run();
+        ringio::testing::destroy_while_awaited(context, std::move(owned), waiter);
     }
     CHECK(error == std::errc::operation_canceled);
     if (throwing) {

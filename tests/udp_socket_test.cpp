@@ -329,10 +329,7 @@ TEST_CASE("destroying a socket cancels the recvfrom another coroutine waits on",
                 message = failure.what();
             }
         };
-        ringio::spawn(context, waiter(*owned));
-        context.poll();
-        owned.reset();
-        context.run();
+        ringio::testing::destroy_while_awaited(context, std::move(owned), waiter);
     }
     CHECK(error == std::errc::operation_canceled);
     CHECK_THAT(message, Catch::StartsWith("recvfrom on " + local + ": "));

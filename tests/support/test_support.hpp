@@ -127,3 +127,22 @@ private:
 };
 
 } // namespace ringio::testing
+
+#include <ringio/task.hpp>
+
+#include <memory>
+
+namespace ringio::testing {
+
+/// Starts `waiter(*owned)` until it waits in the kernel, destroys what it waits on, then runs
+/// `context` until the waiter has finished: a socket destroyed under another coroutine's
+/// pending operation. `waiter` must outlive the run (the coroutine refers to it).
+template <class Owned, class Waiter>
+void destroy_while_awaited(io_context& context, std::unique_ptr<Owned> owned, Waiter& waiter) {
+    spawn(context, waiter(*owned));
+    context.poll();
+    owned.reset();
+    context.run();
+}
+
+} // namespace ringio::testing
