@@ -273,7 +273,7 @@ private:
         }
     }
 
-    io_uring_sqe* get_sqe_after_submit() noexcept {
+    [[gnu::noinline]] io_uring_sqe* get_sqe_after_submit() noexcept {
         for (;;) {
             sq_head_ = io_uring_smp_load_acquire(ring_.sq.khead);
             if (ring_.sq.sqe_tail - sq_head_ < ring_.sq.ring_entries) {
@@ -366,23 +366,36 @@ private:
 
     void dispatch(const io_uring_cqe& cqe) noexcept {
         const auto tagged = static_cast<std::uintptr_t>(cqe.user_data);
-        if ((tagged & message_arrived) == 0) [[likely]] {
-            if ((cqe.flags & IORING_CQE_F_MORE) == 0) {
-                --in_flight_;
-            }
-            if ((tagged & message_failed) != 0 && cqe.res >= 0) {
-                return; // delivered: the message is the other thread's now
-            }
-        } else {
-            // Not submitted here: counted in incoming_ by the sender instead. Acquire pairs
-            // with the sender's increment, so what it prepared is visible here.
-            incoming_.fetch_sub(1, std::memory_order_acq_rel);
+        if ((tagged & (message_arrived | message_failed)) != 0) [[unlikely]] {
+            dispatch_message(cqe);
+            return;
+        }
+        if ((cqe.flags & IORING_CQE_F_MORE) == 0) {
+            --in_flight_;
         }
         if (tagged != 0) {
             // NOLINTNEXTLINE(performance-no-int-to-ptr): user_data is the address, tagged
             auto* target = reinterpret_cast<detail::completion*>(tagged & ~tag_mask);
             target->complete(target, cqe);
         }
+    }
+
+    // A message between rings: its CQE in the receiving ring, or the sender's own CQE.
+    [[gnu::noinline]] void dispatch_message(const io_uring_cqe& cqe) noexcept {
+        const auto tagged = static_cast<std::uintptr_t>(cqe.user_data);
+        if ((tagged & message_arrived) != 0) {
+            // Not submitted here: counted in incoming_ by the sender instead. Acquire pairs
+            // with the sender's increment, so what it prepared is visible here.
+            incoming_.fetch_sub(1, std::memory_order_acq_rel);
+        } else {
+            --in_flight_;
+            if (cqe.res >= 0) {
+                return; // delivered: the message is the other thread's now
+            }
+        }
+        // NOLINTNEXTLINE(performance-no-int-to-ptr): user_data is the address, tagged
+        auto* target = reinterpret_cast<detail::completion*>(tagged & ~tag_mask);
+        target->complete(target, cqe);
     }
 
     void cancel_all_and_drain() noexcept {

@@ -166,6 +166,12 @@ private:
             push_inline(entry);
             return;
         }
+        push_overflow(entry);
+    }
+
+    // Out of line: its exception handling would make every completion save and restore
+    // registers for a path that only bursts take.
+    [[gnu::noinline]] void push_overflow(const multishot_entry& entry) noexcept {
         try {
             more_.push_back(entry);
             overflowing_ = true;
