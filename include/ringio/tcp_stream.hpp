@@ -178,7 +178,7 @@ private:
                               detail::current_position,
                               true,
                               exact,
-                              detail::endpoint_copy{peer_}};
+                              detail::endpoint_copy::for_errors(peer_, error)};
     }
 
     write_operation writer(std::span<const std::byte> buffer, std::error_code* error, bool all) {
@@ -189,7 +189,7 @@ private:
                                detail::current_position,
                                true,
                                all,
-                               detail::endpoint_copy{peer_}};
+                               detail::endpoint_copy::for_errors(peer_, error)};
     }
 
     endpoint peer_;

@@ -43,6 +43,12 @@ public:
         return {reinterpret_cast<const sockaddr*>(&address), size_, ignored};
     }
 
+    /// The copy an operation needs: `e`'s for the throwing form, none for the form that stores
+    /// its error in `error`, whose message nobody reads.
+    static endpoint_copy for_errors(const endpoint& e, const std::error_code* error) noexcept {
+        return error != nullptr ? endpoint_copy{} : endpoint_copy{e};
+    }
+
 private:
     // Left uninitialised: only the first size_ bytes are ever read.
     unsigned char bytes_[sizeof(sockaddr_in6)];
