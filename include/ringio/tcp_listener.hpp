@@ -115,7 +115,7 @@ public:
     /// produced is not open.
     accept_operation accept(std::error_code& error) {
         return accept_operation{context(), &error, &context(), native_handle(),
-                                detail::endpoint_copy{}};
+                                detail::endpoint_copy::for_errors(local_, &error)};
     }
 
 private:

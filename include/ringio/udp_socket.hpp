@@ -150,7 +150,7 @@ public:
     /// As `recvfrom` above; an error is stored in `error` instead of thrown.
     recvfrom_operation recvfrom(std::span<std::byte> buffer, std::error_code& error) {
         return recvfrom_operation{context(), &error, native_handle(), buffer,
-                                  detail::endpoint_copy{}};
+                                  detail::endpoint_copy::for_errors(local_, &error)};
     }
 
     /// Sends `buffer` as one datagram to `destination` (copied: it need not outlive the call).
