@@ -4,6 +4,12 @@
  * ring once its send completes (no copy); SINGLE_ISSUER | DEFER_TASKRUN; a registered ring
  * descriptor; one io_uring_submit_and_wait per loop turn and every ready CQE reaped in a batch.
  *
+ * Built a second time with RAW_DIRECT=1 (raw_uring_echo_direct): connections are then direct
+ * descriptors (IORING_FILE_INDEX_ALLOC into a sparse registered table, IOSQE_FIXED_FILE on every
+ * recv and send, shutdown and close through the ring), so the two builds measure what direct
+ * descriptors save. Accepted sockets inherit TCP_NODELAY from the listener, since a direct
+ * descriptor has no number for setsockopt.
+ *
  * Usage: raw_uring_echo PORT [--cpu C] */
 #include "peer.h"
 
@@ -26,6 +32,11 @@ enum {
 #endif
 #define BUF_GROUP 0
 #define SQ_ENTRIES 2048u
+#ifndef RAW_DIRECT
+#define RAW_DIRECT 0
+#endif
+/* Slots of the registered file table in direct mode: more than the 10,000 idle connections. */
+#define DIRECT_SLOTS 65536
 #define CQ_ENTRIES 16384u
 
 /* Per connection, indexed by descriptor. A connection owns the buffers queued for sending, in
@@ -76,14 +87,18 @@ static struct io_uring_sqe* get_sqe(void) {
 
 static void arm_accept(void) {
     struct io_uring_sqe* sqe = get_sqe();
+#if RAW_DIRECT
+    io_uring_prep_multishot_accept_direct(sqe, listen_fd, NULL, NULL, 0);
+#else
     io_uring_prep_multishot_accept(sqe, listen_fd, NULL, NULL, SOCK_CLOEXEC);
+#endif
     io_uring_sqe_set_data64(sqe, make_user_data(op_accept, listen_fd));
 }
 
 static void arm_recv(int fd) {
     struct io_uring_sqe* sqe = get_sqe();
     io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
-    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->flags |= IOSQE_BUFFER_SELECT | (RAW_DIRECT ? IOSQE_FIXED_FILE : 0);
     sqe->buf_group = BUF_GROUP;
     io_uring_sqe_set_data64(sqe, make_user_data(op_recv, fd));
     conns[fd].recv_armed = 1;
@@ -110,8 +125,32 @@ static void send_head(int fd) {
     struct io_uring_sqe* sqe = get_sqe();
     io_uring_prep_send(sqe, fd, buffers + (size_t)bid * BUF_SIZE + buf_off[bid], buf_len[bid],
                        MSG_NOSIGNAL);
+    sqe->flags |= RAW_DIRECT ? IOSQE_FIXED_FILE : 0;
     io_uring_sqe_set_data64(sqe, make_user_data(op_send, fd));
     c->send_busy = 1;
+}
+
+/* A direct descriptor has no number for the plain calls: shut down and close through the ring. The
+ * completions carry user_data 0, which the loop ignores. */
+static void conn_shutdown(int fd) {
+#if RAW_DIRECT
+    struct io_uring_sqe* sqe = get_sqe();
+    io_uring_prep_shutdown(sqe, fd, SHUT_RDWR);
+    sqe->flags |= IOSQE_FIXED_FILE;
+    io_uring_sqe_set_data64(sqe, 0);
+#else
+    shutdown(fd, SHUT_RDWR);
+#endif
+}
+
+static void conn_close(int fd) {
+#if RAW_DIRECT
+    struct io_uring_sqe* sqe = get_sqe();
+    io_uring_prep_close_direct(sqe, (unsigned)fd);
+    io_uring_sqe_set_data64(sqe, 0);
+#else
+    close(fd);
+#endif
 }
 
 static void drop_queue(struct conn* c) {
@@ -131,7 +170,7 @@ static void maybe_close(int fd) {
         drop_queue(c);
         c->open = 0;
         c->starved = 0;
-        close(fd);
+        conn_close(fd);
     }
 }
 
@@ -140,13 +179,15 @@ static void on_accept(const struct io_uring_cqe* cqe) {
     int resource_error = 0;
     if (res >= 0) {
         if (res >= max_fds) {
-            close(res);
+            conn_close(res);
         } else {
             struct conn* c = &conns[res];
             memset(c, 0, sizeof *c);
             c->send_head = c->send_tail = -1;
             c->open = 1;
-            peer_nodelay(res);
+            if (!RAW_DIRECT) {
+                peer_nodelay(res);
+            }
             arm_recv(res);
         }
     } else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
@@ -213,7 +254,7 @@ static void on_recv(const struct io_uring_cqe* cqe, int fd) {
         /* 0 is end of stream; anything else negative ends this connection. */
         c->dead = 1;
         if (more) {
-            shutdown(fd, SHUT_RDWR);
+            conn_shutdown(fd);
         }
     } else if (!more && !c->dead) {
         /* The kernel may end a multishot recv that delivered data (CQ overflow): re-arm it. */
@@ -243,7 +284,7 @@ static void on_send(const struct io_uring_cqe* cqe, int fd) {
         drop_queue(c);
         if (c->recv_armed) {
             /* Ends the multishot recv, whose final completion then closes the descriptor. */
-            shutdown(fd, SHUT_RDWR);
+            conn_shutdown(fd);
         }
     } else {
         buf_off[bid] += (uint32_t)res;
@@ -296,6 +337,12 @@ static void setup_ring(void) {
     if (ret < 0) {
         peer_die("io_uring_queue_init_params", -ret);
     }
+#if RAW_DIRECT
+    ret = io_uring_register_files_sparse(&ring, (unsigned)max_fds);
+    if (ret < 0) {
+        peer_die("io_uring_register_files_sparse", -ret);
+    }
+#endif
     ret = io_uring_register_ring_fd(&ring);
     if (ret < 0) {
         fprintf(stderr, "raw_uring_echo: io_uring_register_ring_fd: %s (continuing)\n",
@@ -335,12 +382,18 @@ int main(int argc, char** argv) {
     struct peer_args args = peer_parse(argc, argv, "raw_uring_echo");
     peer_setup(&args);
     max_fds = peer_max_fds();
+    if (RAW_DIRECT && max_fds > DIRECT_SLOTS) {
+        max_fds = DIRECT_SLOTS;
+    }
     conns = calloc((size_t)max_fds, sizeof *conns);
     starved_fds = calloc((size_t)max_fds, sizeof *starved_fds);
     if (conns == NULL || starved_fds == NULL) {
         peer_die("calloc", ENOMEM);
     }
     listen_fd = peer_bind(SOCK_STREAM, args.port, 0);
+    if (RAW_DIRECT) {
+        peer_nodelay(listen_fd); /* inherited by every accepted socket */
+    }
     setup_ring();
     arm_accept();
 
@@ -382,7 +435,7 @@ int main(int argc, char** argv) {
     /* Tearing the ring down cancels every request still in flight. */
     io_uring_queue_exit(&ring);
     for (int fd = 0; fd < max_fds; ++fd) {
-        if (conns[fd].open) {
+        if (!RAW_DIRECT && conns[fd].open) {
             close(fd);
         }
     }
