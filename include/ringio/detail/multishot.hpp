@@ -121,9 +121,6 @@ public:
         arm();
     }
 
-    /// True while the kernel holds this slot's SQE.
-    [[nodiscard]] bool armed() const noexcept { return armed_; }
-
     /// The descriptor the operation works on.
     [[nodiscard]] int fd() const noexcept { return fd_; }
 
