@@ -32,12 +32,12 @@ enum {
 #endif
 #define BUF_GROUP 0
 #define SQ_ENTRIES 2048u
+#define CQ_ENTRIES 16384u
 #ifndef RAW_DIRECT
 #define RAW_DIRECT 0
 #endif
 /* Slots of the registered file table in direct mode: more than the 10,000 idle connections. */
 #define DIRECT_SLOTS 65536
-#define CQ_ENTRIES 16384u
 
 /* Per connection, indexed by descriptor. A connection owns the buffers queued for sending, in
  * arrival order, chained through buf_next; only the head is ever being sent, so bytes leave in
