@@ -21,7 +21,9 @@ ringio::task<> echo(ringio::udp_socket& socket) {
     std::error_code error;
     for (;;) {
         const ringio::received datagram = co_await socket.recvfrom(buffer, error);
-        if (error == std::errc::operation_canceled) {
+        // Closed by stop_on_signal: the recvfrom was cancelled, or the close came while the
+        // sendto was in flight and this recvfrom found no socket. Either way, done.
+        if (!socket.is_open()) {
             co_return;
         }
         if (!error) {
