@@ -11,11 +11,9 @@
  * descriptor has no number for setsockopt.
  *
  * Usage: raw_uring_echo PORT [--cpu C] */
-#include "peer.h"
+#include "uring_peer.h"
 
-#include <liburing.h>
 #include <stdint.h>
-#include <sys/mman.h>
 
 enum {
     op_accept = 1,
@@ -316,61 +314,15 @@ static void rearm_starved(void) {
 }
 
 static void setup_ring(void) {
-    /* Each connection can complete several recvs per loop turn: a CQ much larger than the SQ. */
-    const unsigned flag_sets[] = {
-        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
-        IORING_SETUP_COOP_TASKRUN,
-        0,
-    };
-    int ret = -EINVAL;
-    for (size_t i = 0; i < sizeof flag_sets / sizeof flag_sets[0]; ++i) {
-        struct io_uring_params params;
-        memset(&params, 0, sizeof params);
-        params.flags = flag_sets[i] | IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
-        params.cq_entries = CQ_ENTRIES;
-        ret = io_uring_queue_init_params(SQ_ENTRIES, &ring, &params);
-        if (ret != -EINVAL) {
-            break;
-        }
-        fprintf(stderr, "raw_uring_echo: ring flags 0x%x refused, trying fewer\n", params.flags);
-    }
-    if (ret < 0) {
-        peer_die("io_uring_queue_init_params", -ret);
-    }
+    uring_peer_ring(&ring, SQ_ENTRIES, CQ_ENTRIES, "raw_uring_echo");
 #if RAW_DIRECT
-    ret = io_uring_register_files_sparse(&ring, (unsigned)max_fds);
+    int ret = io_uring_register_files_sparse(&ring, (unsigned)max_fds);
     if (ret < 0) {
         peer_die("io_uring_register_files_sparse", -ret);
     }
 #endif
-    ret = io_uring_register_ring_fd(&ring);
-    if (ret < 0) {
-        fprintf(stderr, "raw_uring_echo: io_uring_register_ring_fd: %s (continuing)\n",
-                strerror(-ret));
-    }
-
-    /* liburing 2.3 has no io_uring_setup_buf_ring: map the ring and register it by hand. */
-    size_t ring_bytes = BUF_COUNT * sizeof(struct io_uring_buf);
-    void* mem = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (mem == MAP_FAILED) {
-        peer_die("mmap", errno);
-    }
-    buf_ring = mem;
-    io_uring_buf_ring_init(buf_ring);
-    struct io_uring_buf_reg reg;
-    memset(&reg, 0, sizeof reg);
-    reg.ring_addr = (uint64_t)(uintptr_t)buf_ring;
-    reg.ring_entries = BUF_COUNT;
-    reg.bgid = BUF_GROUP;
-    ret = io_uring_register_buf_ring(&ring, &reg, 0);
-    if (ret < 0) {
-        peer_die("io_uring_register_buf_ring", -ret);
-    }
-    buffers = mmap(NULL, (size_t)BUF_COUNT * BUF_SIZE, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (buffers == MAP_FAILED) {
-        peer_die("mmap", errno);
-    }
+    buf_ring = uring_peer_buf_ring(&ring, BUF_COUNT, BUF_GROUP);
+    buffers = uring_peer_buffers(BUF_COUNT, BUF_SIZE);
     buffers_held = BUF_COUNT;
     for (unsigned bid = 0; bid < BUF_COUNT; ++bid) {
         recycle((int)bid);

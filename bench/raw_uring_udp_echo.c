@@ -10,11 +10,9 @@
  * short.
  *
  * Usage: raw_uring_udp_echo PORT [--cpu C] */
-#include "peer.h"
+#include "uring_peer.h"
 
-#include <liburing.h>
 #include <stdint.h>
-#include <sys/mman.h>
 
 /* A header, an IPv4 or IPv6 address and the largest datagram of the grid, with room to spare. */
 #define BUF_SIZE 4096u
@@ -111,51 +109,9 @@ static void on_recv(const struct io_uring_cqe* cqe) {
 }
 
 static void setup_ring(void) {
-    struct io_uring_params params;
-    int ret = -EINVAL;
-    unsigned flags[] = {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, 0};
-    for (unsigned i = 0; i < sizeof flags / sizeof flags[0]; ++i) {
-        memset(&params, 0, sizeof params);
-        params.flags = flags[i] | IORING_SETUP_CQSIZE;
-        params.cq_entries = CQ_ENTRIES;
-        ret = io_uring_queue_init_params(SQ_ENTRIES, &ring, &params);
-        if (ret != -EINVAL) {
-            break;
-        }
-        fprintf(stderr, "raw_uring_udp_echo: ring flags 0x%x refused, trying fewer\n",
-                params.flags);
-    }
-    if (ret < 0) {
-        peer_die("io_uring_queue_init_params", -ret);
-    }
-    ret = io_uring_register_ring_fd(&ring);
-    if (ret < 0) {
-        fprintf(stderr, "raw_uring_udp_echo: io_uring_register_ring_fd: %s (continuing)\n",
-                strerror(-ret));
-    }
-
-    /* liburing 2.3 has no io_uring_setup_buf_ring: map the ring and register it by hand. */
-    size_t ring_bytes = BUF_COUNT * sizeof(struct io_uring_buf);
-    void* mem = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (mem == MAP_FAILED) {
-        peer_die("mmap", errno);
-    }
-    buf_ring = mem;
-    io_uring_buf_ring_init(buf_ring);
-    struct io_uring_buf_reg reg;
-    memset(&reg, 0, sizeof reg);
-    reg.ring_addr = (uint64_t)(uintptr_t)buf_ring;
-    reg.ring_entries = BUF_COUNT;
-    reg.bgid = BUF_GROUP;
-    ret = io_uring_register_buf_ring(&ring, &reg, 0);
-    if (ret < 0) {
-        peer_die("io_uring_register_buf_ring", -ret);
-    }
-    buffers = mmap(NULL, (size_t)BUF_COUNT * BUF_SIZE, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (buffers == MAP_FAILED) {
-        peer_die("mmap", errno);
-    }
+    uring_peer_ring(&ring, SQ_ENTRIES, CQ_ENTRIES, "raw_uring_udp_echo");
+    buf_ring = uring_peer_buf_ring(&ring, BUF_COUNT, BUF_GROUP);
+    buffers = uring_peer_buffers(BUF_COUNT, BUF_SIZE);
     for (unsigned bid = 0; bid < BUF_COUNT; ++bid) {
         recycle((int)bid);
     }
