@@ -352,10 +352,7 @@ int main(int argc, char** argv) {
     while (!peer_stop) {
         publish_buffers();
         rearm_starved();
-        int ret = io_uring_submit_and_wait(&ring, 1);
-        if (ret < 0 && ret != -EINTR && ret != -EBUSY && ret != -ETIME) {
-            peer_die("io_uring_submit_and_wait", -ret);
-        }
+        uring_peer_submit_and_wait(&ring);
         unsigned head;
         unsigned seen = 0;
         struct io_uring_cqe* cqe;

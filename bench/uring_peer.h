@@ -40,6 +40,15 @@ static inline void uring_peer_ring(struct io_uring* ring, unsigned sq_entries,
     }
 }
 
+/* Submits what is queued and waits for at least one completion. A signal (the stop request)
+ * interrupts the wait; the caller's loop then checks peer_stop. */
+static inline void uring_peer_submit_and_wait(struct io_uring* ring) {
+    int ret = io_uring_submit_and_wait(ring, 1);
+    if (ret < 0 && ret != -EINTR && ret != -EBUSY && ret != -ETIME) {
+        peer_die("io_uring_submit_and_wait", -ret);
+    }
+}
+
 /* A provided-buffer ring of `count` entries (a power of two) registered as `group`. liburing 2.3
  * has no io_uring_setup_buf_ring: the ring is mapped and registered by hand. */
 static inline struct io_uring_buf_ring* uring_peer_buf_ring(struct io_uring* ring, unsigned count,
