@@ -84,6 +84,10 @@ ringio::task<> serve(ringio::io_context& context, ringio::tcp_listener& listener
             co_await ringio::sleep_for(context, 50ms);
             continue;
         }
+        // Each reply goes out whole at once: with Nagle's algorithm, the second part of a
+        // message that arrived in two pieces would wait for the peer to acknowledge the first.
+        // A failure here means the connection is already gone; its first read will say so.
+        stream.set_no_delay(true, error);
         if (buffers != nullptr) {
             ringio::spawn(context, echo(std::move(stream), *buffers));
         } else {

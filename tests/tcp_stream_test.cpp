@@ -10,6 +10,8 @@
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/socket.h>
 
@@ -326,6 +328,31 @@ TEST_CASE("write: an empty buffer completes at once with 0 bytes", "[tcp_stream]
         co_return text_of(std::span{buffer}.first(n));
     };
     CHECK(ringio::sync_wait(context, exchange()) == "x");
+}
+
+TEST_CASE("set_no_delay: turns TCP_NODELAY on and off, in both forms", "[tcp_stream]") {
+    ringio::io_context context;
+    connected_pair pair(context, endpoint::loopback_v4(0));
+    const auto no_delay = [&] {
+        int value = -1;
+        socklen_t size = sizeof value;
+        REQUIRE(::getsockopt(pair.server.native_handle(), IPPROTO_TCP, TCP_NODELAY, &value,
+                             &size) == 0);
+        return value != 0;
+    };
+    REQUIRE_FALSE(no_delay()); // Linux's default: Nagle's algorithm on
+    pair.server.set_no_delay(true);
+    CHECK(no_delay());
+    pair.server.set_no_delay(false);
+    CHECK_FALSE(no_delay());
+    std::error_code error = std::make_error_code(std::errc::io_error);
+    pair.server.set_no_delay(true, error);
+    CHECK_FALSE(error); // cleared on success
+    CHECK(no_delay());
+    pair.server.close();
+    context.run();
+    pair.server.set_no_delay(false, error);
+    CHECK(error == std::errc::bad_file_descriptor);
 }
 
 TEST_CASE("a closed stream's operations are EBADF naming the operation and the peer",

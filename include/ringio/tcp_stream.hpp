@@ -150,6 +150,15 @@ public:
                                   "setsockopt TCP_NODELAY " + peer_.to_string());
     }
 
+    /// As `set_no_delay` above; an error is stored in `error` instead of thrown.
+    void set_no_delay(bool on, std::error_code& error) noexcept {
+        error.clear();
+        const int value = on ? 1 : 0;
+        if (::setsockopt(native_handle(), IPPROTO_TCP, TCP_NODELAY, &value, sizeof value) != 0) {
+            error = detail::last_error();
+        }
+    }
+
 private:
     connect_operation start_connect(const endpoint& target, std::error_code* error) {
         peer_ = target;
