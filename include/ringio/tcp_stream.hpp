@@ -146,8 +146,11 @@ public:
 
     /// Turns Nagle's algorithm off (`TCP_NODELAY`) or on.
     void set_no_delay(bool on) {
-        detail::set_socket_option(native_handle(), IPPROTO_TCP, TCP_NODELAY, on ? 1 : 0,
-                                  "setsockopt TCP_NODELAY " + peer_.to_string());
+        std::error_code error;
+        set_no_delay(on, error);
+        if (error) {
+            detail::throw_error(error, "setsockopt TCP_NODELAY " + peer_.to_string());
+        }
     }
 
     /// As `set_no_delay` above; an error is stored in `error` instead of thrown.
