@@ -70,21 +70,8 @@ static uint64_t make_user_data(int op, int fd) {
     return ((uint64_t)op << 32) | (uint32_t)fd;
 }
 
-/* Never assume the SQ has room: when it is full, submit what is there and take a fresh entry. */
-static struct io_uring_sqe* get_sqe(void) {
-    struct io_uring_sqe* sqe = io_uring_get_sqe(&ring);
-    while (sqe == NULL) {
-        int ret = io_uring_submit(&ring);
-        if (ret < 0 && ret != -EBUSY && ret != -EINTR) {
-            peer_die("io_uring_submit", -ret);
-        }
-        sqe = io_uring_get_sqe(&ring);
-    }
-    return sqe;
-}
-
 static void arm_accept(void) {
-    struct io_uring_sqe* sqe = get_sqe();
+    struct io_uring_sqe* sqe = uring_peer_get_sqe(&ring);
 #if RAW_DIRECT
     io_uring_prep_multishot_accept_direct(sqe, listen_fd, NULL, NULL, 0);
 #else
@@ -94,7 +81,7 @@ static void arm_accept(void) {
 }
 
 static void arm_recv(int fd) {
-    struct io_uring_sqe* sqe = get_sqe();
+    struct io_uring_sqe* sqe = uring_peer_get_sqe(&ring);
     io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT | (RAW_DIRECT ? IOSQE_FIXED_FILE : 0);
     sqe->buf_group = BUF_GROUP;
@@ -120,7 +107,7 @@ static void publish_buffers(void) {
 static void send_head(int fd) {
     struct conn* c = &conns[fd];
     int bid = c->send_head;
-    struct io_uring_sqe* sqe = get_sqe();
+    struct io_uring_sqe* sqe = uring_peer_get_sqe(&ring);
     io_uring_prep_send(sqe, fd, buffers + (size_t)bid * BUF_SIZE + buf_off[bid], buf_len[bid],
                        MSG_NOSIGNAL);
     sqe->flags |= RAW_DIRECT ? IOSQE_FIXED_FILE : 0;
@@ -132,7 +119,7 @@ static void send_head(int fd) {
  * completions carry user_data 0, which the loop ignores. */
 static void conn_shutdown(int fd) {
 #if RAW_DIRECT
-    struct io_uring_sqe* sqe = get_sqe();
+    struct io_uring_sqe* sqe = uring_peer_get_sqe(&ring);
     io_uring_prep_shutdown(sqe, fd, SHUT_RDWR);
     sqe->flags |= IOSQE_FIXED_FILE;
     io_uring_sqe_set_data64(sqe, 0);
@@ -143,7 +130,7 @@ static void conn_shutdown(int fd) {
 
 static void conn_close(int fd) {
 #if RAW_DIRECT
-    struct io_uring_sqe* sqe = get_sqe();
+    struct io_uring_sqe* sqe = uring_peer_get_sqe(&ring);
     io_uring_prep_close_direct(sqe, (unsigned)fd);
     io_uring_sqe_set_data64(sqe, 0);
 #else
@@ -194,7 +181,7 @@ static void on_accept(const struct io_uring_cqe* cqe) {
     if (!(cqe->flags & IORING_CQE_F_MORE)) {
         if (resource_error) {
             /* Out of descriptors or memory: wait on a ring timeout instead of spinning. */
-            struct io_uring_sqe* sqe = get_sqe();
+            struct io_uring_sqe* sqe = uring_peer_get_sqe(&ring);
             io_uring_prep_timeout(sqe, &backoff, 0, 0);
             io_uring_sqe_set_data64(sqe, make_user_data(op_backoff, listen_fd));
         } else {

@@ -54,21 +54,8 @@ static void publish_buffers(void) {
     }
 }
 
-static struct io_uring_sqe* get_sqe(void) {
-    struct io_uring_sqe* sqe = io_uring_get_sqe(&ring);
-    if (sqe == NULL) {
-        /* The SQ is full: hand it to the kernel and take a fresh entry. */
-        io_uring_submit(&ring);
-        sqe = io_uring_get_sqe(&ring);
-        if (sqe == NULL) {
-            peer_die("io_uring_get_sqe", EBUSY);
-        }
-    }
-    return sqe;
-}
-
 static void arm_recv(void) {
-    struct io_uring_sqe* sqe = get_sqe();
+    struct io_uring_sqe* sqe = uring_peer_get_sqe(&ring);
     io_uring_prep_recvmsg_multishot(sqe, udp_fd, &recv_shape, MSG_TRUNC);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = BUF_GROUP;
@@ -103,7 +90,7 @@ static void on_recv(const struct io_uring_cqe* cqe) {
     send_msg[bid].msg_namelen = out->namelen;
     send_msg[bid].msg_iov = &send_iov[bid];
     send_msg[bid].msg_iovlen = 1;
-    struct io_uring_sqe* sqe = get_sqe();
+    struct io_uring_sqe* sqe = uring_peer_get_sqe(&ring);
     io_uring_prep_sendmsg(sqe, udp_fd, &send_msg[bid], MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, (uint64_t)bid);
 }

@@ -12,8 +12,8 @@
 /* A ring of sq_entries with a CQ of cq_entries (much larger: each multishot operation can
  * complete many times per loop turn); SINGLE_ISSUER | DEFER_TASKRUN, else COOP_TASKRUN, else
  * neither; the ring descriptor registered when the kernel allows it. */
-static inline void uring_peer_ring(struct io_uring* ring, unsigned sq_entries,
-                                   unsigned cq_entries, const char* name) {
+static inline void uring_peer_ring(struct io_uring* ring, unsigned sq_entries, unsigned cq_entries,
+                                   const char* name) {
     const unsigned flag_sets[] = {
         IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
         IORING_SETUP_COOP_TASKRUN,
@@ -38,6 +38,20 @@ static inline void uring_peer_ring(struct io_uring* ring, unsigned sq_entries,
     if (ret < 0) {
         fprintf(stderr, "%s: io_uring_register_ring_fd: %s (continuing)\n", name, strerror(-ret));
     }
+}
+
+/* An SQE, never assuming the SQ has room: when it is full, submits what is there and takes a
+ * fresh entry. */
+static inline struct io_uring_sqe* uring_peer_get_sqe(struct io_uring* ring) {
+    struct io_uring_sqe* sqe = io_uring_get_sqe(ring);
+    while (sqe == NULL) {
+        int ret = io_uring_submit(ring);
+        if (ret < 0 && ret != -EBUSY && ret != -EINTR) {
+            peer_die("io_uring_submit", -ret);
+        }
+        sqe = io_uring_get_sqe(ring);
+    }
+    return sqe;
 }
 
 /* Submits what is queued and waits for at least one completion. A signal (the stop request)
