@@ -136,3 +136,43 @@ TEST_CASE("acceptor: after the listener is closed, next() fails with EBADF at on
     CHECK(error == std::errc::bad_file_descriptor);
     CHECK(context.in_flight() == 0);
 }
+
+TEST_CASE("acceptor: several coroutines share one, and closing wakes them all", "[acceptor]") {
+    ringio::io_context context;
+    ringio::tcp_listener listener(context, endpoint::loopback_v4(0));
+    ringio::acceptor incoming(listener);
+    std::vector<ringio::tcp_stream> taken;
+    std::vector<std::error_code> endings;
+    auto worker = [&]() -> ringio::task<> {
+        for (;;) {
+            std::error_code error;
+            auto [stream, peer] = co_await incoming.next(error);
+            if (error) {
+                endings.push_back(error);
+                co_return;
+            }
+            taken.push_back(std::move(stream));
+        }
+    };
+    for (int i = 0; i < 3; ++i) {
+        ringio::spawn(context, worker());
+    }
+    context.poll(); // all three wait on the one multishot accept
+    CHECK(context.in_flight() == 1);
+    std::vector<ringio::detail::unique_fd> clients;
+    for (int i = 0; i < 5; ++i) {
+        clients.push_back(blocking_connect(listener.address()));
+    }
+    while (taken.size() < clients.size()) {
+        context.run_once();
+    }
+    for (const ringio::tcp_stream& stream : taken) {
+        CHECK(stream.is_open());
+    }
+    listener.close();
+    context.run();
+    REQUIRE(endings.size() == 3);
+    for (const std::error_code& error : endings) {
+        CHECK(error == std::errc::operation_canceled);
+    }
+}

@@ -23,8 +23,12 @@ namespace ringio {
 /// it; the kernel ends the multishot accept there, and the following `next()` arms it again,
 /// so a server survives running out of descriptors: catch, back off, go on.
 ///
-/// Lifetime: the listener outlives the acceptor. Destroying an acceptor while its accept is
-/// armed cancels it, and closes any connection accepted meanwhile.
+/// Several coroutines may wait on one acceptor: each connection goes to one of them, and an
+/// error reaches every one waiting.
+///
+/// Lifetime: the listener outlives the acceptor, and the acceptor the coroutines waiting on
+/// it. Destroying an acceptor while its accept is armed cancels it, and closes any connection
+/// accepted meanwhile.
 /// Kernel: 5.19 for multishot (older kernels get one accept per `next()`). See:
 /// io_uring_prep_multishot_accept(3).
 class acceptor {
@@ -48,12 +52,13 @@ public:
 
         /// Waits for the next connection, arming the accept if it is idle; fails at once with
         /// EBADF if the listener was closed, rather than arm on a number now reused.
-        bool await_suspend(std::coroutine_handle<> waiter) const noexcept {
-            return owner_->slot_->wait(owner_->socket_->native_handle(), waiter);
+        bool await_suspend(std::coroutine_handle<> waiter) noexcept {
+            waiter_.handle = waiter;
+            return owner_->slot_->wait(owner_->socket_->native_handle(), waiter_);
         }
 
         /// The connection and its peer; or the error.
-        accepted await_resume() const { return owner_->take(error_); }
+        accepted await_resume() { return owner_->take(waiter_.take(*owner_->slot_), error_); }
 
     private:
         friend class acceptor;
@@ -62,6 +67,7 @@ public:
 
         acceptor* owner_;
         std::error_code* error_;
+        detail::multishot_waiter waiter_;
     };
 
     /// The next connection (close-on-exec).
@@ -90,8 +96,7 @@ private:
         }
     }
 
-    accepted take(std::error_code* error) {
-        const detail::multishot_entry entry = slot_->pop();
+    accepted take(const detail::multishot_entry& entry, std::error_code* error) {
         if (entry.result < 0) {
             const std::error_code ec = detail::error_from_result(entry.result);
             if (error == nullptr) {

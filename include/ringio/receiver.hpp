@@ -20,6 +20,7 @@ namespace ringio {
 /// `co_await next()` produces a `buffer_lease`; an empty lease means the peer closed its side.
 /// When the ring runs dry the kernel stops the recv (-ENOBUFS); the data waits in the socket
 /// and the receiver starts again as soon as a lease is given back, so nothing is lost.
+/// One `next()` at a time: a stream's chunks only make sense in order.
 ///
 /// Lifetime: the stream and the ring outlive the receiver; leases may outlive both the
 /// receiver and the stream. Destroying a receiver while its recv is armed cancels it safely.
@@ -51,12 +52,13 @@ public:
 
         /// Waits for the next chunk, arming the recv if it is idle; fails at once with EBADF if
         /// the stream was closed, rather than arm on a number now reused.
-        bool await_suspend(std::coroutine_handle<> waiter) const noexcept {
-            return owner_->slot_->wait(owner_->socket_->native_handle(), waiter);
+        bool await_suspend(std::coroutine_handle<> waiter) noexcept {
+            waiter_.handle = waiter;
+            return owner_->slot_->wait(owner_->socket_->native_handle(), waiter_);
         }
 
         /// The next chunk, an empty lease at the end of the stream; or the error.
-        buffer_lease await_resume() const { return owner_->take(error_); }
+        buffer_lease await_resume() { return owner_->take(waiter_, error_); }
 
     private:
         friend class receiver;
@@ -65,6 +67,7 @@ public:
 
         receiver* owner_;
         std::error_code* error_;
+        detail::multishot_waiter waiter_;
     };
 
     /// The next chunk of data.
@@ -106,9 +109,9 @@ private:
 
     bool ended() const noexcept { return end_ <= 0; }
 
-    buffer_lease take(std::error_code* error) {
-        if (!slot_->empty() && end_ > 0) {
-            const detail::multishot_entry entry = slot_->pop();
+    buffer_lease take(detail::multishot_waiter& waiter, std::error_code* error) {
+        if (end_ > 0 && (waiter.filled || !slot_->empty())) {
+            const detail::multishot_entry entry = waiter.take(*slot_);
             if ((entry.flags & IORING_CQE_F_BUFFER) != 0) {
                 // A chunk (the kernel never selects a buffer for 0 bytes or an error).
                 detail::clear(error);

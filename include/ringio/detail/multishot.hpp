@@ -20,13 +20,30 @@ struct multishot_entry {
     std::uint32_t flags;
 };
 
+class multishot_slot;
+
+/// A consumer suspended on a slot; it lives in the consumer's awaitable (in its coroutine
+/// frame), so waiting allocates nothing and any number of consumers may wait at once.
+struct multishot_waiter {
+    std::coroutine_handle<> handle;
+    multishot_waiter* next = nullptr;
+    /// The entry handed over at wake-up, valid when `filled`.
+    multishot_entry entry{};
+    bool filled = false;
+
+    /// The entry handed over, else the oldest one queued (which must exist).
+    multishot_entry take(multishot_slot& slot) noexcept;
+};
+
 /// The state of one multishot operation (accept, or recv into provided buffers). It lives in
 /// the context's storage, not in a coroutine frame, because the kernel may post CQEs after the
 /// coroutine that armed it is gone: the owner then "orphans" the slot, which cancels the
 /// operation and frees itself at the final CQE, releasing whatever those CQEs carried.
 ///
-/// Completions queue up in order until the consumer takes them: a small inline ring, then a
-/// vector for bursts (its capacity is kept, so steady state allocates nothing).
+/// A completion goes straight to a waiting consumer; with none waiting, completions queue up in
+/// order until one comes: a small inline ring, then a vector for bursts (its capacity is kept,
+/// so steady state allocates nothing). Several consumers may wait on one slot (coroutines
+/// sharing a UDP socket's receiver): each entry wakes one of them, a failure wakes them all.
 class multishot_slot : private completion {
 public:
     /// Fills the SQE that arms the operation (user_data is set by the slot).
@@ -51,7 +68,7 @@ public:
     /// frees itself now if nothing is in flight, else at its final CQE.
     void orphan() noexcept {
         orphaned_ = true;
-        waiter_ = {};
+        waiters_ = nullptr;
         while (!empty()) {
             release_(*this, pop());
         }
@@ -59,8 +76,8 @@ public:
             io_uring_sqe* sqe = context_->get_sqe();
             io_uring_prep_cancel64(sqe, reinterpret_cast<std::uintptr_t>(as_completion()), 0);
             io_uring_sqe_set_data64(sqe, 0);
-        } else {
-            destroy();
+        } else if (!waking_) {
+            destroy(); // else the wake-up loop that runs the owner's destructor frees the slot
         }
     }
 
@@ -95,25 +112,24 @@ public:
         return entry;
     }
 
-    /// Suspends `waiter` until the next entry arrives, arming the operation if it is idle;
-    /// `current` is the owning socket's descriptor now. Returns false, with EBADF queued for
-    /// the waiter to take at once, when the socket was closed or moved from since the slot was
-    /// made: the number may belong to another file by now, so it is never armed on again.
-    bool wait(int current, std::coroutine_handle<> waiter) noexcept {
+    /// Suspends `waiter` (its handle set) until the next entry arrives, arming the operation
+    /// if it is idle; `current` is the owning socket's descriptor now. Returns false, with
+    /// EBADF handed to the waiter to take at once, when the socket was closed or moved from
+    /// since the slot was made: the number may belong to another file by now, so it is never
+    /// armed on again.
+    bool wait(int current, multishot_waiter& waiter) noexcept {
         if (!armed_ && current != fd_) [[unlikely]] {
-            fail_now(-EBADF);
+            waiter.entry = {-EBADF, 0};
+            waiter.filled = true;
             return false;
         }
-        waiter_ = waiter;
+        waiter.next = waiters_;
+        waiters_ = &waiter;
         if (!starved_) {
             arm();
         }
         return true;
     }
-
-    /// Queues `result` (a negative errno) as if the kernel had posted it, for a failure found
-    /// before submitting.
-    void fail_now(int result) noexcept { push({result, 0}); }
 
     /// Stops waiting for buffers (they came back): arms again if someone waits.
     void feed() noexcept {
@@ -196,10 +212,42 @@ private:
             return;
         }
         slot.delivered_ = true;
-        slot.push(entry);
+        multishot_waiter* waiter = slot.waiters_;
         // During shutdown entries stay queued, to be released when the owner is destroyed.
-        if (slot.waiter_ && !slot.context_->draining()) {
-            std::exchange(slot.waiter_, {}).resume();
+        // A waiter exists only while the queue is empty, so handing over keeps the order.
+        if (waiter == nullptr || slot.context_->draining()) {
+            slot.push(entry);
+            return;
+        }
+        if (final && cqe.res < 0) [[unlikely]] {
+            slot.wake_all(entry);
+            return;
+        }
+        slot.waiters_ = waiter->next;
+        if (final && slot.waiters_ != nullptr) [[unlikely]] {
+            slot.arm(); // the others still wait: keep the operation going for them
+        }
+        waiter->entry = entry;
+        waiter->filled = true;
+        waiter->handle.resume(); // last: the consumer may destroy the owner, and so the slot
+    }
+
+    // A failure ends the operation for every consumer: each waiter hears it. A consumer may
+    // destroy the owner meanwhile; the slot then outlives the loop, and the rest stay asleep,
+    // as any waiter does when its owner goes.
+    [[gnu::noinline]] void wake_all(const multishot_entry& entry) noexcept {
+        multishot_waiter* waiter = std::exchange(waiters_, nullptr);
+        waking_ = true;
+        while (waiter != nullptr && !orphaned_) {
+            multishot_waiter* next = waiter->next;
+            waiter->entry = entry;
+            waiter->filled = true;
+            waiter->handle.resume();
+            waiter = next;
+        }
+        waking_ = false;
+        if (orphaned_ && !armed_) {
+            destroy();
         }
     }
 
@@ -226,19 +274,24 @@ private:
     release_fn release_;
     starved_fn starved_fn_;
     void* owner_;
-    std::coroutine_handle<> waiter_;
+    multishot_waiter* waiters_ = nullptr; // the latest first: the warmest frame runs next
     int fd_;
     bool armed_ = false;
     bool orphaned_ = false;
+    bool waking_ = false;
     bool starved_ = false;
     bool single_shot_ = false;
     bool delivered_ = false;
     bool overflowing_ = false;
     unsigned head_ = 0;
     unsigned count_ = 0;
-    std::size_t more_head_ = 0;
+    std::uint32_t more_head_ = 0;
     multishot_entry ring_[inline_capacity]{};
     std::vector<multishot_entry> more_;
 };
+
+inline multishot_entry multishot_waiter::take(multishot_slot& slot) noexcept {
+    return filled ? entry : slot.pop();
+}
 
 } // namespace ringio::detail
