@@ -174,18 +174,21 @@ public:
     /// An empty lease.
     buffer_lease() noexcept = default;
 
-    /// Lends buffer `id` of `ring`, holding `size` bytes.
-    buffer_lease(detail::buffer_ring_state& ring, unsigned id, std::size_t size) noexcept
-        : ring_(&ring), id_(id), size_(size) {}
+    /// Lends buffer `id` of `ring`, holding `size` bytes from byte `offset` on.
+    buffer_lease(detail::buffer_ring_state& ring, unsigned id, std::size_t size,
+                 std::uint32_t offset = 0) noexcept
+        : ring_(&ring), id_(id), offset_(offset), size_(size) {}
 
     buffer_lease(buffer_lease&& other) noexcept
-        : ring_(std::exchange(other.ring_, nullptr)), id_(other.id_), size_(other.size_) {}
+        : ring_(std::exchange(other.ring_, nullptr)), id_(other.id_), offset_(other.offset_),
+          size_(other.size_) {}
 
     buffer_lease& operator=(buffer_lease&& other) noexcept {
         if (this != &other) {
             release();
             ring_ = std::exchange(other.ring_, nullptr);
             id_ = other.id_;
+            offset_ = other.offset_;
             size_ = other.size_;
         }
         return *this;
@@ -198,7 +201,7 @@ public:
 
     /// The received bytes.
     [[nodiscard]] std::span<const std::byte> bytes() const noexcept {
-        return ring_ != nullptr ? std::span<const std::byte>{ring_->buffer(id_), size_}
+        return ring_ != nullptr ? std::span<const std::byte>{ring_->buffer(id_) + offset_, size_}
                                 : std::span<const std::byte>{};
     }
 
@@ -218,6 +221,7 @@ public:
 private:
     detail::buffer_ring_state* ring_ = nullptr;
     unsigned id_ = 0;
+    std::uint32_t offset_ = 0; // past a header the kernel wrote first (a datagram's sender)
     std::size_t size_ = 0;
 };
 

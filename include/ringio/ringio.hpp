@@ -4,6 +4,7 @@
 
 #include <ringio/acceptor.hpp>
 #include <ringio/buffer_ring.hpp>
+#include <ringio/datagram_receiver.hpp>
 #include <ringio/descriptor.hpp>
 #include <ringio/endpoint.hpp>
 #include <ringio/io_context.hpp>
