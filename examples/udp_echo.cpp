@@ -2,13 +2,15 @@
 //
 // A UDP echo server: every datagram goes back to its sender, whole. The benchmarks compare it
 // with a plain recvfrom/sendto loop in C. SIGINT or SIGTERM stops it.
+//
+// One multishot recvmsg fills shared buffers, and a few coroutines share it: while one waits
+// for its answer to go out, the next datagram is already another's.
 
 #include <ringio/ringio.hpp>
 
 #include <signal.h>
 #include <sys/signalfd.h>
 
-#include <array>
 #include <charconv>
 #include <cstdio>
 #include <string_view>
@@ -16,19 +18,21 @@
 
 namespace {
 
-ringio::task<> echo(ringio::udp_socket& socket) {
-    std::array<std::byte, 65536> buffer; // the largest datagram: nothing is ever truncated
+// Enough to keep the socket busy while answers are in flight; each idle one costs a frame.
+constexpr int workers = 8;
+
+ringio::task<> echo(ringio::udp_socket& socket, ringio::datagram_receiver& incoming) {
     std::error_code error;
     for (;;) {
-        const ringio::received datagram = co_await socket.recvfrom(buffer, error);
-        // Closed by stop_on_signal: the recvfrom was cancelled, or the close came while the
-        // sendto was in flight and this recvfrom found no socket. Either way, done.
+        const ringio::datagram got = co_await incoming.next(error);
+        // Closed by stop_on_signal: every waiting coroutine hears it, and so does one whose
+        // sendto was in flight, at its next call.
         if (!socket.is_open()) {
             co_return;
         }
         if (!error) {
             // A failed send (an unreachable sender) loses that answer only.
-            co_await socket.sendto(std::span{buffer}.first(datagram.size), datagram.sender, error);
+            co_await socket.sendto(got.payload.bytes(), got.sender, error);
         }
     }
 }
@@ -61,7 +65,13 @@ int main(int argc, char** argv) {
         ringio::detail::unique_fd signals{::signalfd(-1, &stop, SFD_CLOEXEC)};
         ringio::udp_socket socket(context,
                                   ringio::endpoint::any_v6(static_cast<std::uint16_t>(port)));
-        ringio::spawn(context, echo(socket));
+        // Room for the largest datagram, so that nothing is ever truncated; the kernel fills
+        // only the pages a datagram needs.
+        ringio::buffer_ring buffers(context, 64, 65536 + ringio::datagram_receiver::overhead);
+        ringio::datagram_receiver incoming(socket, buffers);
+        for (int i = 0; i < workers; ++i) {
+            ringio::spawn(context, echo(socket, incoming));
+        }
         ringio::spawn(context, stop_on_signal(context, signals.get(), socket));
         context.run();
         return 0;
