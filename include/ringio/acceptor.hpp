@@ -44,31 +44,8 @@ public:
 
     ~acceptor() { slot_->orphan(); }
 
-    /// The awaitable of `next()`.
-    class [[nodiscard]] next_operation {
-    public:
-        /// Ready at once when a connection (or an error) is already queued.
-        bool await_ready() const noexcept { return !owner_->slot_->empty(); }
-
-        /// Waits for the next connection, arming the accept if it is idle; fails at once with
-        /// EBADF if the listener was closed, rather than arm on a number now reused.
-        bool await_suspend(std::coroutine_handle<> waiter) noexcept {
-            waiter_.handle = waiter;
-            return owner_->slot_->wait(owner_->socket_->native_handle(), waiter_);
-        }
-
-        /// The connection and its peer; or the error.
-        accepted await_resume() { return owner_->take(waiter_.take(*owner_->slot_), error_); }
-
-    private:
-        friend class acceptor;
-        next_operation(acceptor& owner, std::error_code* error) noexcept
-            : owner_(&owner), error_(error) {}
-
-        acceptor* owner_;
-        std::error_code* error_;
-        detail::multishot_waiter waiter_;
-    };
+    /// The awaitable of `next()`: `co_await` produces `accepted`.
+    using next_operation = detail::multishot_next<acceptor>;
 
     /// The next connection (close-on-exec).
     /// Completes with: `accepted`. Errors: e.g. `EMFILE`; the message names the listener.
@@ -79,6 +56,12 @@ public:
     next_operation next(std::error_code& error) noexcept { return {*this, &error}; }
 
 private:
+    friend next_operation;
+
+    bool ready() const noexcept { return !slot_->empty(); }
+    detail::multishot_slot& slot() const noexcept { return *slot_; }
+    int descriptor() const noexcept { return socket_->native_handle(); }
+
     static void arm(detail::multishot_slot& slot, io_uring_sqe* sqe) noexcept {
         // No address: a multishot accept shares one buffer among all its completions, so
         // each connection's peer is asked for (getpeername) as it is taken.
@@ -96,7 +79,8 @@ private:
         }
     }
 
-    accepted take(const detail::multishot_entry& entry, std::error_code* error) {
+    accepted take(detail::multishot_waiter& waiter, std::error_code* error) {
+        const detail::multishot_entry entry = waiter.take(*slot_);
         if (entry.result < 0) {
             const std::error_code ec = detail::error_from_result(entry.result);
             if (error == nullptr) {

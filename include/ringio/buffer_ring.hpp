@@ -115,6 +115,20 @@ public:
         slot.starved_prev = slot.starved_next = nullptr;
     }
 
+    /// A slot's release function: gives back the buffer an entry carries, if any. The slot's
+    /// owner is the ring.
+    static void release_entry(multishot_slot& slot, const multishot_entry& entry) noexcept {
+        if ((entry.flags & IORING_CQE_F_BUFFER) != 0) {
+            static_cast<buffer_ring_state*>(slot.owner())
+                ->give_back(entry.flags >> IORING_CQE_BUFFER_SHIFT);
+        }
+    }
+
+    /// A slot's starved function: the slot waits for a buffer of its ring.
+    static void starve_slot(multishot_slot& slot) noexcept {
+        static_cast<buffer_ring_state*>(slot.owner())->starve(slot);
+    }
+
     [[nodiscard]] unsigned short group() const noexcept { return group_; }
     [[nodiscard]] unsigned count() const noexcept { return count_; }
     [[nodiscard]] std::size_t size() const noexcept { return size_; }

@@ -56,7 +56,9 @@ public:
                                     std::to_string(overhead) + " bytes of the header");
         }
         slot_ = detail::multishot_slot::create(socket.context(), socket.native_handle(), &arm,
-                                               &release, &starve, &buffers.state());
+                                               &detail::buffer_ring_state::release_entry,
+                                               &detail::buffer_ring_state::starve_slot,
+                                               &buffers.state());
     }
 
     datagram_receiver(const datagram_receiver&) = delete;
@@ -67,31 +69,8 @@ public:
         slot_->orphan();
     }
 
-    /// The awaitable of `next()`.
-    class [[nodiscard]] next_operation {
-    public:
-        /// Ready at once when a datagram (or an error) is already queued.
-        bool await_ready() const noexcept { return !owner_->slot_->empty(); }
-
-        /// Waits for the next datagram, arming the recvmsg if it is idle; fails at once with
-        /// EBADF if the socket was closed, rather than arm on a number now reused.
-        bool await_suspend(std::coroutine_handle<> waiter) noexcept {
-            waiter_.handle = waiter;
-            return owner_->slot_->wait(owner_->socket_->native_handle(), waiter_);
-        }
-
-        /// The datagram; or the error.
-        datagram await_resume() { return owner_->take(waiter_.take(*owner_->slot_), error_); }
-
-    private:
-        friend class datagram_receiver;
-        next_operation(datagram_receiver& owner, std::error_code* error) noexcept
-            : owner_(&owner), error_(error) {}
-
-        datagram_receiver* owner_;
-        std::error_code* error_;
-        detail::multishot_waiter waiter_;
-    };
+    /// The awaitable of `next()`: `co_await` produces `datagram`.
+    using next_operation = detail::multishot_next<datagram_receiver>;
 
     /// The next datagram.
     /// Completes with: `datagram`; an empty one (size 0) is a datagram too. Errors: e.g.
@@ -103,8 +82,15 @@ public:
     next_operation next(std::error_code& error) noexcept { return {*this, &error}; }
 
 private:
-    // What the kernel reads when it arms: room for an IPv4 or IPv6 sender, no control data.
-    // Never written (a multishot recvmsg puts its results in the buffer), so it is shared.
+    friend next_operation;
+
+    bool ready() const noexcept { return !slot_->empty(); }
+    detail::multishot_slot& slot() const noexcept { return *slot_; }
+    int descriptor() const noexcept { return socket_->native_handle(); }
+
+    // What the kernel reads when it takes the SQE: room for an IPv4 or IPv6 sender, no control
+    // data. A multishot recvmsg writes its results into the buffer, never back here, so one
+    // shape serves every receiver of every thread.
     static msghdr* layout() noexcept {
         static msghdr shape = [] {
             msghdr m{};
@@ -126,19 +112,8 @@ private:
         sqe->buf_group = ring.group();
     }
 
-    static void release(detail::multishot_slot& slot,
-                        const detail::multishot_entry& entry) noexcept {
-        if ((entry.flags & IORING_CQE_F_BUFFER) != 0) {
-            static_cast<detail::buffer_ring_state*>(slot.owner())
-                ->give_back(entry.flags >> IORING_CQE_BUFFER_SHIFT);
-        }
-    }
-
-    static void starve(detail::multishot_slot& slot) noexcept {
-        static_cast<detail::buffer_ring_state*>(slot.owner())->starve(slot);
-    }
-
-    datagram take(const detail::multishot_entry& entry, std::error_code* error) {
+    datagram take(detail::multishot_waiter& waiter, std::error_code* error) {
+        const detail::multishot_entry entry = waiter.take(*slot_);
         int result = entry.result;
         if ((entry.flags & IORING_CQE_F_BUFFER) != 0) {
             const unsigned id = entry.flags >> IORING_CQE_BUFFER_SHIFT;

@@ -31,7 +31,9 @@ public:
     /// Prepares to receive from `stream` into `buffers`; nothing is submitted until `next()`.
     receiver(tcp_stream& stream, buffer_ring& buffers)
         : slot_(detail::multishot_slot::create(stream.context(), stream.native_handle(), &arm,
-                                               &release, &starve, &buffers.state())),
+                                               &detail::buffer_ring_state::release_entry,
+                                               &detail::buffer_ring_state::starve_slot,
+                                               &buffers.state())),
           socket_(&stream), peer_(&stream.remote_endpoint()) {}
 
     receiver(const receiver&) = delete;
@@ -44,31 +46,8 @@ public:
         }
     }
 
-    /// The awaitable of `next()`.
-    class [[nodiscard]] next_operation {
-    public:
-        /// Ready at once when data (or the end) is already queued.
-        bool await_ready() const noexcept { return !owner_->slot_->empty() || owner_->ended(); }
-
-        /// Waits for the next chunk, arming the recv if it is idle; fails at once with EBADF if
-        /// the stream was closed, rather than arm on a number now reused.
-        bool await_suspend(std::coroutine_handle<> waiter) noexcept {
-            waiter_.handle = waiter;
-            return owner_->slot_->wait(owner_->socket_->native_handle(), waiter_);
-        }
-
-        /// The next chunk, an empty lease at the end of the stream; or the error.
-        buffer_lease await_resume() { return owner_->take(waiter_, error_); }
-
-    private:
-        friend class receiver;
-        next_operation(receiver& owner, std::error_code* error) noexcept
-            : owner_(&owner), error_(error) {}
-
-        receiver* owner_;
-        std::error_code* error_;
-        detail::multishot_waiter waiter_;
-    };
+    /// The awaitable of `next()`: `co_await` produces `buffer_lease`.
+    using next_operation = detail::multishot_next<receiver>;
 
     /// The next chunk of data.
     /// Completes with: a `buffer_lease` of at most `buffer_size()` bytes; empty at the end of
@@ -80,6 +59,12 @@ public:
     next_operation next(std::error_code& error) noexcept { return {*this, &error}; }
 
 private:
+    friend next_operation;
+
+    bool ready() const noexcept { return !slot_->empty() || ended(); }
+    detail::multishot_slot& slot() const noexcept { return *slot_; }
+    int descriptor() const noexcept { return socket_->native_handle(); }
+
     detail::buffer_ring_state& ring() const noexcept {
         return *static_cast<detail::buffer_ring_state*>(slot_->owner());
     }
@@ -93,18 +78,6 @@ private:
         }
         sqe->flags |= IOSQE_BUFFER_SELECT;
         sqe->buf_group = ring.group();
-    }
-
-    static void release(detail::multishot_slot& slot,
-                        const detail::multishot_entry& entry) noexcept {
-        if ((entry.flags & IORING_CQE_F_BUFFER) != 0) {
-            static_cast<detail::buffer_ring_state*>(slot.owner())
-                ->give_back(entry.flags >> IORING_CQE_BUFFER_SHIFT);
-        }
-    }
-
-    static void starve(detail::multishot_slot& slot) noexcept {
-        static_cast<detail::buffer_ring_state*>(slot.owner())->starve(slot);
     }
 
     bool ended() const noexcept { return end_ <= 0; }

@@ -9,6 +9,7 @@
 #include <coroutine>
 #include <cstdint>
 #include <new>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -293,5 +294,33 @@ private:
 inline multishot_entry multishot_waiter::take(multishot_slot& slot) noexcept {
     return filled ? entry : slot.pop();
 }
+
+/// The awaitable of a multishot consumer's `next()` (`acceptor`, `receiver`,
+/// `datagram_receiver`). `Owner` befriends it and provides `ready()` (something to take at
+/// once), `slot()`, `descriptor()` (its socket's, now) and `take(waiter, error)`.
+template <class Owner>
+class [[nodiscard]] multishot_next {
+public:
+    /// Ready at once when an entry (or the end) is already there.
+    bool await_ready() const noexcept { return owner_->ready(); }
+
+    /// Waits for the next entry, arming the operation if it is idle; fails at once with EBADF
+    /// if the socket was closed, rather than arm on a number now reused.
+    bool await_suspend(std::coroutine_handle<> waiter) noexcept {
+        waiter_.handle = waiter;
+        return owner_->slot().wait(owner_->descriptor(), waiter_);
+    }
+
+    /// What the owner makes of the entry; or the error.
+    auto await_resume() { return owner_->take(waiter_, error_); }
+
+private:
+    friend Owner;
+    multishot_next(Owner& owner, std::error_code* error) noexcept : owner_(&owner), error_(error) {}
+
+    Owner* owner_;
+    std::error_code* error_;
+    multishot_waiter waiter_;
+};
 
 } // namespace ringio::detail
