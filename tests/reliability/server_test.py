@@ -177,6 +177,29 @@ def udp_load(arguments):
         check_equal(server.errors(), b"", "udp_echo's stderr")
 
 
+def stop_under_load(arguments, protocol):
+    """SIGTERM while load_client is mid-run: the server exits 0 at once, whatever was in flight
+    (a signal during a send once left udp_echo retrying on a closed socket forever)."""
+    kind = socket.SOCK_DGRAM if protocol == "udp" else socket.SOCK_STREAM
+    port = support.free_port(kind)
+    with start(arguments, port, protocol) as server:
+        command = [arguments.client, protocol, port, *arguments.client_arg]
+        with support.Process(command) as client:
+            time.sleep(1.0)
+            check(client.running(), f"the load ended before the stop\n{client.describe()}")
+            stop(server)
+
+
+def udp_stop_under_load(arguments):
+    """udp_echo stopped under load."""
+    stop_under_load(arguments, "udp")
+
+
+def tcp_stop_under_load(arguments):
+    """echo_server stopped under load."""
+    stop_under_load(arguments, "tcp")
+
+
 def soak(arguments):
     """echo_server under steady load for --seconds: resident memory and descriptors stay flat."""
     seconds = arguments.seconds
@@ -442,7 +465,8 @@ def usage(arguments):
 
 CASES = {
     case.__name__: case
-    for case in (tcp_load, udp_load, soak, echo_faults, tcp_server_faults, echo_out_of_descriptors, usage)
+    for case in (tcp_load, udp_load, udp_stop_under_load, tcp_stop_under_load, soak, echo_faults,
+                 tcp_server_faults, echo_out_of_descriptors, usage)
 }
 
 
