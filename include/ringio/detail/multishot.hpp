@@ -36,10 +36,11 @@ struct multishot_waiter {
     multishot_entry take(multishot_slot& slot) noexcept;
 };
 
-/// The state of one multishot operation (accept, or recv into provided buffers). It lives in
-/// the context's storage, not in a coroutine frame, because the kernel may post CQEs after the
-/// coroutine that armed it is gone: the owner then "orphans" the slot, which cancels the
-/// operation and frees itself at the final CQE, releasing whatever those CQEs carried.
+/// The state of one multishot operation (accept, or recv or recvmsg into provided buffers).
+/// It lives in the context's storage, not in a coroutine frame, because the kernel may post
+/// CQEs after the coroutine that armed it is gone: the owner then "orphans" the slot, which
+/// cancels the operation and frees itself at the final CQE, releasing whatever those CQEs
+/// carried.
 ///
 /// A completion goes straight to a waiting consumer; with none waiting, completions queue up in
 /// order until one comes: a small inline ring, then a vector for bursts (its capacity is kept,
