@@ -36,13 +36,11 @@ struct sender {
     explicit sender(const endpoint& target)
         : fd(::socket(target.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0)) {
         REQUIRE(fd);
-        const endpoint any = target.is_v6() ? endpoint::loopback_v6(0) : endpoint::loopback_v4(0);
-        REQUIRE(::bind(fd.get(), any.data(), any.size()) == 0);
-        sockaddr_storage name{};
-        socklen_t size = sizeof name;
-        REQUIRE(::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&name), &size) == 0);
-        local = endpoint{reinterpret_cast<const sockaddr*>(&name), size};
+        // Connecting binds the socket to a loopback address and a free port.
         REQUIRE(::connect(fd.get(), target.data(), target.size()) == 0);
+        socklen_t size = endpoint::capacity();
+        REQUIRE(::getsockname(fd.get(), local.mutable_data(), &size) == 0);
+        local.resize(size);
     }
 
     void send(std::string_view text) const {

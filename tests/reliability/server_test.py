@@ -92,10 +92,14 @@ def stop(server):
     server.stop(signal.SIGTERM)
 
 
+def client_command(arguments, *argv):
+    """load_client's command line: `argv`, then the test's --client-arg values."""
+    return [arguments.client, *argv, *arguments.client_arg]
+
+
 def run_client(arguments, *argv, timeout=None):
     """Runs load_client to its end; fails with its output unless it exits 0."""
-    command = [arguments.client, *argv, *arguments.client_arg]
-    with support.Process(command) as client:
+    with support.Process(client_command(arguments, *argv)) as client:
         status = client.finish(timeout=timeout or support.DEADLINE - 5)
         check_equal(status, 0, f"load_client's exit status\n{client.describe()}")
         sys.stdout.write(client.output().decode())
@@ -183,8 +187,7 @@ def stop_under_load(arguments, protocol):
     kind = socket.SOCK_DGRAM if protocol == "udp" else socket.SOCK_STREAM
     port = support.free_port(kind)
     with start(arguments, port, protocol) as server:
-        command = [arguments.client, protocol, port, *arguments.client_arg]
-        with support.Process(command) as client:
+        with support.Process(client_command(arguments, protocol, port)) as client:
             time.sleep(1.0)
             check(client.running(), f"the load ended before the stop\n{client.describe()}")
             stop(server)
