@@ -5,8 +5,10 @@
 // nothing is shared between them (thread-per-core).
 //
 // Connections are accepted by one multishot accept and read by multishot recvs into buffers
-// that all connections of a thread share: an idle connection holds no buffer. --simple uses
-// the plain read(buffer)/write_all instead, one buffer per connection, for comparison.
+// that all connections of a thread share: an idle connection holds no buffer. Each chunk goes
+// back through a sender, which returns its buffer once sent, with nobody waiting for it.
+// --simple uses the plain read(buffer)/write_all instead, one buffer per connection, for
+// comparison.
 //
 // SIGINT or SIGTERM stops it: the main thread waits for the signal and wakes every loop
 // through an eventfd that the loop reads like any other descriptor.
@@ -15,6 +17,7 @@
 #include <ringio/buffer_ring.hpp>
 #include <ringio/descriptor.hpp>
 #include <ringio/receiver.hpp>
+#include <ringio/sender.hpp>
 #include <ringio/tcp_listener.hpp>
 #include <ringio/timer.hpp>
 
@@ -37,20 +40,34 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// The fast path: chunks arrive in shared buffers, each goes back as it came.
+// Replies one connection may have waiting to go out before it stops receiving.
+constexpr std::size_t max_pending = 4;
+
+// The fast path: chunks arrive in shared buffers, each goes back as it came. The reply is not
+// awaited: the sender returns each buffer to the ring once the kernel has taken its bytes.
 ringio::task<> echo(ringio::tcp_stream stream, ringio::buffer_ring& buffers) {
     ringio::receiver incoming(stream, buffers);
+    ringio::sender outgoing(stream);
     std::error_code error;
     for (;;) {
-        const ringio::buffer_lease chunk = co_await incoming.next(error);
+        ringio::buffer_lease chunk = co_await incoming.next(error);
         if (chunk.empty()) {
-            co_return; // the peer closed, or the connection failed
+            break; // the peer closed, or the connection failed
         }
-        co_await stream.write_all(chunk.bytes(), error);
+        outgoing.send(std::move(chunk), error);
         if (error) {
             co_return;
         }
+        // A peer that sends without reading would otherwise hold the buffers every other
+        // connection needs.
+        if (outgoing.pending() > max_pending) {
+            co_await outgoing.flush(error);
+            if (error) {
+                co_return;
+            }
+        }
     }
+    co_await outgoing.flush(error); // the last replies, before the stream closes
 }
 
 // The simple path, for comparison: one buffer per connection.

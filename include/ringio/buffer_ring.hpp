@@ -17,6 +17,8 @@ namespace ringio {
 
 namespace detail {
 
+class send_slot;
+
 /// The memory and kernel registration behind a `buffer_ring`, kept by the io_context so that
 /// it outlives every completion that may carry one of its buffers.
 class buffer_ring_state {
@@ -233,6 +235,9 @@ public:
     }
 
 private:
+    // Takes the lease apart while its buffer is being sent, and gives it back itself.
+    friend class detail::send_slot;
+
     detail::buffer_ring_state* ring_ = nullptr;
     unsigned id_ = 0;
     std::uint32_t offset_ = 0; // past a header the kernel wrote first (a datagram's sender)

@@ -13,6 +13,7 @@
 #include <ringio/mapped.hpp>
 #include <ringio/receiver.hpp>
 #include <ringio/resolve.hpp>
+#include <ringio/sender.hpp>
 #include <ringio/shared_atomic_ref.hpp>
 #include <ringio/task.hpp>
 #include <ringio/tcp_listener.hpp>

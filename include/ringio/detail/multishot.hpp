@@ -1,5 +1,6 @@
 #pragma once
 
+#include <ringio/detail/fifo.hpp>
 #include <ringio/detail/storage.hpp>
 #include <ringio/io_context.hpp>
 
@@ -11,7 +12,6 @@
 #include <new>
 #include <system_error>
 #include <utility>
-#include <vector>
 
 namespace ringio::detail {
 
@@ -95,24 +95,10 @@ public:
     }
 
     /// True when no entry is queued.
-    [[nodiscard]] bool empty() const noexcept { return count_ == 0; }
+    [[nodiscard]] bool empty() const noexcept { return queue_.empty(); }
 
     /// Takes the oldest entry; the queue must not be empty.
-    multishot_entry pop() noexcept {
-        const multishot_entry entry = ring_[head_];
-        head_ = (head_ + 1) % inline_capacity;
-        --count_;
-        // The inline ring refills from the overflow at once, so it is empty only when both are.
-        if (overflowing_) [[unlikely]] {
-            push_inline(more_[more_head_++]);
-            if (more_head_ == more_.size()) {
-                more_.clear();
-                more_head_ = 0;
-                overflowing_ = false;
-            }
-        }
-        return entry;
-    }
+    multishot_entry pop() noexcept { return queue_.pop(); }
 
     /// Suspends `waiter` (its handle set) until the next entry arrives, arming the operation
     /// if it is idle; `current` is the owning socket's descriptor now. Returns false, with
@@ -171,28 +157,9 @@ private:
         context->storage().free_slot(this);
     }
 
-    void push_inline(const multishot_entry& entry) noexcept {
-        ring_[(head_ + count_) % inline_capacity] = entry;
-        ++count_;
-    }
-
-    void push(const multishot_entry& entry) noexcept {
-        if (count_ < inline_capacity && !overflowing_) [[likely]] {
-            push_inline(entry);
-            return;
-        }
-        push_overflow(entry);
-    }
-
-    // Out of line: its exception handling would make every completion save and restore
-    // registers for a path that only bursts take.
-    [[gnu::noinline]] void push_overflow(const multishot_entry& entry) noexcept {
-        try {
-            more_.push_back(entry);
-            overflowing_ = true;
-        } catch (...) {
-            // Out of memory with completions arriving: nothing can hold this one.
-            release_(*this, entry);
+    void push(multishot_entry entry) noexcept {
+        if (!queue_.try_push(entry)) [[unlikely]] {
+            release_(*this, entry); // out of memory with completions arriving: nothing can hold it
         }
     }
 
@@ -284,12 +251,7 @@ private:
     bool starved_ = false;
     bool single_shot_ = false;
     bool delivered_ = false;
-    bool overflowing_ = false;
-    unsigned head_ = 0;
-    unsigned count_ = 0;
-    std::uint32_t more_head_ = 0;
-    multishot_entry ring_[inline_capacity]{};
-    std::vector<multishot_entry> more_;
+    fifo<multishot_entry, inline_capacity> queue_;
 };
 
 inline multishot_entry multishot_waiter::take(multishot_slot& slot) noexcept {
