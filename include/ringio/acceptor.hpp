@@ -35,8 +35,8 @@ class acceptor {
 public:
     /// Prepares to accept on `listener`; nothing is submitted until `next()`.
     explicit acceptor(tcp_listener& listener)
-        : slot_(detail::multishot_slot::create(listener.context(), listener.native_handle(), &arm,
-                                               &release, nullptr, nullptr)),
+        : slot_(detail::multishot_slot::create(listener.context(), listener, &arm, &release,
+                                               nullptr, nullptr)),
           socket_(&listener), context_(&listener.context()), local_(&listener.address()) {}
 
     acceptor(const acceptor&) = delete;

@@ -87,10 +87,21 @@ public:
         io_uring_buf_ring_add(ring_, buffer(id), static_cast<unsigned>(size_),
                               static_cast<unsigned short>(id), io_uring_buf_ring_mask(count_), 0);
         io_uring_buf_ring_advance(ring_, 1);
-        if (starved_ != nullptr) {
+        if (starved_ != nullptr) [[unlikely]] {
+            feed_starved();
+        }
+    }
+
+    /// Wakes the receivers that starved for a buffer until one of them arms. One that holds
+    /// back (its queue at its limit) takes none now, so the buffer goes on to the next: were
+    /// it spent on that one, the others could wait forever with every buffer free.
+    [[gnu::noinline]] void feed_starved() noexcept {
+        while (starved_ != nullptr) {
             multishot_slot* slot = starved_;
             unlink(*slot);
-            slot->feed();
+            if (slot->feed()) {
+                return;
+            }
         }
     }
 

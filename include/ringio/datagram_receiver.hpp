@@ -55,10 +55,9 @@ public:
                                     " bytes leave no room for a payload past the " +
                                     std::to_string(overhead) + " bytes of the header");
         }
-        slot_ = detail::multishot_slot::create(socket.context(), socket.native_handle(), &arm,
-                                               &detail::buffer_ring_state::release_entry,
-                                               &detail::buffer_ring_state::starve_slot,
-                                               &buffers.state());
+        slot_ = detail::multishot_slot::create(
+            socket.context(), socket, &arm, &detail::buffer_ring_state::release_entry,
+            &detail::buffer_ring_state::starve_slot, &buffers.state());
     }
 
     datagram_receiver(const datagram_receiver&) = delete;

@@ -19,7 +19,8 @@ namespace ringio {
 ///
 /// `co_await next()` produces a `buffer_lease`; an empty lease means the peer closed its side.
 /// When the ring runs dry the kernel stops the recv (-ENOBUFS); the data waits in the socket
-/// and the receiver starts again as soon as a lease is given back, so nothing is lost.
+/// and the receiver starts again as soon as a lease is given back, so nothing is lost. It also
+/// stops while `hold_limit` chunks wait untaken, and starts again when `next()` asks.
 /// One `next()` at a time: a stream's chunks only make sense in order.
 ///
 /// Lifetime: the stream and the ring outlive the receiver; leases may outlive both the
@@ -30,10 +31,9 @@ class receiver {
 public:
     /// Prepares to receive from `stream` into `buffers`; nothing is submitted until `next()`.
     receiver(tcp_stream& stream, buffer_ring& buffers)
-        : slot_(detail::multishot_slot::create(stream.context(), stream.native_handle(), &arm,
-                                               &detail::buffer_ring_state::release_entry,
-                                               &detail::buffer_ring_state::starve_slot,
-                                               &buffers.state())),
+        : slot_(detail::multishot_slot::create(
+              stream.context(), stream, &arm, &detail::buffer_ring_state::release_entry,
+              &detail::buffer_ring_state::starve_slot, &buffers.state(), hold_limit)),
           socket_(&stream), peer_(&stream.remote_endpoint()) {}
 
     receiver(const receiver&) = delete;
@@ -45,6 +45,11 @@ public:
             slot_->orphan();
         }
     }
+
+    /// The most chunks a receiver holds that its consumer has not taken: past that it stops
+    /// receiving until `next()` asks again, so that a connection whose consumer stalls (a
+    /// peer that does not read its replies) cannot take every buffer of a shared ring.
+    static constexpr unsigned hold_limit = 8;
 
     /// The awaitable of `next()`: `co_await` produces `buffer_lease`.
     using next_operation = detail::multishot_next<receiver>;

@@ -326,6 +326,33 @@ def echo_faults(arguments):
         check_equal(server.errors(), b"", "echo_server's stderr")
 
 
+def stalled_reader(arguments):
+    """A client that sends without ever reading holds only a few of echo_server's shared
+    buffers: the replies it does not read stop its own connection, and healthy clients go on
+    echoing through the same buffer ring meanwhile."""
+    port = support.free_port(socket.SOCK_STREAM)
+    with start(arguments, port, "tcp") as server:
+        baseline = len(descriptors(server.pid))
+        with connect(port, receive_buffer=4096) as stalled:
+            stalled.settimeout(1)
+            chunk = random.Random(7).randbytes(1 << 20)
+            # 64 MiB: far more than the socket buffers on both sides and all 4 MiB of the
+            # server's buffers together, so that the server stops receiving from it.
+            sent = 0
+            try:
+                for _ in range(64):
+                    stalled.sendall(chunk)
+                    sent += len(chunk)
+            except socket.timeout:
+                pass  # both directions are full
+            check(sent < 64 << 20, "the stalled client sent 64 MiB: nothing held it back")
+            in_threads([healthy(port, seed) for seed in range(8)])
+            check(server.running(), f"echo_server died\n{server.describe()}")
+        wait_descriptors(server, baseline, "after the stalled client")
+        stop(server)
+        check_equal(server.errors(), b"", "echo_server's stderr")
+
+
 def tcp_server_faults(arguments):
     """tcp_server keeps printing other clients' lines through resets, half-closes and clients
     that vanish, and holds no descriptor for any of them afterwards."""
@@ -469,7 +496,7 @@ def usage(arguments):
 CASES = {
     case.__name__: case
     for case in (tcp_load, udp_load, udp_stop_under_load, tcp_stop_under_load, soak, echo_faults,
-                 tcp_server_faults, echo_out_of_descriptors, usage)
+                 stalled_reader, tcp_server_faults, echo_out_of_descriptors, usage)
 }
 
 

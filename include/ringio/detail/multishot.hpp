@@ -1,6 +1,7 @@
 #pragma once
 
 #include <ringio/detail/fifo.hpp>
+#include <ringio/detail/socket_base.hpp>
 #include <ringio/detail/storage.hpp>
 #include <ringio/io_context.hpp>
 
@@ -55,12 +56,14 @@ public:
     /// Called on -ENOBUFS: the operation stopped because its buffers ran out.
     using starved_fn = void (*)(multishot_slot& slot) noexcept;
 
-    /// Creates a slot in `context`'s storage for descriptor `fd`.
-    static multishot_slot* create(io_context& context, int fd, arm_fn prepare, release_fn release,
-                                  starved_fn starved, void* owner) {
+    /// Creates a slot in `context`'s storage for `socket`'s descriptor. With a `limit`, the
+    /// operation pauses once that many entries wait untaken, and arms again when a consumer waits.
+    static multishot_slot* create(io_context& context, const socket_base& socket, arm_fn prepare,
+                                  release_fn release, starved_fn starved, void* owner,
+                                  unsigned limit = 0) {
         static_assert(sizeof(multishot_slot) <= context_storage::slot_size);
         return ::new (context.storage().allocate_slot())
-            multishot_slot(context, fd, prepare, release, starved, owner);
+            multishot_slot(context, socket, prepare, release, starved, owner, limit);
     }
 
     multishot_slot(const multishot_slot&) = delete;
@@ -70,6 +73,7 @@ public:
     /// frees itself now if nothing is in flight, else at its final CQE.
     void orphan() noexcept {
         orphaned_ = true;
+        socket_ = nullptr;
         waiters_ = nullptr;
         while (!empty()) {
             release_(*this, pop());
@@ -83,13 +87,21 @@ public:
         }
     }
 
-    /// Arms the operation (again) unless it is armed or its owner is gone.
+    /// Arms the operation (again) unless it is armed or its owner is gone. If the socket was
+    /// closed or moved from since the slot was made, its number may belong to another file by
+    /// now: a NOP goes in its place, whose completion reports EBADF (through the ring, since
+    /// this may run inside another consumer's code, which must not resume a waiter).
     void arm() noexcept {
         if (armed_ || orphaned_) {
             return;
         }
         io_uring_sqe* sqe = context_->get_sqe();
-        arm_(*this, sqe);
+        if (socket_->native_handle() != fd_) [[unlikely]] {
+            io_uring_prep_nop(sqe);
+            closed_ = true;
+        } else {
+            arm_(*this, sqe);
+        }
         io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uintptr_t>(as_completion()));
         armed_ = true;
     }
@@ -119,10 +131,15 @@ public:
         return true;
     }
 
-    /// Stops waiting for buffers (they came back): arms again if someone waits.
-    void feed() noexcept {
+    /// Stops waiting for buffers (they came back): arms again unless the queue is at its
+    /// limit, in which case the next consumer to wait arms it. Returns whether it armed.
+    bool feed() noexcept {
         starved_ = false;
+        if (limit_ != 0 && queue_.size() >= limit_) {
+            return false;
+        }
         arm();
+        return true;
     }
 
     /// The descriptor the operation works on.
@@ -140,12 +157,13 @@ public:
     multishot_slot* starved_next = nullptr;
 
 private:
-    static constexpr unsigned inline_capacity = 16;
+    static constexpr unsigned inline_capacity = 8;
 
-    multishot_slot(io_context& context, int fd, arm_fn prepare, release_fn release,
-                   starved_fn starved, void* owner) noexcept
+    multishot_slot(io_context& context, const socket_base& socket, arm_fn prepare,
+                   release_fn release, starved_fn starved, void* owner, unsigned limit) noexcept
         : completion{&on_completion}, context_(&context), arm_(prepare), release_(release),
-          starved_fn_(starved), owner_(owner), fd_(fd) {}
+          starved_fn_(starved), owner_(owner), socket_(&socket), fd_(socket.native_handle()),
+          limit_(limit) {}
 
     ~multishot_slot() = default;
 
@@ -166,10 +184,13 @@ private:
     static void on_completion(completion* self, const io_uring_cqe& cqe) noexcept {
         auto& slot = *static_cast<multishot_slot*>(self);
         const bool final = (cqe.flags & IORING_CQE_F_MORE) == 0;
+        multishot_entry entry{cqe.res, cqe.flags};
         if (final) {
             slot.armed_ = false;
+            if (slot.closed_) [[unlikely]] {
+                entry.result = -EBADF; // the NOP armed in place of a stale descriptor
+            }
         }
-        const multishot_entry entry{cqe.res, cqe.flags};
         if (slot.orphaned_) [[unlikely]] {
             slot.release_(slot, entry);
             if (final) {
@@ -177,7 +198,18 @@ private:
             }
             return;
         }
-        if (cqe.res < 0 && slot.absorb_failure(cqe.res)) [[unlikely]] {
+        if (final && slot.pausing_) [[unlikely]] {
+            slot.pausing_ = false;
+            if (entry.result == -ECANCELED) {
+                // The pause asked for: the data waits in the socket. A consumer that emptied
+                // the queue and began waiting meanwhile found the operation still armed.
+                if (slot.waiters_ != nullptr && !slot.starved_) {
+                    slot.arm();
+                }
+                return;
+            }
+        }
+        if (entry.result < 0 && slot.absorb_failure(entry.result)) [[unlikely]] {
             return;
         }
         slot.delivered_ = true;
@@ -186,9 +218,12 @@ private:
         // A waiter exists only while the queue is empty, so handing over keeps the order.
         if (waiter == nullptr || slot.context_->draining()) {
             slot.push(entry);
+            if (slot.armed_ && slot.limit_ != 0 && slot.queue_.size() >= slot.limit_) {
+                slot.pause();
+            }
             return;
         }
-        if (final && cqe.res < 0) [[unlikely]] {
+        if (final && entry.result < 0) [[unlikely]] {
             slot.wake_all(entry);
             return;
         }
@@ -199,6 +234,19 @@ private:
         waiter->entry = entry;
         waiter->filled = true;
         waiter->handle.resume(); // last: the consumer may destroy the owner, and so the slot
+    }
+
+    // A consumer that does not keep up would otherwise let the operation take every buffer of
+    // a shared ring: cancel it; the final CQE (ECANCELED) is absorbed, and the next consumer to
+    // wait arms it again.
+    [[gnu::noinline]] void pause() noexcept {
+        if (pausing_) {
+            return;
+        }
+        pausing_ = true;
+        io_uring_sqe* sqe = context_->get_sqe();
+        io_uring_prep_cancel64(sqe, reinterpret_cast<std::uintptr_t>(as_completion()), 0);
+        io_uring_sqe_set_data64(sqe, 0);
     }
 
     // A failure ends the operation for every consumer: each waiter hears it. A consumer may
@@ -244,8 +292,12 @@ private:
     starved_fn starved_fn_;
     void* owner_;
     multishot_waiter* waiters_ = nullptr; // the latest first: the warmest frame runs next
+    const socket_base* socket_; // the owner's socket, to tell whether fd_ is still its own
     int fd_;
+    unsigned limit_; // entries queued untaken before the operation pauses; 0: no limit
     bool armed_ = false;
+    bool pausing_ = false;
+    bool closed_ = false; // armed with a NOP: the socket was closed
     bool orphaned_ = false;
     bool waking_ = false;
     bool starved_ = false;
