@@ -183,53 +183,70 @@ private:
 
     static void on_completion(completion* self, const io_uring_cqe& cqe) noexcept {
         auto& slot = *static_cast<multishot_slot*>(self);
+        multishot_waiter* waiter = slot.waiters_;
+        // The common case first, kept small enough that the resumption is a tail call: an
+        // entry that is not the last, for a consumer that waits.
+        if ((cqe.flags & IORING_CQE_F_MORE) != 0 && cqe.res >= 0 && waiter != nullptr &&
+            !slot.context_->draining()) [[likely]] {
+            slot.delivered_ = true;
+            slot.waiters_ = waiter->next;
+            waiter->entry = {cqe.res, cqe.flags};
+            waiter->filled = true;
+            waiter->handle.resume(); // last: the consumer may destroy the owner, and so the slot
+            return;
+        }
+        slot.complete(cqe);
+    }
+
+    // Everything else: the last entry, an error, nobody waiting, an orphaned slot, shutdown.
+    [[gnu::noinline]] void complete(const io_uring_cqe& cqe) noexcept {
         const bool final = (cqe.flags & IORING_CQE_F_MORE) == 0;
         multishot_entry entry{cqe.res, cqe.flags};
         if (final) {
-            slot.armed_ = false;
-            if (slot.closed_) [[unlikely]] {
+            armed_ = false;
+            if (closed_) [[unlikely]] {
                 entry.result = -EBADF; // the NOP armed in place of a stale descriptor
             }
         }
-        if (slot.orphaned_) [[unlikely]] {
-            slot.release_(slot, entry);
+        if (orphaned_) [[unlikely]] {
+            release_(*this, entry);
             if (final) {
-                slot.destroy();
+                destroy();
             }
             return;
         }
-        if (final && slot.pausing_) [[unlikely]] {
-            slot.pausing_ = false;
+        if (final && pausing_) [[unlikely]] {
+            pausing_ = false;
             if (entry.result == -ECANCELED) {
                 // The pause asked for: the data waits in the socket. A consumer that emptied
                 // the queue and began waiting meanwhile found the operation still armed.
-                if (slot.waiters_ != nullptr && !slot.starved_) {
-                    slot.arm();
+                if (waiters_ != nullptr && !starved_) {
+                    arm();
                 }
                 return;
             }
         }
-        if (entry.result < 0 && slot.absorb_failure(entry.result)) [[unlikely]] {
+        if (entry.result < 0 && absorb_failure(entry.result)) [[unlikely]] {
             return;
         }
-        slot.delivered_ = true;
-        multishot_waiter* waiter = slot.waiters_;
+        delivered_ = true;
+        multishot_waiter* waiter = waiters_;
         // During shutdown entries stay queued, to be released when the owner is destroyed.
         // A waiter exists only while the queue is empty, so handing over keeps the order.
-        if (waiter == nullptr || slot.context_->draining()) {
-            slot.push(entry);
-            if (slot.armed_ && slot.limit_ != 0 && slot.queue_.size() >= slot.limit_) {
-                slot.pause();
+        if (waiter == nullptr || context_->draining()) {
+            push(entry);
+            if (armed_ && limit_ != 0 && queue_.size() >= limit_) {
+                pause();
             }
             return;
         }
         if (final && entry.result < 0) [[unlikely]] {
-            slot.wake_all(entry);
+            wake_all(entry);
             return;
         }
-        slot.waiters_ = waiter->next;
-        if (final && slot.waiters_ != nullptr) [[unlikely]] {
-            slot.arm(); // the others still wait: keep the operation going for them
+        waiters_ = waiter->next;
+        if (final && waiters_ != nullptr) [[unlikely]] {
+            arm(); // the others still wait: keep the operation going for them
         }
         waiter->entry = entry;
         waiter->filled = true;
