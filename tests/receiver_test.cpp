@@ -8,6 +8,7 @@
 #include <ringio/tcp_stream.hpp>
 #include <ringio/timer.hpp>
 
+#include "accepted_pair.hpp"
 #include "allocation_counter.hpp"
 #include "test_support.hpp"
 
@@ -25,30 +26,11 @@
 using namespace std::chrono_literals;
 using ringio::endpoint;
 using ringio::testing::bytes_of;
+using ringio::testing::take;
 using ringio::testing::text_of;
+using pair = ringio::testing::accepted_pair;
 
 namespace {
-
-// A connected pair: `client` is a plain blocking socket, `server` a ringio stream.
-struct pair {
-    ringio::tcp_listener listener;
-    ringio::detail::unique_fd client;
-    ringio::tcp_stream server;
-
-    explicit pair(ringio::io_context& context)
-        : listener(context, endpoint::loopback_v4(0)),
-          client(ringio::testing::blocking_connect(listener.address())), server(context) {
-        server = ringio::sync_wait(context,
-                                   [](ringio::tcp_listener& l) -> ringio::task<ringio::tcp_stream> {
-                                       co_return (co_await l.accept()).stream;
-                                   }(listener));
-    }
-
-    void send(std::string_view text) const {
-        REQUIRE(::send(client.get(), text.data(), text.size(), MSG_NOSIGNAL) ==
-                static_cast<ssize_t>(text.size()));
-    }
-};
 
 // Takes chunks until the end of the stream and returns everything received.
 ringio::task<std::string> drain(ringio::receiver& incoming) {
@@ -183,10 +165,7 @@ TEST_CASE("receiver: stops receiving while its chunks wait untaken, and loses no
     ringio::buffer_ring buffers(context, 256, 8);
     pair connection(context);
     ringio::receiver incoming(connection.server, buffers);
-    std::string expected;
-    for (int i = 0; expected.size() < 1600; ++i) {
-        expected += std::to_string(i) + ",";
-    }
+    const std::string expected = ringio::testing::pattern(1600);
     connection.send(expected);
     // One chunk taken, then none for a while: the recv pauses, the rest waits in the socket,
     // though the ring has room for all of it.
@@ -211,10 +190,7 @@ TEST_CASE("receiver: a consumer that waits while the recv pauses wakes it again"
     ringio::buffer_ring buffers(context, 256, 8);
     pair connection(context);
     ringio::receiver incoming(connection.server, buffers);
-    std::string expected;
-    for (int i = 0; expected.size() < 1600; ++i) {
-        expected += std::to_string(i) + ",";
-    }
+    const std::string expected = ringio::testing::pattern(1600);
     connection.send(expected);
     ::shutdown(connection.client.get(), SHUT_WR);
     // The first chunk ends this task; the rest of the recv's first batch queues up, more than
@@ -243,13 +219,7 @@ TEST_CASE("receiver: starved when its stream closes, it never receives on the re
     pair connection(context);
     ringio::receiver incoming(connection.server, buffers);
     connection.send("0123456789abcdefghijklmnop"); // more than both buffers hold
-    auto held =
-        ringio::sync_wait(context, [&]() -> ringio::task<std::vector<ringio::buffer_lease>> {
-            std::vector<ringio::buffer_lease> chunks;
-            chunks.push_back(co_await incoming.next());
-            chunks.push_back(co_await incoming.next());
-            co_return chunks;
-        }());
+    auto held = ringio::sync_wait(context, take(incoming, 2));
     // The ring is dry: the recv has stopped and a consumer waits for the rest.
     std::error_code error;
     bool woken = false;

@@ -7,6 +7,7 @@
 #include <ringio/tcp_listener.hpp>
 #include <ringio/tcp_stream.hpp>
 
+#include "accepted_pair.hpp"
 #include "allocation_counter.hpp"
 #include "test_support.hpp"
 
@@ -24,76 +25,38 @@
 #include <thread>
 #include <vector>
 
-using ringio::endpoint;
-using ringio::testing::bytes_of;
+using ringio::testing::pattern;
+using ringio::testing::take;
 using ringio::testing::text_of;
 
 namespace {
 
-// A connected pair: `client` is a plain blocking socket, `server` a ringio stream.
-struct pair {
-    ringio::tcp_listener listener;
-    ringio::detail::unique_fd client;
-    ringio::tcp_stream server;
+using pair = ringio::testing::accepted_pair;
 
-    explicit pair(ringio::io_context& context)
-        : listener(context, endpoint::loopback_v4(0)),
-          client(ringio::testing::blocking_connect(listener.address())), server(context) {
-        server = ringio::sync_wait(context,
-                                   [](ringio::tcp_listener& l) -> ringio::task<ringio::tcp_stream> {
-                                       co_return (co_await l.accept()).stream;
-                                   }(listener));
-    }
-
-    void send(std::string_view text) const {
-        REQUIRE(::send(client.get(), text.data(), text.size(), MSG_NOSIGNAL) ==
-                static_cast<ssize_t>(text.size()));
-    }
-
-    // Reads `size` bytes on the client, on its own thread, into `into`.
-    [[nodiscard]] std::thread read_on_client(std::string& into, std::size_t size) const {
-        return std::thread([this, &into, size] {
-            std::array<char, 4096> buffer;
-            while (into.size() < size) {
-                const ssize_t n = ::recv(client.get(), buffer.data(), buffer.size(), 0);
-                if (n <= 0) {
-                    return;
-                }
-                into.append(buffer.data(), static_cast<std::size_t>(n));
+// Reads `size` bytes on the client, on its own thread, into `into`.
+std::thread read_on_client(const pair& connection, std::string& into, std::size_t size) {
+    return std::thread([&connection, &into, size] {
+        std::array<char, 4096> buffer;
+        while (into.size() < size) {
+            const ssize_t n = ::recv(connection.client.get(), buffer.data(), buffer.size(), 0);
+            if (n <= 0) {
+                return;
             }
-        });
-    }
-
-    // Fills the server's send buffer and the client's receive buffer, so that the next send
-    // waits for room.
-    void fill_server_side() const {
-        const int small = 4096;
-        REQUIRE(::setsockopt(server.native_handle(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small) ==
-                0);
-        const std::string block(65536, 'f');
-        while (::send(server.native_handle(), block.data(), block.size(),
-                      MSG_DONTWAIT | MSG_NOSIGNAL) > 0) {
+            into.append(buffer.data(), static_cast<std::size_t>(n));
         }
-        REQUIRE(errno == EAGAIN);
-    }
-};
-
-// Receives `count` chunks and keeps them all.
-ringio::task<std::vector<ringio::buffer_lease>> take(ringio::receiver& incoming, int count) {
-    std::vector<ringio::buffer_lease> chunks;
-    for (int i = 0; i < count; ++i) {
-        chunks.push_back(co_await incoming.next());
-    }
-    co_return chunks;
+    });
 }
 
-// A distinct byte pattern, so that a chunk out of place is seen.
-std::string pattern(std::size_t size) {
-    std::string text(size, '\0');
-    for (std::size_t i = 0; i < size; ++i) {
-        text[i] = static_cast<char>('a' + (i * 7 + i / 251) % 26);
+// Fills the server's send buffer and the client's receive buffer, so that the next send waits
+// for room.
+void fill_server_side(const pair& connection) {
+    const int small = 4096;
+    const int fd = connection.server.native_handle();
+    REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small) == 0);
+    const std::string block(65536, 'f');
+    while (::send(fd, block.data(), block.size(), MSG_DONTWAIT | MSG_NOSIGNAL) > 0) {
     }
-    return text;
+    REQUIRE(errno == EAGAIN);
 }
 
 } // namespace
@@ -119,7 +82,7 @@ TEST_CASE("sender: sends each lease in order and gives its buffer back", "[sende
     // 8 buffers carry 200 KB only if every sent one comes back.
     std::thread writer([&] { connection.send(text); });
     std::string echoed;
-    std::thread reader = connection.read_on_client(echoed, text.size());
+    std::thread reader = read_on_client(connection, echoed, text.size());
     ringio::sync_wait(context, echo());
     writer.join();
     reader.join();
@@ -152,7 +115,7 @@ TEST_CASE("sender: the rest of a partly taken buffer follows it", "[sender]") {
         co_await outgoing.flush();
     };
     std::string echoed;
-    std::thread reader = connection.read_on_client(echoed, text.size());
+    std::thread reader = read_on_client(connection, echoed, text.size());
     ringio::sync_wait(context, echo());
     writer.join();
     reader.join();
@@ -236,7 +199,7 @@ TEST_CASE("sender: closing the stream cancels a send that waits for room", "[sen
     ringio::sender outgoing(connection.server);
     connection.send("abcdefgh");
     auto chunks = ringio::sync_wait(context, take(incoming, 1));
-    connection.fill_server_side();
+    fill_server_side(connection);
     std::error_code error;
     auto flush = [&]() -> ringio::task<> {
         outgoing.send(std::move(chunks[0]), error);
@@ -259,7 +222,7 @@ TEST_CASE("sender: destroying it gives back the buffers it holds", "[sender]") {
         ringio::receiver incoming(connection.server, buffers);
         connection.send("0123456789abcdefghijklmnopqrstuv"); // four full buffers
         auto chunks = ringio::sync_wait(context, take(incoming, 4));
-        connection.fill_server_side();
+        fill_server_side(connection);
         ringio::sender outgoing(connection.server);
         for (ringio::buffer_lease& chunk : chunks) {
             outgoing.send(std::move(chunk));
@@ -311,7 +274,7 @@ TEST_CASE("sender: destroying the context with a send in flight is safe", "[send
             connection.send("stuck");
             chunks = ringio::sync_wait(*context, take(incoming, 1));
         }
-        connection.fill_server_side();
+        fill_server_side(connection);
         ringio::spawn(*context, stuck(std::move(connection.server), std::move(chunks[0]), resumed));
         context->poll();
         client = std::move(connection.client);
