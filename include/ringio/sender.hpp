@@ -16,7 +16,6 @@
 #include <coroutine>
 #include <cstddef>
 #include <new>
-#include <span>
 #include <system_error>
 #include <utility>
 
