@@ -212,6 +212,38 @@ TEST_CASE("receiver: a consumer that waits while the recv pauses wakes it again"
     CHECK(all == expected);
 }
 
+TEST_CASE("receiver: closing the stream while the recv pauses still ends it with ECANCELED",
+          "[receiver]") {
+    ringio::io_context context;
+    ringio::buffer_ring buffers(context, 256, 8);
+    pair connection(context);
+    ringio::receiver incoming(connection.server, buffers);
+    const std::string expected = ringio::testing::pattern(1600);
+    connection.send(expected);
+    // As above: the first chunk ends this task, the rest of the batch queues, a pause is queued.
+    auto first = [&]() -> ringio::task<std::string> {
+        co_return text_of((co_await incoming.next()).bytes());
+    };
+    std::string all = ringio::sync_wait(context, first());
+    connection.server.close(); // submitted with the pause, in the same turn
+    std::error_code error;
+    auto consume = [&]() -> ringio::task<> {
+        for (;;) {
+            const ringio::buffer_lease chunk = co_await incoming.next(error);
+            if (chunk.empty()) {
+                co_return;
+            }
+            all += text_of(chunk.bytes());
+        }
+    };
+    ringio::spawn(context, consume());
+    context.run();
+    // What was received before the close arrives in order, then the close's ECANCELED.
+    CHECK(error == std::errc::operation_canceled);
+    CHECK(expected.starts_with(all));
+    CHECK(all.size() > 8);
+}
+
 TEST_CASE("receiver: starved when its stream closes, it never receives on the reused number",
           "[receiver]") {
     ringio::io_context context;

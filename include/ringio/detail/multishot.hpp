@@ -217,7 +217,9 @@ private:
         }
         if (final && pausing_) [[unlikely]] {
             pausing_ = false;
-            if (entry.result == -ECANCELED) {
+            // Unless the socket was closed meanwhile: then this ECANCELED is the close's, and
+            // its consumer hears it.
+            if (entry.result == -ECANCELED && socket_->native_handle() == fd_) {
                 // The pause asked for: the data waits in the socket. A consumer that emptied
                 // the queue and began waiting meanwhile found the operation still armed.
                 if (waiters_ != nullptr && !starved_) {
