@@ -44,6 +44,26 @@ ringio::task<std::string> drain(ringio::receiver& incoming) {
     }
 }
 
+// A receiver whose stream holds far more than it keeps untaken: 1,600 bytes for buffers of 8,
+// with room in the ring for all of it.
+struct flooded {
+    ringio::io_context context;
+    ringio::buffer_ring buffers{context, 256, 8};
+    pair connection{context};
+    ringio::receiver incoming{connection.server, buffers};
+    const std::string expected = ringio::testing::pattern(1600);
+
+    flooded() { connection.send(expected); }
+
+    // Takes the first chunk only: the rest of the recv's first batch queues up behind it, more
+    // than the receiver holds, so a pause is queued but not yet submitted.
+    std::string first() {
+        return ringio::sync_wait(context, [](ringio::receiver& r) -> ringio::task<std::string> {
+            co_return text_of((co_await r.next()).bytes());
+        }(incoming));
+    }
+};
+
 } // namespace
 
 TEST_CASE("buffer_ring: refuses a count that is not a power of two", "[receiver]") {
@@ -159,20 +179,12 @@ TEST_CASE("receiver: many connections share one small ring", "[receiver]") {
     CHECK(correct == connections);
 }
 
-TEST_CASE("receiver: stops receiving while its chunks wait untaken, and loses nothing",
-          "[receiver]") {
-    ringio::io_context context;
-    ringio::buffer_ring buffers(context, 256, 8);
-    pair connection(context);
-    ringio::receiver incoming(connection.server, buffers);
-    const std::string expected = ringio::testing::pattern(1600);
-    connection.send(expected);
+TEST_CASE_METHOD(flooded,
+                 "receiver: stops receiving while its chunks wait untaken, and loses nothing",
+                 "[receiver]") {
     // One chunk taken, then none for a while: the recv pauses, the rest waits in the socket,
     // though the ring has room for all of it.
-    auto first = [&]() -> ringio::task<std::string> {
-        co_return text_of((co_await incoming.next()).bytes());
-    };
-    std::string all = ringio::sync_wait(context, first());
+    std::string all = first();
     for (int i = 0; i < 20; ++i) {
         context.poll();
         ::usleep(1000);
@@ -185,20 +197,10 @@ TEST_CASE("receiver: stops receiving while its chunks wait untaken, and loses no
     CHECK(all == expected);
 }
 
-TEST_CASE("receiver: a consumer that waits while the recv pauses wakes it again", "[receiver]") {
-    ringio::io_context context;
-    ringio::buffer_ring buffers(context, 256, 8);
-    pair connection(context);
-    ringio::receiver incoming(connection.server, buffers);
-    const std::string expected = ringio::testing::pattern(1600);
-    connection.send(expected);
+TEST_CASE_METHOD(flooded, "receiver: a consumer that waits while the recv pauses wakes it again",
+                 "[receiver]") {
     ::shutdown(connection.client.get(), SHUT_WR);
-    // The first chunk ends this task; the rest of the recv's first batch queues up, more than
-    // the receiver holds, so a pause is queued behind it but not yet submitted.
-    auto first = [&]() -> ringio::task<std::string> {
-        co_return text_of((co_await incoming.next()).bytes());
-    };
-    std::string all = ringio::sync_wait(context, first());
+    std::string all = first();
     // The consumer takes what is queued at once and waits again before the pause's own
     // completion arrives: that completion must arm the recv for it.
     bool ended = false;
@@ -212,19 +214,10 @@ TEST_CASE("receiver: a consumer that waits while the recv pauses wakes it again"
     CHECK(all == expected);
 }
 
-TEST_CASE("receiver: closing the stream while the recv pauses still ends it with ECANCELED",
-          "[receiver]") {
-    ringio::io_context context;
-    ringio::buffer_ring buffers(context, 256, 8);
-    pair connection(context);
-    ringio::receiver incoming(connection.server, buffers);
-    const std::string expected = ringio::testing::pattern(1600);
-    connection.send(expected);
-    // As above: the first chunk ends this task, the rest of the batch queues, a pause is queued.
-    auto first = [&]() -> ringio::task<std::string> {
-        co_return text_of((co_await incoming.next()).bytes());
-    };
-    std::string all = ringio::sync_wait(context, first());
+TEST_CASE_METHOD(flooded,
+                 "receiver: closing the stream while the recv pauses still ends it with ECANCELED",
+                 "[receiver]") {
+    std::string all = first();
     connection.server.close(); // submitted with the pause, in the same turn
     std::error_code error;
     auto consume = [&]() -> ringio::task<> {
