@@ -37,7 +37,7 @@ public:
     explicit acceptor(tcp_listener& listener)
         : slot_(detail::multishot_slot::create(listener.context(), listener, &arm, &release,
                                                nullptr, nullptr)),
-          socket_(&listener), context_(&listener.context()), local_(&listener.address()) {}
+          context_(&listener.context()), local_(&listener.address()) {}
 
     acceptor(const acceptor&) = delete;
     acceptor& operator=(const acceptor&) = delete;
@@ -60,7 +60,6 @@ private:
 
     bool ready() const noexcept { return !slot_->empty(); }
     detail::multishot_slot& slot() const noexcept { return *slot_; }
-    int descriptor() const noexcept { return socket_->native_handle(); }
 
     static void arm(detail::multishot_slot& slot, io_uring_sqe* sqe) noexcept {
         // No address: a multishot accept shares one buffer among all its completions, so
@@ -101,7 +100,6 @@ private:
     }
 
     detail::multishot_slot* slot_;
-    const detail::socket_base* socket_;
     io_context* context_;
     const endpoint* local_;
 };

@@ -47,7 +47,7 @@ public:
     /// Prepares to receive from `socket` into `buffers`; nothing is submitted until `next()`.
     /// Errors: `std::system_error` `EINVAL` when a buffer has no room past `overhead`.
     datagram_receiver(udp_socket& socket, buffer_ring& buffers)
-        : slot_(nullptr), socket_(&socket), local_(socket.local_endpoint()) {
+        : slot_(nullptr), local_(socket.local_endpoint()) {
         if (buffers.buffer_size() <= overhead) {
             detail::throw_error(std::make_error_code(std::errc::invalid_argument),
                                 "datagram_receiver on " + local_.to_string() + ": buffers of " +
@@ -85,7 +85,6 @@ private:
 
     bool ready() const noexcept { return !slot_->empty(); }
     detail::multishot_slot& slot() const noexcept { return *slot_; }
-    int descriptor() const noexcept { return socket_->native_handle(); }
 
     // What the kernel reads when it takes the SQE: room for an IPv4 or IPv6 sender, no control
     // data. A multishot recvmsg writes its results into the buffer, never back here, so one
@@ -159,7 +158,6 @@ private:
     }
 
     detail::multishot_slot* slot_;
-    const detail::socket_base* socket_;
     endpoint local_;
 };
 

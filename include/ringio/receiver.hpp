@@ -34,7 +34,7 @@ public:
         : slot_(detail::multishot_slot::create(
               stream.context(), stream, &arm, &detail::buffer_ring_state::release_entry,
               &detail::buffer_ring_state::starve_slot, &buffers.state(), hold_limit)),
-          socket_(&stream), peer_(&stream.remote_endpoint()) {}
+          peer_(&stream.remote_endpoint()) {}
 
     receiver(const receiver&) = delete;
     receiver& operator=(const receiver&) = delete;
@@ -68,7 +68,6 @@ private:
 
     bool ready() const noexcept { return !slot_->empty() || ended(); }
     detail::multishot_slot& slot() const noexcept { return *slot_; }
-    int descriptor() const noexcept { return socket_->native_handle(); }
 
     detail::buffer_ring_state& ring() const noexcept {
         return *static_cast<detail::buffer_ring_state*>(slot_->owner());
@@ -87,14 +86,34 @@ private:
 
     bool ended() const noexcept { return end_ <= 0; }
 
+    // A chunk (the kernel never selects a buffer for 0 bytes or an error).
+    static bool is_chunk(const detail::multishot_entry& entry) noexcept {
+        return (entry.flags & IORING_CQE_F_BUFFER) != 0;
+    }
+
+    buffer_lease chunk(const detail::multishot_entry& entry, std::error_code* error) noexcept {
+        detail::clear(error);
+        return {ring(), entry.flags >> IORING_CQE_BUFFER_SHIFT,
+                static_cast<std::size_t>(entry.result)};
+    }
+
     buffer_lease take(detail::multishot_waiter& waiter, std::error_code* error) {
+        // The common case inline: a chunk handed over as the consumer woke.
+        if (waiter.filled && is_chunk(waiter.entry)) [[likely]] {
+            return chunk(waiter.entry, error);
+        }
+        return take_queued(waiter, error);
+    }
+
+    // A chunk that was queued, the end of the stream, or an error. Out of line: with all of
+    // `take` inline, the compiler kept it as a function of its own, and every chunk paid for
+    // the call (22 instructions per echo round trip, measured with callgrind).
+    [[gnu::noinline]] buffer_lease take_queued(detail::multishot_waiter& waiter,
+                                               std::error_code* error) {
         if (end_ > 0 && (waiter.filled || !slot_->empty())) {
             const detail::multishot_entry entry = waiter.take(*slot_);
-            if ((entry.flags & IORING_CQE_F_BUFFER) != 0) {
-                // A chunk (the kernel never selects a buffer for 0 bytes or an error).
-                detail::clear(error);
-                return {ring(), entry.flags >> IORING_CQE_BUFFER_SHIFT,
-                        static_cast<std::size_t>(entry.result)};
+            if (is_chunk(entry)) {
+                return chunk(entry, error);
             }
             end_ = entry.result; // 0: end of stream; negative: an error, for good
         }
@@ -111,7 +130,6 @@ private:
     }
 
     detail::multishot_slot* slot_;
-    const detail::socket_base* socket_;
     const endpoint* peer_;
     int end_ = 1; // 1 while data may still come
 };

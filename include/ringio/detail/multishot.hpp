@@ -113,21 +113,23 @@ public:
     multishot_entry pop() noexcept { return queue_.pop(); }
 
     /// Suspends `waiter` (its handle set) until the next entry arrives, arming the operation
-    /// if it is idle; `current` is the owning socket's descriptor now. Returns false, with
-    /// EBADF handed to the waiter to take at once, when the socket was closed or moved from
-    /// since the slot was made: the number may belong to another file by now, so it is never
-    /// armed on again.
-    bool wait(int current, multishot_waiter& waiter) noexcept {
-        if (!armed_ && current != fd_) [[unlikely]] {
-            waiter.entry = {-EBADF, 0};
-            waiter.filled = true;
-            return false;
+    /// if it is idle. Returns false, with EBADF handed to the waiter to take at once, when the
+    /// socket was closed or moved from since the slot was made: the number may belong to
+    /// another file by now, so it is never armed on again.
+    bool wait(multishot_waiter& waiter) noexcept {
+        // Armed, the operation already works on the slot's own descriptor: nothing to check.
+        if (!armed_) [[unlikely]] {
+            if (socket_->native_handle() != fd_) {
+                waiter.entry = {-EBADF, 0};
+                waiter.filled = true;
+                return false;
+            }
+            if (!starved_) {
+                arm();
+            }
         }
         waiter.next = waiters_;
         waiters_ = &waiter;
-        if (!starved_) {
-            arm();
-        }
         return true;
     }
 
@@ -331,7 +333,7 @@ inline multishot_entry multishot_waiter::take(multishot_slot& slot) noexcept {
 
 /// The awaitable of a multishot consumer's `next()` (`acceptor`, `receiver`,
 /// `datagram_receiver`). `Owner` befriends it and provides `ready()` (something to take at
-/// once), `slot()`, `descriptor()` (its socket's, now) and `take(waiter, error)`.
+/// once), `slot()` and `take(waiter, error)`.
 template <class Owner>
 class [[nodiscard]] multishot_next {
 public:
@@ -342,7 +344,7 @@ public:
     /// if the socket was closed, rather than arm on a number now reused.
     bool await_suspend(std::coroutine_handle<> waiter) noexcept {
         waiter_.handle = waiter;
-        return owner_->slot().wait(owner_->descriptor(), waiter_);
+        return owner_->slot().wait(waiter_);
     }
 
     /// What the owner makes of the entry; or the error.
