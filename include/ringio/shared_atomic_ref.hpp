@@ -1,5 +1,6 @@
 #pragma once
 
+#include <ringio/detail/chrono.hpp>
 #include <ringio/detail/error.hpp>
 
 #include <linux/futex.h>
@@ -9,7 +10,6 @@
 #include <atomic>
 #include <bit>
 #include <cerrno>
-#include <chrono>
 #include <concepts>
 #include <cstdint>
 #include <ctime>

@@ -1,11 +1,11 @@
 #pragma once
 
+#include <ringio/detail/chrono.hpp>
 #include <ringio/detail/error.hpp>
 #include <ringio/io_context.hpp>
 
 #include <liburing.h>
 
-#include <chrono>
 #include <concepts>
 #include <coroutine>
 #include <cstdint>
