@@ -259,74 +259,15 @@ inline endpoint_key key_of(const endpoint& e) noexcept {
     return key;
 }
 
-// parse_endpoint returns nullptr on success, else why the text is rejected (see parse.hpp).
+// As `detail::parse_endpoint`, into an endpoint.
 inline const char* parse_endpoint(std::string_view text, endpoint& out) noexcept {
-    // "[" + the longest IPv6 text inet_pton accepts (45) + "%" + an interface name + "]:65535".
-    constexpr std::size_t longest = 1 + 45 + 1 + (IF_NAMESIZE - 1) + 2 + 5;
-    if (text.empty()) {
-        return "the text is empty";
+    parsed_endpoint parsed;
+    const char* why = parse_endpoint(text, parsed);
+    if (why == nullptr) {
+        out = parsed.is_v6 ? endpoint(parsed.v6, parsed.port, parsed.scope_id)
+                           : endpoint(parsed.v4, parsed.port);
     }
-    if (text.find('\0') != std::string_view::npos) {
-        return "the text contains a NUL byte";
-    }
-    if (text.size() > longest) {
-        return "the text is longer than any endpoint";
-    }
-    // inet_pton needs a NUL-terminated string: copy the address into a buffer that has room.
-    std::array<char, 46> address{};
-    std::uint16_t port = 0;
-    if (text[0] != '[') {
-        const auto colon = text.find(':');
-        const auto host = text.substr(0, colon);
-        in_addr v4{};
-        if (host.size() < address.size()) {
-            host.copy(address.data(), host.size());
-        }
-        if (host.size() >= address.size() || ::inet_pton(AF_INET, address.data(), &v4) != 1) {
-            const bool colons = colon != std::string_view::npos &&
-                                text.find(':', colon + 1) != std::string_view::npos;
-            return colons         ? "an IPv6 address needs brackets, as in [::1]:80"
-                   : host.empty() ? "missing address before ':'"
-                                  : "the host is not an IPv4 address (resolve looks up names)";
-        }
-        if (colon == std::string_view::npos) {
-            return "missing ':' and port after the address";
-        }
-        if (const char* why = parse_port(text.substr(colon + 1), port)) {
-            return why;
-        }
-        out = endpoint(v4, port);
-        return nullptr;
-    }
-    const auto close = text.find(']');
-    if (close == std::string_view::npos) {
-        return "missing ']' after the IPv6 address";
-    }
-    const auto inside = text.substr(1, close - 1);
-    const auto percent = inside.find('%');
-    const auto host = inside.substr(0, percent);
-    in6_addr v6{};
-    if (host.size() < address.size()) {
-        host.copy(address.data(), host.size());
-    }
-    if (host.size() >= address.size() || ::inet_pton(AF_INET6, address.data(), &v6) != 1) {
-        return "the text in brackets is not an IPv6 address";
-    }
-    std::uint32_t scope_id = 0;
-    if (percent != std::string_view::npos) {
-        if (const char* why = parse_scope(inside.substr(percent + 1), scope_id)) {
-            return why;
-        }
-    }
-    const auto rest = text.substr(close + 1);
-    if (rest.empty() || rest[0] != ':') {
-        return "missing ':' and port after ']'";
-    }
-    if (const char* why = parse_port(rest.substr(1), port)) {
-        return why;
-    }
-    out = endpoint(v6, port, scope_id);
-    return nullptr;
+    return why;
 }
 
 } // namespace detail

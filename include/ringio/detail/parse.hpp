@@ -1,8 +1,11 @@
 #pragma once
 
-/// Pieces of endpoint text (ports, IPv6 scopes) and the quoting of any text in error messages.
+/// Endpoint text (addresses, ports, IPv6 scopes) and the quoting of any text in error messages.
 
+#include <arpa/inet.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <array>
 #include <cstddef>
@@ -94,6 +97,77 @@ inline const char* parse_scope(std::string_view text, std::uint32_t& scope_id) n
     text.copy(name.data(), text.size());
     scope_id = ::if_nametoindex(name.data());
     return scope_id == 0 ? "no network interface has the scope's name" : nullptr;
+}
+
+/// An IPv4 or IPv6 address and port read from endpoint text.
+struct parsed_endpoint {
+    bool is_v6 = false;
+    in_addr v4{};
+    in6_addr v6{};
+    std::uint16_t port = 0;
+    std::uint32_t scope_id = 0;
+};
+
+/// Reads `127.0.0.1:8080` or `[::1%lo]:8080` into `out`: nullptr on success, else why the text
+/// is rejected.
+inline const char* parse_endpoint(std::string_view text, parsed_endpoint& out) noexcept {
+    // "[" + the longest IPv6 text inet_pton accepts (45) + "%" + an interface name + "]:65535".
+    constexpr std::size_t longest = 1 + 45 + 1 + (IF_NAMESIZE - 1) + 2 + 5;
+    if (text.empty()) {
+        return "the text is empty";
+    }
+    if (text.find('\0') != std::string_view::npos) {
+        return "the text contains a NUL byte";
+    }
+    if (text.size() > longest) {
+        return "the text is longer than any endpoint";
+    }
+    // inet_pton needs a NUL-terminated string: copy the address into a buffer that has room.
+    std::array<char, 46> address{};
+    if (text[0] != '[') {
+        const auto colon = text.find(':');
+        const auto host = text.substr(0, colon);
+        if (host.size() < address.size()) {
+            host.copy(address.data(), host.size());
+        }
+        if (host.size() >= address.size() || ::inet_pton(AF_INET, address.data(), &out.v4) != 1) {
+            const bool colons = colon != std::string_view::npos &&
+                                text.find(':', colon + 1) != std::string_view::npos;
+            return colons         ? "an IPv6 address needs brackets, as in [::1]:80"
+                   : host.empty() ? "missing address before ':'"
+                                  : "the host is not an IPv4 address (resolve looks up names)";
+        }
+        if (colon == std::string_view::npos) {
+            return "missing ':' and port after the address";
+        }
+        out.is_v6 = false;
+        return parse_port(text.substr(colon + 1), out.port);
+    }
+    const auto close = text.find(']');
+    if (close == std::string_view::npos) {
+        return "missing ']' after the IPv6 address";
+    }
+    const auto inside = text.substr(1, close - 1);
+    const auto percent = inside.find('%');
+    const auto host = inside.substr(0, percent);
+    if (host.size() < address.size()) {
+        host.copy(address.data(), host.size());
+    }
+    if (host.size() >= address.size() || ::inet_pton(AF_INET6, address.data(), &out.v6) != 1) {
+        return "the text in brackets is not an IPv6 address";
+    }
+    out.scope_id = 0;
+    if (percent != std::string_view::npos) {
+        if (const char* why = parse_scope(inside.substr(percent + 1), out.scope_id)) {
+            return why;
+        }
+    }
+    const auto rest = text.substr(close + 1);
+    if (rest.empty() || rest[0] != ':') {
+        return "missing ':' and port after ']'";
+    }
+    out.is_v6 = true;
+    return parse_port(rest.substr(1), out.port);
 }
 
 } // namespace ringio::detail
