@@ -2,6 +2,7 @@
 
 #include <ringio/detail/error.hpp>
 #include <ringio/detail/ring_setup.hpp>
+#include <ringio/detail/roots.hpp>
 #include <ringio/detail/storage.hpp>
 #include <ringio/detail/valgrind.hpp>
 
@@ -12,13 +13,11 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <coroutine>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
 #include <string>
 #include <utility>
-#include <vector>
 
 namespace ringio {
 
@@ -46,14 +45,6 @@ struct completion {
     complete_fn complete;
 };
 
-/// Links a detached coroutine frame into its context, which destroys it at shutdown if it has
-/// not finished by then.
-struct root_hook {
-    root_hook* prev = nullptr;
-    root_hook* next = nullptr;
-    std::coroutine_handle<> frame;
-};
-
 } // namespace detail
 
 /// Owns one io_uring and runs the coroutines whose operations it carries; one per thread.
@@ -75,7 +66,6 @@ public:
                            options.cq_entries != 0 ? options.cq_entries : 4 * options.entries,
                            options.fast_flags);
         flags_ = ring_.flags;
-        roots_.prev = roots_.next = &roots_;
     }
 
     io_context(const io_context&) = delete;
@@ -87,16 +77,9 @@ public:
         draining_ = true;
         cancel_all_and_drain();
         // Destroying frames runs destructors (sockets among them) that may queue more work.
-        while (roots_.next != &roots_) {
-            detail::root_hook* hook = roots_.next;
-            unlink(hook);
-            hook->frame.destroy();
-        }
+        roots_.destroy_all();
         cancel_all_and_drain();
         storage_.release();
-        for (const std::exception_ptr& error : errors_) {
-            report_lost(error);
-        }
         io_uring_queue_exit(&ring_);
     }
 
@@ -115,14 +98,14 @@ public:
     /// Errors: as `run()`.
     void run_once() {
         turn(in_flight_ > 0);
-        rethrow_spawned();
+        roots_.rethrow_first();
     }
 
     /// Runs one turn without blocking. Returns whether any operation is still in flight.
     /// Errors: as `run()`.
     bool poll() {
         turn(false);
-        rethrow_spawned();
+        roots_.rethrow_first();
         return in_flight_ > 0;
     }
 
@@ -217,29 +200,15 @@ public:
     void message_lost() noexcept { incoming_.fetch_sub(1, std::memory_order_release); }
 
     /// Keeps `error` for `run()` to rethrow, as if a spawned task had thrown it.
-    void report(std::exception_ptr error) noexcept {
-        try {
-            errors_.push_back(std::move(error));
-        } catch (...) {
-            report_lost(error);
-        }
-    }
+    void report(std::exception_ptr error) noexcept { roots_.report(std::move(error)); }
 
     /// Registers a detached coroutine frame (used by `spawn`).
-    void adopt(detail::root_hook& hook) noexcept {
-        hook.prev = roots_.prev;
-        hook.next = &roots_;
-        roots_.prev->next = &hook;
-        roots_.prev = &hook;
-    }
+    void adopt(detail::root_hook& hook) noexcept { roots_.adopt(hook); }
 
     /// Called by a detached coroutine as it finishes: unregisters it and keeps its exception
     /// (if any) for `run()` to rethrow.
     void release(detail::root_hook& hook, std::exception_ptr error) noexcept {
-        unlink(&hook);
-        if (error) {
-            report(std::move(error));
-        }
+        roots_.release(hook, std::move(error));
     }
 
 private:
@@ -333,14 +302,6 @@ private:
         return result;
     }
 
-    void rethrow_spawned() {
-        if (!errors_.empty()) [[unlikely]] {
-            std::exception_ptr error = std::move(errors_.front());
-            errors_.erase(errors_.begin());
-            std::rethrow_exception(error);
-        }
-    }
-
     // Dispatches a snapshot of the ready CQEs before advancing the head once: a resumed
     // coroutine may submit (which never touches the CQ), and completions posted meanwhile are
     // taken by the next pass rather than starving the submission side.
@@ -427,23 +388,6 @@ private:
         }
     }
 
-    static void unlink(detail::root_hook* hook) noexcept {
-        hook->prev->next = hook->next;
-        hook->next->prev = hook->prev;
-        hook->prev = hook->next = nullptr;
-    }
-
-    static void report_lost(const std::exception_ptr& error) noexcept {
-        try {
-            std::rethrow_exception(error);
-        } catch (const std::exception& e) {
-            std::fprintf(stderr, "ringio: exception from a spawned task was never rethrown: %s\n",
-                         e.what());
-        } catch (...) {
-            std::fprintf(stderr, "ringio: exception from a spawned task was never rethrown\n");
-        }
-    }
-
     io_uring ring_{};
     std::size_t in_flight_ = 0;
     unsigned sq_head_ = 0; // the kernel's SQ head when last read; it only moves forward
@@ -455,8 +399,7 @@ private:
     bool enabled_ = false;
     bool stopped_ = false;
     bool draining_ = false;
-    detail::root_hook roots_;
-    std::vector<std::exception_ptr> errors_;
+    detail::root_set roots_;
     detail::context_storage storage_;
 };
 
