@@ -66,8 +66,8 @@ public:
         }
     }
 
-    /// Destroys every frame still registered (at shutdown); their destructors may register
-    /// or finish others meanwhile.
+    /// Destroys every frame still registered (at shutdown). The list is read afresh after each
+    /// frame, since the destructors a frame runs may change it.
     void destroy_all() noexcept {
         while (head_.next != &head_) {
             root_hook* hook = head_.next;
