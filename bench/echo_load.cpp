@@ -11,7 +11,10 @@
 //
 // Modes:
 //   default          --warmup W seconds not counted, then --seconds T counted
-//   --round-trips K  exactly K round trips in total, then exit (a fixed amount of work)
+//   --round-trips K  exactly K round trips in total, then exit (a fixed amount of work); with
+//                    --keep-open, hold the connections open after the report line instead,
+//                    until SIGTERM, SIGINT or --hold seconds (so that a profile taken then
+//                    leaves out the server's clean-up of the connections)
 //   --idle           one round trip on each connection, print "idle_ready", then hold the
 //                    connections open until SIGTERM, SIGINT or --hold seconds
 //   --udp            connected UDP sockets instead of TCP connections (one datagram per round)
@@ -52,6 +55,7 @@ struct options {
     int cpu = -1;
     long long round_trips = 0; // 0: timed mode
     bool idle = false;
+    bool keep_open = false;
     bool udp = false;
 };
 
@@ -67,8 +71,8 @@ struct options {
 
 [[noreturn]] void usage() {
     std::fprintf(stderr, "usage: echo_load --port P [--host A] [--connections N] [--size S]\n"
-                         "                 [--seconds T] [--warmup W] [--round-trips K] [--idle]\n"
-                         "                 [--hold H] [--stall X] [--cpu C] [--udp]\n");
+                         "                 [--seconds T] [--warmup W] [--round-trips K [--keep-open]]\n"
+                         "                 [--idle] [--hold H] [--stall X] [--cpu C] [--udp]\n");
     std::exit(2);
 }
 
@@ -104,6 +108,8 @@ options parse(int argc, char** argv) {
             o.round_trips = std::atoll(value());
         } else if (arg == "--idle") {
             o.idle = true;
+        } else if (arg == "--keep-open") {
+            o.keep_open = true;
         } else if (arg == "--udp") {
             o.udp = true;
         } else {
@@ -111,7 +117,7 @@ options parse(int argc, char** argv) {
         }
     }
     if (o.port <= 0 || o.port > 65535 || o.connections <= 0 || o.size <= 0 || o.seconds <= 0 ||
-        o.warmup < 0 || o.round_trips < 0) {
+        o.warmup < 0 || o.round_trips < 0 || (o.keep_open && o.round_trips == 0)) {
         usage();
     }
     return o;
@@ -399,6 +405,14 @@ void report(long long round_trips, double seconds, const options& o) {
     std::fflush(stdout);
 }
 
+// Waits, connections open, until a signal or --hold seconds.
+void hold_open(const options& o) {
+    const double until = now() + o.hold;
+    while (!stop_requested && now() < until) {
+        usleep(50 * 1000);
+    }
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -419,10 +433,7 @@ int main(int argc, char** argv) {
         report(l.completed(), now() - start, o);
         std::printf("idle_ready connections=%d\n", o.connections);
         std::fflush(stdout);
-        double until = now() + o.hold;
-        while (!stop_requested && now() < until) {
-            usleep(50 * 1000);
-        }
+        hold_open(o);
         l.close_all();
         return 0;
     }
@@ -433,6 +444,9 @@ int main(int argc, char** argv) {
         l.start_all(0);
         l.run([&] { return l.completed() == o.round_trips; });
         report(l.completed(), now() - start, o);
+        if (o.keep_open) {
+            hold_open(o);
+        }
         l.close_all();
         return 0;
     }
