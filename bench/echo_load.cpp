@@ -70,9 +70,10 @@ struct options {
 }
 
 [[noreturn]] void usage() {
-    std::fprintf(stderr, "usage: echo_load --port P [--host A] [--connections N] [--size S]\n"
-                         "                 [--seconds T] [--warmup W] [--round-trips K [--keep-open]]\n"
-                         "                 [--idle] [--hold H] [--stall X] [--cpu C] [--udp]\n");
+    std::fprintf(stderr,
+                 "usage: echo_load --port P [--host A] [--connections N] [--size S]\n"
+                 "                 [--seconds T] [--warmup W] [--round-trips K [--keep-open]]\n"
+                 "                 [--idle] [--hold H] [--stall X] [--cpu C] [--udp]\n");
     std::exit(2);
 }
 
