@@ -69,6 +69,10 @@ int main(int argc, char** argv) {
     sigaddset(&mask, SIGTERM);
     sigprocmask(SIG_BLOCK, &mask, nullptr);
     const int signals = ::signalfd(-1, &mask, SFD_CLOEXEC);
+    if (signals < 0) {
+        std::perror("ringio_echo: signalfd");
+        return 1;
+    }
     try {
         ringio::io_context context;
         ringio::tcp_listener listener(context, ringio::endpoint::loopback_v4(port));
