@@ -191,3 +191,15 @@ TEST_CASE("accept: destroying the listener cancels the accept another coroutine 
     CHECK_THAT(message, Catch::StartsWith("accept on " + where + ": "));
     CHECK(open_fd_count() == before);
 }
+
+TEST_CASE("tcp_listener: an empty endpoint is named in the error", "[tcp_listener]") {
+    ringio::io_context context;
+    try {
+        ringio::tcp_listener listener(context, ringio::endpoint{});
+        FAIL("listened on an empty endpoint");
+    } catch (const std::system_error& error) {
+        INFO(error.what());
+        CHECK_FALSE(ringio::testing::has_empty_slot(error.what()));
+        CHECK_THAT(error.what(), Catch::Contains("an empty endpoint"));
+    }
+}

@@ -427,3 +427,37 @@ TEST_CASE("destroying a stream cancels the read another coroutine waits on", "[t
     }
     CHECK(ringio::testing::open_fd_count() == before);
 }
+
+// A stream that never connected has no peer: its messages name the descriptor instead of
+// leaving the slot empty ("read from : Bad file descriptor").
+TEST_CASE("tcp_stream: errors of a stream without a peer leave no empty slot", "[tcp_stream]") {
+    ringio::io_context context;
+    std::vector<std::string> messages;
+    auto collect = [&messages](auto&& call) {
+        try {
+            call();
+            messages.emplace_back("(no error)");
+        } catch (const std::system_error& error) {
+            messages.emplace_back(error.what());
+        }
+    };
+    auto run = [&context](auto make) {
+        ringio::sync_wait(context, [](auto body) -> ringio::task<> {
+            co_await body();
+        }(make));
+    };
+    ringio::tcp_stream stream(context);
+    std::array<std::byte, 4> buffer{};
+    collect([&] { run([&] { return stream.read(buffer); }); });
+    collect([&] { run([&] { return stream.read_exact(buffer); }); });
+    collect([&] { run([&] { return stream.write(buffer); }); });
+    collect([&] { run([&] { return stream.write_all(buffer); }); });
+    collect([&] { run([&] { return stream.connect(ringio::endpoint{}); }); });
+    collect([&] { stream.shutdown(); });
+    collect([&] { ringio::tcp_stream{context}.set_no_delay(true); });
+    for (const std::string& message : messages) {
+        INFO(message);
+        CHECK_FALSE(ringio::testing::has_empty_slot(message));
+        CHECK(message != "(no error)");
+    }
+}

@@ -335,3 +335,28 @@ TEST_CASE("destroying a socket cancels the recvfrom another coroutine waits on",
     CHECK_THAT(message, Catch::StartsWith("recvfrom on " + local + ": "));
     CHECK(ringio::testing::open_fd_count() == before);
 }
+
+TEST_CASE("udp_socket: errors about an empty endpoint say so", "[udp_socket]") {
+    ringio::io_context context;
+    std::vector<std::string> messages;
+    try {
+        ringio::udp_socket bad(context, ringio::endpoint{});
+    } catch (const std::system_error& error) {
+        messages.emplace_back(error.what());
+    }
+    ringio::udp_socket socket(context, ringio::endpoint::loopback_v4(0));
+    const std::array<std::byte, 4> payload{};
+    try {
+        ringio::sync_wait(context, [](ringio::udp_socket& s, auto bytes) -> ringio::task<> {
+            co_await s.sendto(bytes, ringio::endpoint{});
+        }(socket, std::span(payload)));
+    } catch (const std::system_error& error) {
+        messages.emplace_back(error.what());
+    }
+    REQUIRE(messages.size() == 2);
+    for (const std::string& message : messages) {
+        INFO(message);
+        CHECK_FALSE(ringio::testing::has_empty_slot(message));
+        CHECK_THAT(message, Catch::Contains("an empty endpoint"));
+    }
+}

@@ -83,7 +83,7 @@ private:
         if (entry.result < 0) {
             const std::error_code ec = detail::error_from_result(entry.result);
             if (error == nullptr) {
-                detail::throw_error(ec, "accept on " + local_->to_string());
+                detail::throw_error(ec, "accept on " + detail::describe_endpoint(*local_));
             }
             *error = ec;
             return {tcp_stream{*context_}, endpoint{}};

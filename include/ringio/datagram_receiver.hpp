@@ -50,8 +50,8 @@ public:
         : slot_(nullptr), local_(socket.local_endpoint()) {
         if (buffers.buffer_size() <= overhead) {
             detail::throw_error(std::make_error_code(std::errc::invalid_argument),
-                                "datagram_receiver on " + local_.to_string() + ": buffers of " +
-                                    std::to_string(buffers.buffer_size()) +
+                                "datagram_receiver on " + detail::describe_endpoint(local_) +
+                                    ": buffers of " + std::to_string(buffers.buffer_size()) +
                                     " bytes leave no room for a payload past the " +
                                     std::to_string(overhead) + " bytes of the header");
         }
@@ -127,7 +127,7 @@ private:
         }
         const std::error_code ec = detail::error_from_result(result);
         if (error == nullptr) {
-            detail::throw_error(ec, "recvfrom on " + local_.to_string());
+            detail::throw_error(ec, "recvfrom on " + detail::describe_endpoint(local_));
         }
         *error = ec;
         return {};

@@ -259,6 +259,11 @@ inline endpoint_key key_of(const endpoint& e) noexcept {
     return key;
 }
 
+/// Names `e` in an error message, which must never show an empty slot.
+inline std::string describe_endpoint(const endpoint& e) {
+    return e.empty() ? std::string("an empty endpoint") : e.to_string();
+}
+
 // As `detail::parse_endpoint`, into an endpoint.
 inline const char* parse_endpoint(std::string_view text, endpoint& out) noexcept {
     parsed_endpoint parsed;

@@ -120,7 +120,7 @@ private:
         if (end_ < 0) {
             const std::error_code ec = detail::error_from_result(end_);
             if (error == nullptr) {
-                detail::throw_error(ec, "recv from " + peer_->to_string());
+                detail::throw_error(ec, "recv from " + detail::describe_endpoint(*peer_));
             }
             *error = ec;
         } else {

@@ -338,7 +338,7 @@ private:
         }
         if (!chunk.empty() && !slot_->enqueue(chunk)) {
             detail::report(std::make_error_code(std::errc::not_enough_memory), error,
-                           "send to " + peer_->to_string());
+                           "send to " + detail::describe_endpoint(*peer_));
             return;
         }
         detail::clear(error);
@@ -347,7 +347,7 @@ private:
     void check(std::error_code* error) const {
         if (slot_->error() != 0) [[unlikely]] {
             detail::report(detail::error_from_result(slot_->error()), error,
-                           "send to " + peer_->to_string());
+                           "send to " + detail::describe_endpoint(*peer_));
             return;
         }
         detail::clear(error);

@@ -61,7 +61,9 @@ struct accept_op {
 
     accepted failed() const { return {tcp_stream{*context}, endpoint{}}; }
 
-    [[nodiscard]] std::string describe() const { return "accept on " + local.get().to_string(); }
+    [[nodiscard]] std::string describe() const {
+        return "accept on " + describe_endpoint(local.get());
+    }
 };
 
 } // namespace detail
@@ -77,11 +79,12 @@ public:
     /// `local_endpoint()`) and listens.
     /// Errors: `std::system_error` naming the address, e.g. `EADDRINUSE`, `EACCES`.
     tcp_listener(io_context& context, const endpoint& local, listen_options options = {})
-        : socket_base(context, detail::open_socket(local.family(), SOCK_STREAM,
-                                                   "tcp_listener " + local.to_string())),
+        : socket_base(context,
+                      detail::open_socket(local.family(), SOCK_STREAM,
+                                          "tcp_listener " + detail::describe_endpoint(local))),
           local_(local) {
         const int fd = native_handle();
-        const std::string where = "tcp_listener " + local.to_string();
+        const std::string where = "tcp_listener " + detail::describe_endpoint(local);
         detail::set_socket_option(fd, SOL_SOCKET, SO_REUSEADDR, 1, where + ": SO_REUSEADDR");
         if (options.reuse_port) {
             detail::set_socket_option(fd, SOL_SOCKET, SO_REUSEPORT, 1, where + ": SO_REUSEPORT");

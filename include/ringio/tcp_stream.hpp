@@ -42,7 +42,7 @@ struct connect_op {
 
     void complete(int /*result*/) const noexcept {}
 
-    [[nodiscard]] std::string describe() const { return "connect " + target.to_string(); }
+    [[nodiscard]] std::string describe() const { return "connect " + describe_endpoint(target); }
 };
 
 } // namespace detail
@@ -132,7 +132,7 @@ public:
         std::error_code error;
         shutdown(how, error);
         if (error) {
-            detail::throw_error(error, "shutdown " + peer_.to_string());
+            detail::throw_error(error, "shutdown " + describe_self());
         }
     }
 
@@ -149,7 +149,7 @@ public:
         std::error_code error;
         set_no_delay(on, error);
         if (error) {
-            detail::throw_error(error, "setsockopt TCP_NODELAY " + peer_.to_string());
+            detail::throw_error(error, "setsockopt TCP_NODELAY " + describe_self());
         }
     }
 
@@ -163,6 +163,11 @@ public:
     }
 
 private:
+    // The peer, or the descriptor of a stream that has none.
+    std::string describe_self() const {
+        return !peer_.empty() ? peer_.to_string() : "fd " + std::to_string(native_handle());
+    }
+
     connect_operation start_connect(const endpoint& target, std::error_code* error) {
         peer_ = target;
         int failure = 0;

@@ -60,7 +60,7 @@ struct recvfrom_op {
 
     [[nodiscard]] std::string describe() const {
         return local.empty() ? "recvfrom fd " + std::to_string(fd)
-                             : "recvfrom on " + local.get().to_string();
+                             : "recvfrom on " + describe_endpoint(local.get());
     }
 };
 
@@ -85,7 +85,9 @@ struct sendto_op {
 
     std::size_t complete(int result) const noexcept { return static_cast<std::size_t>(result); }
 
-    [[nodiscard]] std::string describe() const { return "sendto " + destination.to_string(); }
+    [[nodiscard]] std::string describe() const {
+        return "sendto " + describe_endpoint(destination);
+    }
 };
 
 } // namespace detail
@@ -112,10 +114,11 @@ public:
     /// Opens a socket bound to `local` (port 0 picks a free port; see `local_endpoint()`).
     /// Errors: `std::system_error` naming the address, e.g. `EADDRINUSE`.
     udp_socket(io_context& context, const endpoint& local, udp_options options = {})
-        : socket_base(context, detail::open_socket(local.family(), SOCK_DGRAM,
-                                                   "udp_socket " + local.to_string())),
+        : socket_base(context,
+                      detail::open_socket(local.family(), SOCK_DGRAM,
+                                          "udp_socket " + detail::describe_endpoint(local))),
           local_(local) {
-        const std::string where = "udp_socket " + local.to_string();
+        const std::string where = "udp_socket " + detail::describe_endpoint(local);
         if (options.reuse_port) {
             detail::set_socket_option(native_handle(), SOL_SOCKET, SO_REUSEPORT, 1,
                                       where + ": SO_REUSEPORT");

@@ -60,6 +60,13 @@ inline std::string text_of(std::span<const std::byte> bytes) {
 }
 
 /// Milliseconds elapsed since `start` on the steady clock.
+/// True when an error message has a slot left empty ("read from : ...", "connect : ...").
+inline bool has_empty_slot(std::string_view message) {
+    return message.find(" :") != std::string_view::npos ||
+           message.find("  ") != std::string_view::npos || message.empty() ||
+           message.front() == ' ' || message.front() == ':';
+}
+
 inline long long elapsed_ms(std::chrono::steady_clock::time_point start) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                                  start)

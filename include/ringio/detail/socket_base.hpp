@@ -34,7 +34,7 @@ inline void set_socket_option(int fd, int level, int name, int value, const std:
 /// Binds `fd` to `local`; errors name the address.
 inline void bind_socket(int fd, const endpoint& local, const char* operation) {
     if (::bind(fd, local.data(), local.size()) != 0) {
-        throw_error(last_error(), std::string(operation) + ": bind " + local.to_string());
+        throw_error(last_error(), std::string(operation) + ": bind " + describe_endpoint(local));
     }
 }
 

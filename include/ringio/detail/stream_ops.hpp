@@ -20,12 +20,14 @@ namespace ringio::detail {
 inline constexpr std::uint64_t current_position = ~std::uint64_t{0};
 
 /// Names the object of a read or write for error messages: the peer of a socket
-/// ("read from 127.0.0.1:80"), else the descriptor and offset ("read fd 5 at offset 8").
+/// ("read from 127.0.0.1:80"), else (or when it has none) the descriptor and offset ("read fd 5
+/// at offset 8").
 inline std::string describe_stream(const char* operation, int fd, std::uint64_t offset,
                                    const endpoint_copy* peer) {
-    if (peer != nullptr) {
+    if (peer != nullptr && !peer->empty()) {
         const bool sending = operation[0] == 'w';
-        return std::string(operation) + (sending ? " to " : " from ") + peer->get().to_string();
+        return std::string(operation) + (sending ? " to " : " from ") +
+               describe_endpoint(peer->get());
     }
     std::string text = std::string(operation) + " fd " + std::to_string(fd);
     if (offset != current_position) {
