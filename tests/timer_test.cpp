@@ -86,3 +86,26 @@ TEST_CASE("sleep_for: the throwing form names the operation", "[timer]") {
     CHECK_THROWS_WITH(ringio::sync_wait(context, cancelled(context)),
                       Catch::StartsWith("sleep_for"));
 }
+
+// Each form of with_timeout that docs/reference.md shows must compile with both compilers and
+// time out: on a temporary, on a variable awaited through the call, and set before awaiting.
+TEST_CASE("with_timeout: every documented form compiles and expires", "[timer]") {
+    ringio::io_context context;
+    auto forms = [](ringio::io_context& ctx) -> ringio::task<int> {
+        int expired = 0;
+        std::error_code error;
+        co_await ringio::sleep_for(ctx, 10s, error).with_timeout(5ms);
+        expired += error == std::errc::stream_timeout ? 1 : 0;
+        auto named = ringio::sleep_for(ctx, 10s, error);
+        co_await named.with_timeout(5ms);
+        expired += error == std::errc::stream_timeout ? 1 : 0;
+        auto set_first = ringio::sleep_for(ctx, 10s, error);
+        set_first.with_timeout(5ms);
+        co_await set_first;
+        expired += error == std::errc::stream_timeout ? 1 : 0;
+        co_return expired;
+    };
+    const auto start = std::chrono::steady_clock::now();
+    CHECK(ringio::sync_wait(context, forms(context)) == 3);
+    CHECK(elapsed_ms(start) < 5000);
+}

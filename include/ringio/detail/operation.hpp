@@ -39,6 +39,24 @@ concept io_op = requires(Op& op, const Op& cop, io_uring_sqe* sqe, int result) {
     { cop.describe() } -> std::convertible_to<std::string>;
 };
 
+/// Awaits `Awaitable` through a pointer. g++ 12 copies the operand of `co_await` when it is a
+/// reference returned by a call, which a pinned awaitable cannot survive; this small handle is
+/// what such calls return instead.
+template <class Awaitable>
+class awaiting {
+public:
+    explicit awaiting(Awaitable& target) noexcept : target_(&target) {}
+
+    bool await_ready() const noexcept { return target_->await_ready(); }
+    auto await_suspend(std::coroutine_handle<> waiter) noexcept {
+        return target_->await_suspend(waiter);
+    }
+    decltype(auto) await_resume() { return target_->await_resume(); }
+
+private:
+    Awaitable* target_;
+};
+
 /// The one awaitable every operation shares: takes its SQE when awaited (never before), keeps
 /// the suspended coroutine's handle, resumes it once after the last CQE the submission
 /// produces, and maps the result to a value or an error.
@@ -83,11 +101,12 @@ public:
         return operation{std::move(*this)};
     }
 
-    /// As above, for an operation held in a variable (to `cancel()` it from elsewhere).
+    /// As above, for an operation held in a variable (to `cancel()` it from elsewhere); awaiting
+    /// the result awaits the operation itself.
     template <class Rep, class Period>
-    operation& with_timeout(std::chrono::duration<Rep, Period> limit) & noexcept {
+    awaiting<operation> with_timeout(std::chrono::duration<Rep, Period> limit) & noexcept {
         set_timeout(limit);
-        return *this;
+        return awaiting<operation>{*this};
     }
 
     /// Asks the kernel to cancel this operation while it is pending. It still completes exactly
