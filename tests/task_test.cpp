@@ -88,6 +88,13 @@ TEST_CASE("task: exceptions propagate through nested tasks", "[task]") {
 }
 
 TEST_CASE("task: a million tasks that finish at once do not grow the stack", "[task]") {
+#if defined(__GNUC__) && !defined(__clang__) &&                                                    \
+    (defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__))
+    // g++'s sanitizers keep the resumption from being a tail call (see reference.md, task.hpp).
+    WARN("SKIPPED: g++ under AddressSanitizer or ThreadSanitizer does not make symmetric "
+         "transfer a tail call");
+    return;
+#endif
     ringio::io_context context;
     auto loop = []() -> ringio::task<long> {
         long sum = 0;
@@ -255,6 +262,8 @@ TEST_CASE("spawn_on: a target that has not started running is refused", "[task]"
         FAIL("spawn_on accepted a context that never ran");
     } catch (const std::system_error& error) {
         CHECK(error.code() == std::errc::resource_unavailable_try_again);
+        // The message names the call the user made, not the plumbing under it.
+        CHECK_THAT(error.what(), Catch::StartsWith("spawn_on: "));
     }
     CHECK_FALSE(ran);
 }

@@ -180,10 +180,13 @@ public:
     /// `target` keeps running until the message has arrived.
     /// Errors: `std::system_error` (`EAGAIN`) if `target` has not started running yet.
     /// Kernel: 5.18. See: io_uring_prep_msg_ring(3).
-    void send_message(io_context& target, detail::completion& message) {
+    /// `what` names the caller's operation in that error.
+    void send_message(io_context& target, detail::completion& message,
+                      const char* what = "send_message") {
         if (!target.accepting_messages_.load(std::memory_order_acquire)) {
             detail::throw_error(std::make_error_code(std::errc::resource_unavailable_try_again),
-                                "send_message: the target io_context has not started running");
+                                std::string(what) +
+                                    ": the target io_context has not started running");
         }
         const auto address = reinterpret_cast<std::uintptr_t>(&message);
         target.incoming_.fetch_add(1, std::memory_order_acq_rel);

@@ -233,7 +233,7 @@ inline void spawn_on(io_context& from, io_context& target, task<void> work) {
     auto* carried = new detail::hop{{&detail::hop::on_completion}, &from, &target, {}};
     carried->frame = work.release();
     try {
-        from.send_message(target, *carried);
+        from.send_message(target, *carried, "spawn_on");
     } catch (...) {
         work = task<void>{carried->frame};
         delete carried;
