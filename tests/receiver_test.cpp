@@ -301,6 +301,11 @@ TEST_CASE("receiver: closing the stream cancels the armed recv", "[receiver]") {
     connection.server.close();
     context.run();
     CHECK(error == std::errc::operation_canceled);
+    // The cancellation is reported once; after it, as for the acceptor and the datagram
+    // receiver, the closed stream is EBADF at once.
+    ringio::sync_wait(context, waiter());
+    CHECK(error == std::errc::bad_file_descriptor);
+    CHECK(context.in_flight() == 0);
 }
 
 TEST_CASE("receiver: destroying it while armed is safe and frees its buffers", "[receiver]") {

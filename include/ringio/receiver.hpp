@@ -119,6 +119,9 @@ private:
         }
         if (end_ < 0) {
             const std::error_code ec = detail::error_from_result(end_);
+            if (slot_->closed()) {
+                end_ = -EBADF; // the error is reported once; then the closed stream is EBADF
+            }
             if (error == nullptr) {
                 detail::throw_error(ec, "recv from " + detail::describe_endpoint(*peer_));
             }

@@ -144,6 +144,11 @@ public:
         return true;
     }
 
+    /// True when the socket was closed or moved from since the slot was made.
+    [[nodiscard]] bool closed() const noexcept {
+        return socket_ == nullptr || socket_->native_handle() != fd_;
+    }
+
     /// The descriptor the operation works on.
     [[nodiscard]] int fd() const noexcept { return fd_; }
 
