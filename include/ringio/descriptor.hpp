@@ -1,99 +1,262 @@
 #pragma once
 
-#include <ringio/detail/operation.hpp>
-#include <ringio/detail/stream_ops.hpp>
+// descriptor: an owned file descriptor whose reads and writes are io_uring requests, and the same
+// reads and writes on any descriptor by number.
+
+#include <ringio/detail/bytes.hpp>
+#include <ringio/detail/tracked.hpp>
+#include <ringio/detail/valgrind.hpp>
 #include <ringio/io_context.hpp>
+#include <ringio/operation.hpp>
 
 #include <liburing.h>
+#include <sys/socket.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string>
-#include <system_error>
+#include <utility>
 
 namespace ringio {
 
-/// Reads up to `buffer.size()` bytes from descriptor `fd` (a file at its current position, a
-/// pipe, a socket, standard input) without blocking the thread.
-/// Completes with: the byte count; 0 means end of stream.
-/// Errors: `EINVAL` for an empty buffer (0 would read as end of stream), else the kernel's,
-/// e.g. `EBADF`. Lifetime: `buffer` until completion.
-/// Cancellation: `cancel()`, `with_timeout`. Kernel: 5.6. See: read(2).
-inline read_operation read(io_context& context, int fd, std::span<std::byte> buffer) {
-    return read_operation{context, nullptr, fd, buffer, detail::current_position};
+namespace detail {
+
+/// A request's subject when it has no peer to name: the descriptor (and offset) say it.
+struct no_peer {
+    static constexpr bool empty() noexcept { return true; }
+    static std::string text() { return {}; }
+};
+
+/// "read fd 5", "read fd 5 at offset 8", or "read from 127.0.0.1:80" for a peer.
+template <class Peer>
+std::string request_name(const char* verb, const char* preposition, int fd, std::uint64_t offset,
+                         const Peer& peer) {
+    if (!peer.empty()) {
+        return std::string(verb) + ' ' + preposition + ' ' + peer.text();
+    }
+    std::string text = std::string(verb) + " fd " + std::to_string(fd);
+    if (offset != current_position) {
+        text += " at offset " + std::to_string(offset);
+    }
+    return text;
 }
 
-/// As `read` above; an error is stored in `error` instead of thrown.
-inline read_operation read(io_context& context, int fd, std::span<std::byte> buffer,
-                           std::error_code& error) {
-    return read_operation{context, &error, fd, buffer, detail::current_position};
-}
+/// IORING_OP_READ into one buffer, at `offset` or the current position.
+template <class Peer = no_peer>
+struct read_op {
+    static constexpr const char* whole_verb = "read_exact";
+    static constexpr int ended = ENODATA; // the stream ended before the buffer was full
+    int fd;
+    std::span<std::byte> buffer;
+    std::uint64_t offset = current_position;
+    [[no_unique_address]] Peer peer{};
 
-/// Reads up to `buffer.size()` bytes from file `fd` at byte `offset` (pread).
-/// Completes with: the byte count, 0 at end of file. Kernel: 5.6. See: pread(2).
-inline read_operation read_at(io_context& context, int fd, std::uint64_t offset,
-                              std::span<std::byte> buffer) {
-    return read_operation{context, nullptr, fd, buffer, offset};
-}
+    void prepare(io_uring_sqe* sqe) noexcept {
+        if (buffer.empty()) {
+            io_uring_prep_nop(sqe); // a read of 0 bytes would look like the end: see translate
+        } else {
+            io_uring_prep_read(sqe, fd, buffer.data(), clamp_size(buffer.size()), offset);
+        }
+    }
+    int translate(int result) const noexcept {
+        if (buffer.empty()) {
+            return -EINVAL;
+        }
+        mark_received(buffer.data(), result > 0 ? static_cast<std::size_t>(result) : 0);
+        return result;
+    }
+    std::size_t complete(int result) const noexcept { return static_cast<std::size_t>(result); }
+    void advance(std::size_t count) noexcept {
+        buffer = buffer.subspan(count);
+        offset += offset != current_position ? count : 0;
+    }
+    std::string describe(const char* verb = "read") const {
+        return request_name(verb, "from", fd, offset, peer) +
+               (buffer.empty() ? " (an empty buffer)" : "");
+    }
+};
 
-/// As `read_at` above; an error is stored in `error` instead of thrown.
-inline read_operation read_at(io_context& context, int fd, std::uint64_t offset,
-                              std::span<std::byte> buffer, std::error_code& error) {
-    return read_operation{context, &error, fd, buffer, offset};
-}
+/// IORING_OP_WRITE, or IORING_OP_SEND with MSG_NOSIGNAL on a socket (EPIPE, never SIGPIPE).
+template <class Peer = no_peer>
+struct write_op {
+    static constexpr const char* whole_verb = "write_all";
+    static constexpr int ended = EIO; // no progress on a non-empty buffer would repeat forever
+    int fd;
+    std::span<const std::byte> buffer;
+    std::uint64_t offset = current_position;
+    [[no_unique_address]] Peer peer{};
+    bool socket = false;
 
-/// Reads until `buffer` is full, submitting again after each short read.
-/// Completes with: `buffer.size()`. Errors: `ENODATA` when the stream ends first (the message
-/// says after how many bytes), or the kernel's.
-inline read_operation read_exact(io_context& context, int fd, std::span<std::byte> buffer) {
-    return read_operation{context, nullptr, fd, buffer, detail::current_position, false, true};
-}
+    void prepare(io_uring_sqe* sqe) noexcept {
+        if (socket) {
+            io_uring_prep_send(sqe, fd, buffer.data(), clamp_size(buffer.size()), MSG_NOSIGNAL);
+        } else {
+            io_uring_prep_write(sqe, fd, buffer.data(), clamp_size(buffer.size()), offset);
+        }
+    }
+    std::size_t complete(int result) const noexcept { return static_cast<std::size_t>(result); }
+    void advance(std::size_t count) noexcept {
+        buffer = buffer.subspan(count);
+        offset += offset != current_position ? count : 0;
+    }
+    std::string describe(const char* verb = "write") const {
+        return request_name(verb, "to", fd, offset, peer);
+    }
+};
 
-/// As `read_exact` above; an error is stored in `error` instead of thrown.
-inline read_operation read_exact(io_context& context, int fd, std::span<std::byte> buffer,
-                                 std::error_code& error) {
-    return read_operation{context, &error, fd, buffer, detail::current_position, false, true};
-}
+/// Repeats `Op` after each short transfer until its whole buffer has moved.
+template <class Op>
+struct whole {
+    Op op;
+    std::size_t total = op.buffer.size();
+    std::size_t done = 0;
+    bool ended = false;
 
-/// Writes up to `buffer.size()` bytes to descriptor `fd`; the count may be short.
-/// Completes with: the byte count. Errors: the kernel's, e.g. `EBADF`, `EPIPE` (a pipe whose
-/// reader has gone raises SIGPIPE first unless the program ignores it, as with write(2); use
-/// the socket operations for sockets, which never do). Lifetime: `buffer` until completion.
-/// Kernel: 5.6. See: write(2).
-inline write_operation write(io_context& context, int fd, std::span<const std::byte> buffer) {
-    return write_operation{context, nullptr, fd, buffer, detail::current_position};
-}
+    void prepare(io_uring_sqe* sqe) noexcept { op.prepare(sqe); }
+    int translate(int result) const noexcept {
+        if constexpr (requires { op.translate(result); }) {
+            return op.translate(result);
+        }
+        return result;
+    }
+    bool again(int& result) noexcept {
+        if (result == 0 && done < total) {
+            ended = true;
+            result = -Op::ended;
+            return false;
+        }
+        done += static_cast<std::size_t>(result);
+        op.advance(static_cast<std::size_t>(result));
+        return done < total;
+    }
+    std::size_t complete(int /*result*/) const noexcept { return done; }
+    std::string describe() const {
+        return op.describe(Op::whole_verb) +
+               (ended ? " (end of stream after " + std::to_string(done) + " of " +
+                            std::to_string(total) + " bytes)"
+                      : "");
+    }
+};
 
-/// As `write` above; an error is stored in `error` instead of thrown.
-inline write_operation write(io_context& context, int fd, std::span<const std::byte> buffer,
-                             std::error_code& error) {
-    return write_operation{context, &error, fd, buffer, detail::current_position};
-}
+} // namespace detail
 
-/// Writes `buffer` to file `fd` at byte `offset` (pwrite). See: pwrite(2).
-inline write_operation write_at(io_context& context, int fd, std::uint64_t offset,
-                                std::span<const std::byte> buffer) {
-    return write_operation{context, nullptr, fd, buffer, offset};
-}
+/// An owned file descriptor (close-on-exec by convention) whose requests are cancelled when it
+/// is closed; move-only.
+class descriptor {
+public:
+    /// Adopts `fd` (-1 for none), to be used through `context`.
+    descriptor(io_context& context, int fd) noexcept
+        : context_(&context), core_(detail::ring_of(context), fd) {}
 
-/// As `write_at` above; an error is stored in `error` instead of thrown.
-inline write_operation write_at(io_context& context, int fd, std::uint64_t offset,
-                                std::span<const std::byte> buffer, std::error_code& error) {
-    return write_operation{context, &error, fd, buffer, offset};
-}
+    descriptor(descriptor&& other) noexcept = default;
+    descriptor& operator=(descriptor&& other) noexcept = default;
+    ~descriptor() = default;
 
-/// Writes all of `buffer`, submitting the rest again after each short write.
-/// Completes with: `buffer.size()`. Errors: the kernel's; on an error or a timeout the number
-/// of bytes already written is unknown to the caller.
-inline write_operation write_all(io_context& context, int fd, std::span<const std::byte> buffer) {
-    return write_operation{context, nullptr, fd, buffer, detail::current_position, false, true};
-}
+    /// The descriptor's number, -1 once closed.
+    [[nodiscard]] int native_handle() const noexcept { return core_.fd(); }
+    /// True until `close()`.
+    [[nodiscard]] bool is_open() const noexcept { return core_.fd() >= 0; }
+    /// The context whose ring carries the requests.
+    [[nodiscard]] io_context& context() const noexcept { return *context_; }
 
-/// As `write_all` above; an error is stored in `error` instead of thrown.
-inline write_operation write_all(io_context& context, int fd, std::span<const std::byte> buffer,
-                                 std::error_code& error) {
-    return write_operation{context, &error, fd, buffer, detail::current_position, false, true};
+    /// Cancels every request in flight on it; each completes with `ECANCELED` or its result.
+    void cancel() noexcept { core_.cancel(); }
+    /// Cancels its requests and closes it, through the ring; idempotent.
+    void close() noexcept { core_.close(); }
+    /// Gives the descriptor up without closing it (its requests are cancelled).
+    [[nodiscard]] int release() noexcept { return core_.release(); }
+
+    /// Reads up to `buffer`'s size; produces the count, 0 at the end.
+    template <class R>
+    requires detail::mutable_byte_range<std::remove_reference_t<R>>
+    auto read(R&& buffer) {
+        return operation<detail::read_op<>>(*this, fd(), detail::writable_bytes_of(buffer));
+    }
+    /// Reads at byte `offset` (pread).
+    template <class R>
+    requires detail::mutable_byte_range<std::remove_reference_t<R>>
+    auto read_at(std::uint64_t offset, R&& buffer) {
+        return operation<detail::read_op<>>(*this, fd(), detail::writable_bytes_of(buffer), offset);
+    }
+    /// Reads until `buffer` is full; ENODATA if the stream ends first.
+    template <class R>
+    requires detail::mutable_byte_range<std::remove_reference_t<R>>
+    auto read_exact(R&& buffer) {
+        return operation<detail::whole<detail::read_op<>>>(
+            *this, detail::read_op<>{fd(), detail::writable_bytes_of(buffer)});
+    }
+    /// Writes up to `buffer`'s size; produces the count, which may be short.
+    template <class R>
+    requires detail::byte_range<std::remove_reference_t<R>>
+    auto write(R&& buffer) {
+        return operation<detail::write_op<>>(*this, fd(), detail::bytes_of(buffer));
+    }
+    /// Writes at byte `offset` (pwrite).
+    template <class R>
+    requires detail::byte_range<std::remove_reference_t<R>>
+    auto write_at(std::uint64_t offset, R&& buffer) {
+        return operation<detail::write_op<>>(*this, fd(), detail::bytes_of(buffer), offset);
+    }
+    /// Writes all of `buffer`, again after each short write.
+    template <class R>
+    requires detail::byte_range<std::remove_reference_t<R>>
+    auto write_all(R&& buffer) {
+        return operation<detail::whole<detail::write_op<>>>(
+            *this, detail::write_op<>{fd(), detail::bytes_of(buffer)});
+    }
+
+protected:
+    [[nodiscard]] int fd() const noexcept { return core_.fd(); }
+    void reset(int fd) noexcept { core_.reset(fd); }
+
+private:
+    friend detail::descriptor_core& detail::core_of(descriptor& owner) noexcept;
+
+    io_context* context_;
+    detail::descriptor_core core_;
+};
+
+inline detail::descriptor_core& detail::core_of(descriptor& owner) noexcept { return owner.core_; }
+
+/// Reads from descriptor `fd` (not owned: closing it does not cancel the read).
+template <class R>
+requires detail::mutable_byte_range<std::remove_reference_t<R>>
+auto read(io_context& context, int fd, R&& buffer) {
+    return operation<detail::read_op<>>(context, fd, detail::writable_bytes_of(buffer));
+}
+/// Reads from descriptor `fd` at byte `offset`.
+template <class R>
+requires detail::mutable_byte_range<std::remove_reference_t<R>>
+auto read_at(io_context& context, int fd, std::uint64_t offset, R&& buffer) {
+    return operation<detail::read_op<>>(context, fd, detail::writable_bytes_of(buffer), offset);
+}
+/// Reads from descriptor `fd` until `buffer` is full.
+template <class R>
+requires detail::mutable_byte_range<std::remove_reference_t<R>>
+auto read_exact(io_context& context, int fd, R&& buffer) {
+    return operation<detail::whole<detail::read_op<>>>(
+        context, detail::read_op<>{fd, detail::writable_bytes_of(buffer)});
+}
+/// Writes to descriptor `fd`; the count may be short.
+template <class R>
+requires detail::byte_range<std::remove_reference_t<R>>
+auto write(io_context& context, int fd, R&& buffer) {
+    return operation<detail::write_op<>>(context, fd, detail::bytes_of(buffer));
+}
+/// Writes to descriptor `fd` at byte `offset`.
+template <class R>
+requires detail::byte_range<std::remove_reference_t<R>>
+auto write_at(io_context& context, int fd, std::uint64_t offset, R&& buffer) {
+    return operation<detail::write_op<>>(context, fd, detail::bytes_of(buffer), offset);
+}
+/// Writes all of `buffer` to descriptor `fd`.
+template <class R>
+requires detail::byte_range<std::remove_reference_t<R>>
+auto write_all(io_context& context, int fd, R&& buffer) {
+    return operation<detail::whole<detail::write_op<>>>(
+        context, detail::write_op<>{fd, detail::bytes_of(buffer)});
 }
 
 } // namespace ringio

@@ -12,6 +12,9 @@
 
 #include <ringio/detail/error.hpp>
 #include <ringio/endpoint.hpp>
+#include <ringio/io_context.hpp>
+#include <ringio/task.hpp>
+#include <ringio/tcp_stream.hpp>
 
 #include <netdb.h>
 #include <sys/socket.h>
@@ -54,24 +57,10 @@ inline std::error_code make_error_code(resolve_errc e) noexcept {
     return {static_cast<int>(e), resolve_category()};
 }
 
-/// Which address families `resolve` asks for.
-enum class ip_family {
-    any, ///< IPv4 and IPv6 (`AF_UNSPEC`).
-    v4,  ///< IPv4 only (`AF_INET`).
-    v6,  ///< IPv6 only (`AF_INET6`).
-};
-
-/// Which kind of socket the endpoints are for; it selects the service's port (`/etc/services`
-/// lists TCP and UDP ports apart) and gives each address once rather than once per kind.
-enum class socket_type {
-    stream,   ///< TCP (`SOCK_STREAM`).
-    datagram, ///< UDP (`SOCK_DGRAM`).
-};
-
 /// What `resolve` asks `getaddrinfo` for; fields in the order of the C hints.
 struct resolve_hints {
-    ip_family family = ip_family::any;      ///< `ai_family`.
-    socket_type type = socket_type::stream; ///< `ai_socktype`.
+    int family = AF_UNSPEC;  ///< `ai_family`: `AF_UNSPEC`, `AF_INET` or `AF_INET6`.
+    int type = SOCK_STREAM;  ///< `ai_socktype`: `SOCK_STREAM` (TCP) or `SOCK_DGRAM` (UDP).
     bool passive = false;         ///< `AI_PASSIVE`: an empty host gives the wildcard, to bind.
     bool numeric_host = false;    ///< `AI_NUMERICHOST`: the host must be an address, no lookup.
     bool numeric_service = false; ///< `AI_NUMERICSERV`: the service must be a port number.
@@ -213,10 +202,8 @@ inline std::vector<endpoint> resolve(std::string_view host, std::string_view ser
         return endpoints;
     }
     addrinfo request{};
-    request.ai_family = hints.family == ip_family::v4   ? AF_INET
-                        : hints.family == ip_family::v6 ? AF_INET6
-                                                        : AF_UNSPEC;
-    request.ai_socktype = hints.type == socket_type::datagram ? SOCK_DGRAM : SOCK_STREAM;
+    request.ai_family = hints.family;
+    request.ai_socktype = hints.type;
     request.ai_flags = (hints.passive ? AI_PASSIVE : 0) |
                        (hints.numeric_host ? AI_NUMERICHOST : 0) |
                        (hints.numeric_service ? AI_NUMERICSERV : 0);
@@ -280,6 +267,24 @@ inline host_and_service name_of(const endpoint& e, name_flags flags) {
                             e.empty() ? "name_of an empty endpoint" : "name_of " + e.to_string());
     }
     return names;
+}
+
+/// Connects to `host` and `service`, trying each address `resolve` gives in turn, and produces
+/// the first stream that connects. Resolution blocks (see the top of this header).
+inline task<tcp_stream> connect(io_context& context, std::string host, std::string service) {
+    const auto targets = resolve(host, service);
+    std::error_code error;
+    std::string tried;
+    for (const endpoint& target : targets) {
+        tcp_stream stream(context);
+        co_await stream.connect(target).into(error);
+        if (!error) {
+            co_return stream;
+        }
+        tried += (tried.empty() ? "" : ", ") + target.to_string();
+    }
+    detail::throw_error(error, "connect " + detail::quote(host) + " port " +
+                                   detail::quote(service) + " (tried " + tried + ")");
 }
 
 } // namespace ringio

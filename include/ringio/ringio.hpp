@@ -1,20 +1,19 @@
 #pragma once
 
-/// The umbrella header: includes every public ringio header.
+// ringio: the umbrella header, which includes every public header.
 
-#include <ringio/acceptor.hpp>
 #include <ringio/buffer_ring.hpp>
-#include <ringio/datagram_receiver.hpp>
 #include <ringio/descriptor.hpp>
 #include <ringio/endpoint.hpp>
 #include <ringio/io_context.hpp>
 #include <ringio/map_options.hpp>
 #include <ringio/mappable.hpp>
 #include <ringio/mapped.hpp>
-#include <ringio/receiver.hpp>
+#include <ringio/multishot.hpp>
+#include <ringio/operation.hpp>
 #include <ringio/resolve.hpp>
-#include <ringio/sender.hpp>
 #include <ringio/shared_atomic_ref.hpp>
+#include <ringio/socket.hpp>
 #include <ringio/task.hpp>
 #include <ringio/tcp_listener.hpp>
 #include <ringio/tcp_stream.hpp>

@@ -36,7 +36,7 @@ public:
                 return promise.continuation_;
             }
             if (promise.owner_ != nullptr) {
-                promise.owner_->release(promise.hook_, std::move(promise.exception_));
+                roots_of(*promise.owner_).release(promise.hook_, std::move(promise.exception_));
                 self.destroy();
             }
             return std::noop_coroutine();
@@ -55,7 +55,7 @@ public:
     void detach(io_context& owner, std::coroutine_handle<> frame) noexcept {
         owner_ = &owner;
         hook_.frame = frame;
-        owner.adopt(hook_);
+        roots_of(owner).adopt(hook_);
     }
 
     std::coroutine_handle<> continuation_;
@@ -202,15 +202,15 @@ struct hop : completion {
         auto* carried = static_cast<hop*>(self);
         const hop copy = *carried;
         delete carried;
-        if ((cqe.user_data & io_context::message_arrived) != 0) {
+        if ((cqe.user_data & ring::message_arrived) != 0) {
             // On the target's thread now: it owns the frame from here on.
             copy.frame.promise().detach(*copy.to, copy.frame);
             copy.frame.resume();
             return;
         }
-        copy.to->message_lost();
+        ring_of(*copy.to).message_lost();
         copy.frame.destroy();
-        copy.from->report(std::make_exception_ptr(
+        roots_of(*copy.from).report(std::make_exception_ptr(
             std::system_error(error_from_result(cqe.res), "spawn_on: IORING_OP_MSG_RING")));
     }
 };
@@ -233,7 +233,7 @@ inline void spawn_on(io_context& from, io_context& target, task<void> work) {
     auto* carried = new detail::hop{{&detail::hop::on_completion}, &from, &target, {}};
     carried->frame = work.release();
     try {
-        from.send_message(target, *carried, "spawn_on");
+        detail::ring_of(from).send_message(detail::ring_of(target), *carried, "spawn_on");
     } catch (...) {
         work = task<void>{carried->frame};
         delete carried;
@@ -258,7 +258,7 @@ T sync_wait(io_context& context, task<T> work) {
                 throw std::system_error(std::make_error_code(std::errc::operation_canceled),
                                         "sync_wait: the io_context was stopped first");
             }
-            if (context.in_flight() == 0) {
+            if (detail::ring_of(context).in_flight() == 0) {
                 throw std::system_error(
                     std::make_error_code(std::errc::resource_deadlock_would_occur),
                     "sync_wait: the task is suspended but no operation could resume it");

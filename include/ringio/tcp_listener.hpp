@@ -1,15 +1,16 @@
 #pragma once
 
-#include <ringio/detail/endpoint_copy.hpp>
-#include <ringio/detail/fd.hpp>
-#include <ringio/detail/operation.hpp>
-#include <ringio/detail/socket_base.hpp>
+// tcp_listener: a listening TCP socket whose accepts are io_uring requests, one at a time or as
+// a stream from one multishot accept.
+
+#include <ringio/descriptor.hpp>
 #include <ringio/endpoint.hpp>
-#include <ringio/io_context.hpp>
+#include <ringio/multishot.hpp>
+#include <ringio/operation.hpp>
+#include <ringio/socket.hpp>
 #include <ringio/tcp_stream.hpp>
 
 #include <liburing.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -18,107 +19,99 @@
 
 namespace ringio {
 
-/// What `tcp_listener::accept` completes with.
-struct accepted {
-    tcp_stream stream; ///< The new connection.
-    endpoint peer;     ///< Who connected (also `stream.remote_endpoint()`).
-};
-
-/// How `tcp_listener` sets up its socket.
-struct listen_options {
-    /// The accept queue's length (`listen(2)`); the kernel caps it at net.core.somaxconn.
-    int backlog = SOMAXCONN;
-    /// `SO_REUSEPORT`: several listeners (one per thread) share the port, and the kernel
-    /// spreads new connections among them.
-    bool reuse_port = false;
-    /// `IPV6_V6ONLY` for an IPv6 address; off means a `[::]` listener accepts IPv4 too.
-    bool v6_only = false;
-};
-
 namespace detail {
 
-/// IORING_OP_ACCEPT: one connection and its peer's address.
+/// The stream a connection's descriptor becomes, with its peer (`getpeername`: a multishot
+/// accept shares one address buffer among all its completions, so none is asked for).
+inline tcp_stream accepted(io_context& context, int fd) {
+    endpoint peer;
+    socklen_t size = endpoint::capacity();
+    std::error_code ignored; // a peer that already left has no name; its first read says so
+    if (::getpeername(fd, peer.mutable_data(), &size) == 0) {
+        peer.resize(size, ignored);
+    }
+    return {context, fd, peer};
+}
+
+/// IORING_OP_ACCEPT: one connection.
 struct accept_op {
     io_context* context;
     int fd;
-    endpoint_copy local; // named by errors; a copy, since the listener may be destroyed first
-    endpoint peer{};
-    socklen_t peer_size = 0;
+    endpoint_copy local; // named by errors
 
     void prepare(io_uring_sqe* sqe) noexcept {
-        peer_size = endpoint::capacity();
-        io_uring_prep_accept(sqe, fd, peer.mutable_data(), &peer_size, SOCK_CLOEXEC);
+        io_uring_prep_accept(sqe, fd, nullptr, nullptr, SOCK_CLOEXEC);
     }
+    tcp_stream complete(int result) const { return accepted(*context, result); }
+    static void discard(int result) noexcept { ::close(result); } // accepted during shutdown
+    tcp_stream failed() const { return tcp_stream{*context}; }
+    [[nodiscard]] std::string describe() const { return "accept on " + local.text(); }
+};
 
-    accepted complete(int result) {
-        std::error_code ignored; // the kernel wrote an AF_INET or AF_INET6 address
-        peer.resize(peer_size, ignored);
-        return {tcp_stream{*context, unique_fd{result}, peer}, peer};
+/// A listener's stream of connections: one multishot accept (one accept per arming on kernels
+/// before 5.19). An error (EMFILE, ECONNABORTED...) ends the request; the next `next()` arms it
+/// again, so a server that runs out of descriptors backs off and goes on.
+template <>
+struct multishot_policy<tcp_stream> {
+    struct state {
+        io_context* context;
+        endpoint_copy local;
+    };
+    static void arm(slot& self, io_uring_sqe* sqe) noexcept {
+        if (self.multishot()) {
+            io_uring_prep_multishot_accept(sqe, self.fd(), nullptr, nullptr, SOCK_CLOEXEC);
+        } else {
+            io_uring_prep_accept(sqe, self.fd(), nullptr, nullptr, SOCK_CLOEXEC);
+        }
     }
+    static void release(slot& /*self*/, const entry& got) noexcept {
+        if (got.result >= 0) {
+            ::close(got.result);
+        }
+    }
+    static constexpr slot_kind kind{&arm, &release, nullptr, nullptr, true};
 
-    // A connection accepted while the context shuts down must not leak its descriptor.
-    static void discard(int result) noexcept { ::close(result); }
-
-    accepted failed() const { return {tcp_stream{*context}, endpoint{}}; }
-
-    [[nodiscard]] std::string describe() const {
-        return "accept on " + describe_endpoint(local.get());
+    static multishot<tcp_stream> open(descriptor_core& socket, state initial) {
+        return {socket, nullptr, 0, initial};
+    }
+    static bool ready(const state& /*s*/) noexcept { return false; }
+    static tcp_stream take(slot& /*self*/, state& s, const entry& got, std::error_code* error) {
+        if (got.result < 0) {
+            report(error_from_result(got.result), error, "accept on " + s.local.text());
+            return tcp_stream{*s.context};
+        }
+        clear(error);
+        return accepted(*s.context, got.result);
     }
 };
 
 } // namespace detail
 
-/// The awaitable of `tcp_listener::accept`.
-using accept_operation = detail::operation<detail::accept_op>;
-
-/// A listening TCP socket whose `accept` is an io_uring operation. Move-only; closing (or
-/// destroying) it cancels a pending accept first.
-class tcp_listener : public detail::socket_base {
+/// A listening TCP socket. Move-only; closing or destroying it cancels its accepts.
+class tcp_listener : public descriptor {
 public:
-    /// Binds to `local` with `SO_REUSEADDR` (port 0 picks a free port: see
-    /// `local_endpoint()`) and listens.
-    /// Errors: `std::system_error` naming the address, e.g. `EADDRINUSE`, `EACCES`.
-    tcp_listener(io_context& context, const endpoint& local, listen_options options = {})
-        : socket_base(context,
-                      detail::open_socket(local.family(), SOCK_STREAM,
-                                          "tcp_listener " + detail::describe_endpoint(local))),
-          local_(local) {
-        const int fd = native_handle();
-        const std::string where = "tcp_listener " + detail::describe_endpoint(local);
-        detail::set_socket_option(fd, SOL_SOCKET, SO_REUSEADDR, 1, where + ": SO_REUSEADDR");
-        if (options.reuse_port) {
-            detail::set_socket_option(fd, SOL_SOCKET, SO_REUSEPORT, 1, where + ": SO_REUSEPORT");
+    /// Binds to `local` (`SO_REUSEADDR`; port 0 picks a free port) and listens.
+    tcp_listener(io_context& context, const endpoint& local, socket_options options = {})
+        : descriptor(context, detail::open_bound(local, SOCK_STREAM, options, "tcp_listener")) {
+        if (::listen(fd(), options.backlog) != 0) {
+            detail::throw_error(detail::last_error(),
+                                "tcp_listener " + detail::describe_endpoint(local) + ": listen");
         }
-        if (local.is_v6()) {
-            detail::set_socket_option(fd, IPPROTO_IPV6, IPV6_V6ONLY, options.v6_only ? 1 : 0,
-                                      where + ": IPV6_V6ONLY");
-        }
-        detail::bind_socket(fd, local, "tcp_listener");
-        if (::listen(fd, options.backlog) != 0) {
-            detail::throw_error(detail::last_error(), where + ": listen");
-        }
-        local_ = local_endpoint();
+        local_ = detail::local_endpoint_of(fd());
     }
 
-    /// The address listened on, with the real port (cached at construction).
-    [[nodiscard]] const endpoint& address() const noexcept { return local_; }
+    /// The address listened on, with the real port.
+    [[nodiscard]] const endpoint& local_endpoint() const noexcept { return local_; }
 
-    /// Accepts one connection (close-on-exec).
-    /// Completes with: `accepted`, the stream and its peer. Errors: `EMFILE`/`ENFILE` when
-    /// descriptors run out (the listener stays usable: catch, wait, accept again),
-    /// `ECONNABORTED`, `ECANCELED`. A connection accepted just as a cancel arrives is still
-    /// delivered, never leaked. Lifetime: destroying the listener cancels the accept.
-    /// Kernel: 5.5. See: accept4(2).
-    accept_operation accept() {
-        return accept_operation{context(), nullptr, &context(), native_handle(),
-                                detail::endpoint_copy{local_}};
+    /// Accepts one connection (close-on-exec); produces the `tcp_stream`.
+    auto accept() {
+        return operation<detail::accept_op>(*this, &context(), fd(), detail::endpoint_copy{local_});
     }
 
-    /// As `accept` above; an error is stored in `error` instead of thrown, and the stream
-    /// produced is not open.
-    accept_operation accept(std::error_code& error) {
-        return accept_operation{context(), &error, &context(), native_handle(),
-                                detail::endpoint_copy::for_errors(local_, &error)};
+    /// Every connection, from one multishot accept.
+    multishot<tcp_stream> accept_all() {
+        return detail::multishot_policy<tcp_stream>::open(
+            detail::core_of(*this), {&context(), detail::endpoint_copy{local_}});
     }
 
 private:

@@ -1,20 +1,22 @@
 #pragma once
 
-#include <ringio/detail/operation.hpp>
-#include <ringio/detail/socket_base.hpp>
-#include <ringio/detail/stream_ops.hpp>
+// tcp_stream: a TCP connection whose connect, reads and writes are io_uring requests, with
+// receives into a shared buffer_ring and sends of the buffers received.
+
+#include <ringio/buffer_ring.hpp>
+#include <ringio/descriptor.hpp>
+#include <ringio/detail/send_queue.hpp>
 #include <ringio/endpoint.hpp>
-#include <ringio/io_context.hpp>
-#include <ringio/resolve.hpp>
-#include <ringio/task.hpp>
+#include <ringio/multishot.hpp>
+#include <ringio/operation.hpp>
+#include <ringio/socket.hpp>
 
 #include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
-#include <cstddef>
-#include <span>
+#include <coroutine>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -23,8 +25,7 @@ namespace ringio {
 
 namespace detail {
 
-/// IORING_OP_CONNECT; `error` (set when the socket could not even be opened) completes it
-/// with that error through a NOP, so both forms report it the same way.
+/// IORING_OP_CONNECT; `error` (the socket could not be opened) completes it through a NOP.
 struct connect_op {
     int fd;
     endpoint target;
@@ -37,199 +38,249 @@ struct connect_op {
             io_uring_prep_connect(sqe, fd, target.data(), target.size());
         }
     }
-
     int translate(int result) const noexcept { return error != 0 ? -error : result; }
-
     void complete(int /*result*/) const noexcept {}
-
     [[nodiscard]] std::string describe() const { return "connect " + describe_endpoint(target); }
+};
+
+/// A stream's receives: one recv into a buffer of the ring per chunk, armed again while the
+/// connection holds fewer chunks than its budget. A multishot recv would take as many buffers
+/// as the socket holds data, so one connection could take the whole ring.
+template <>
+struct multishot_policy<buffer_lease> {
+    struct state {
+        endpoint_copy peer; // named by errors; a copy, since the stream may be gone by then
+        int end = 1;        // 1 while data may come; 0 at the end; else the error, for good
+    };
+    static void arm(slot& self, io_uring_sqe* sqe) noexcept {
+        io_uring_prep_recv(sqe, self.fd(), nullptr, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = static_cast<buffer_pool*>(self.owner())->group();
+    }
+    static constexpr slot_kind kind{&arm, &buffer_pool::release, &buffer_pool::starve,
+                                    &buffer_pool::forget, false};
+
+    static multishot<buffer_lease> open(descriptor_core& socket, buffer_pool& pool,
+                                        unsigned budget, state initial) {
+        return {socket, &pool, budget, initial};
+    }
+    static bool ready(const state& s) noexcept { return s.end <= 0; }
+    static buffer_lease take(slot& self, state& s, const entry& got, std::error_code* error) {
+        if ((got.flags & IORING_CQE_F_BUFFER) != 0) [[likely]] {
+            buffer_lease lease;
+            lent_of(lease) = {&self, got.flags >> IORING_CQE_BUFFER_SHIFT, 0,
+                              static_cast<std::size_t>(got.result)};
+            mark_received(lent_of(lease).data(), lent_of(lease).size);
+            clear(error);
+            return lease;
+        }
+        return end(self, s, got, error);
+    }
+    [[gnu::noinline]] static buffer_lease end(slot& self, state& s, const entry& got,
+                                              std::error_code* error) {
+        if (s.end > 0) {
+            s.end = got.result; // the first end, or error, is the stream's for good
+        }
+        if (s.end < 0) {
+            const int code = s.end;
+            if (self.closed()) {
+                s.end = -EBADF; // reported once; then the closed stream is EBADF
+            }
+            report(error_from_result(code), error, "recv from " + s.peer.text());
+        } else {
+            clear(error);
+        }
+        return {};
+    }
 };
 
 } // namespace detail
 
-/// The awaitable of `tcp_stream::connect`.
-using connect_operation = detail::operation<detail::connect_op>;
-
-/// How `tcp_stream::shutdown` ends the connection.
-enum class shutdown_how {
-    send = SHUT_WR,    ///< No more writes: the peer reads end of stream.
-    receive = SHUT_RD, ///< No more reads.
-    both = SHUT_RDWR,  ///< Both.
-};
-
-/// A TCP connection whose `read`, `write` and `connect` are io_uring operations. Move-only;
-/// closing (or destroying) it cancels its pending operations first.
-class tcp_stream : public detail::socket_base {
+/// A TCP connection. Move-only; closing or destroying it cancels what is in flight on it.
+class tcp_stream : public descriptor {
 public:
     /// A stream that is not connected yet: `connect` opens its socket.
-    explicit tcp_stream(io_context& context) noexcept : socket_base(context, {}) {}
+    explicit tcp_stream(io_context& context) noexcept : descriptor(context, -1) {}
 
-    /// Adopts `fd`, a connected TCP socket, whose peer is `peer`.
-    tcp_stream(io_context& context, detail::unique_fd fd, const endpoint& peer) noexcept
-        : socket_base(context, std::move(fd)), peer_(peer) {}
+    /// Adopts `fd`, a connected TCP socket whose peer is `peer`.
+    tcp_stream(io_context& context, int fd, const endpoint& peer) noexcept
+        : descriptor(context, fd), peer_(peer) {}
 
-    /// The peer's address: the one accepted from, or the one given to `connect`.
+    tcp_stream(tcp_stream&& other) noexcept
+        : descriptor(std::move(other)), peer_(other.peer_),
+          sends_(std::exchange(other.sends_, nullptr)) {}
+    tcp_stream& operator=(tcp_stream&& other) noexcept {
+        if (this != &other) {
+            drop_sends();
+            descriptor::operator=(std::move(other));
+            peer_ = other.peer_;
+            sends_ = std::exchange(other.sends_, nullptr);
+        }
+        return *this;
+    }
+    tcp_stream(const tcp_stream&) = delete;
+    tcp_stream& operator=(const tcp_stream&) = delete;
+    ~tcp_stream() { drop_sends(); }
+
+    /// The peer: the one accepted from, or given to `connect`.
     [[nodiscard]] const endpoint& remote_endpoint() const noexcept { return peer_; }
+    /// The local address (`getsockname`).
+    [[nodiscard]] endpoint local_endpoint() const { return detail::local_endpoint_of(fd()); }
 
     /// Connects to `target`, opening a socket of its family first.
-    /// Completes with: nothing. Errors: e.g. `ECONNREFUSED`, `ENETUNREACH`, `ETIME` from
-    /// `with_timeout`; the message names the address. Kernel: 5.5. See: connect(2).
-    connect_operation connect(const endpoint& target) { return start_connect(target, nullptr); }
-
-    /// As `connect` above; an error is stored in `error` instead of thrown.
-    connect_operation connect(const endpoint& target, std::error_code& error) {
-        return start_connect(target, &error);
+    auto connect(const endpoint& target) {
+        peer_ = target;
+        drop_sends();
+        int failure = 0;
+        if (!is_open() || family() != target.family()) {
+            const int fd = ::socket(target.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+            failure = fd < 0 ? errno : 0;
+            reset(fd);
+        }
+        return operation<detail::connect_op>(*this, fd(), target, failure);
     }
 
-    /// Receives up to `buffer.size()` bytes.
-    /// Completes with: the byte count; 0 means the peer closed its side. Errors: `EINVAL` for
-    /// an empty buffer, `ECONNRESET`, ...; the message names the peer. Lifetime: `buffer` until
-    /// completion; destroying the stream cancels the read (`ECANCELED`). Kernel: 5.6.
-    /// See: recv(2).
-    read_operation read(std::span<std::byte> buffer) { return reader(buffer, nullptr, false); }
-
-    /// As `read` above; an error is stored in `error` instead of thrown.
-    read_operation read(std::span<std::byte> buffer, std::error_code& error) {
-        return reader(buffer, &error, false);
+    /// Receives up to `buffer`'s size; 0 means the peer closed its side.
+    template <class R>
+    requires detail::mutable_byte_range<std::remove_reference_t<R>>
+    auto read(R&& buffer) {
+        return operation<reader>(*this, reader{fd(), detail::writable_bytes_of(buffer),
+                                               detail::current_position, peer()});
+    }
+    /// Receives until `buffer` is full; ENODATA if the peer closes first.
+    template <class R>
+    requires detail::mutable_byte_range<std::remove_reference_t<R>>
+    auto read_exact(R&& buffer) {
+        return operation<detail::whole<reader>>(
+            *this, reader{fd(), detail::writable_bytes_of(buffer), detail::current_position, peer()});
+    }
+    /// Sends up to `buffer`'s size; EPIPE, never SIGPIPE, when the peer has gone.
+    template <class R>
+    requires detail::byte_range<std::remove_reference_t<R>>
+    auto write(R&& buffer) {
+        return operation<writer>(*this, writer{fd(), detail::bytes_of(buffer),
+                                               detail::current_position, peer(), true});
+    }
+    /// Sends all of `buffer`.
+    template <class R>
+    requires detail::byte_range<std::remove_reference_t<R>>
+    auto write_all(R&& buffer) {
+        return operation<detail::whole<writer>>(
+            *this, writer{fd(), detail::bytes_of(buffer), detail::current_position, peer(), true});
     }
 
-    /// Receives until `buffer` is full. Errors: `ENODATA` if the peer closes first (the
-    /// message says after how many bytes), or as `read`.
-    read_operation read_exact(std::span<std::byte> buffer) { return reader(buffer, nullptr, true); }
-
-    /// As `read_exact` above; an error is stored in `error` instead of thrown.
-    read_operation read_exact(std::span<std::byte> buffer, std::error_code& error) {
-        return reader(buffer, &error, true);
+    /// Chunks as they arrive, each in a buffer of `buffers`; at most `budget` held at once.
+    multishot<buffer_lease> receive(buffer_ring& buffers, unsigned budget = 1) {
+        using policy = detail::multishot_policy<buffer_lease>;
+        return policy::open(detail::core_of(*this), detail::pool_of(buffers), budget,
+                            {detail::endpoint_copy{peer_}});
     }
 
-    /// Sends up to `buffer.size()` bytes; the count may be short.
-    /// Completes with: the byte count. Errors: `EPIPE` or `ECONNRESET` when the peer has gone
-    /// (never SIGPIPE: MSG_NOSIGNAL). Lifetime: `buffer` until completion; destroying the stream
-    /// cancels the write. Kernel: 5.6. See: send(2).
-    write_operation write(std::span<const std::byte> buffer) {
-        return writer(buffer, nullptr, false);
+    /// Sends `chunk` after the chunks sent before, without waiting; its buffer goes back once
+    /// the kernel has taken it all. Errors: an earlier send's, or EBADF once closed.
+    void send(buffer_lease&& chunk) {
+        std::error_code* none = nullptr;
+        if (!try_send(chunk)) [[unlikely]] {
+            report_sends(none);
+        }
     }
-
-    /// As `write` above; an error is stored in `error` instead of thrown.
-    write_operation write(std::span<const std::byte> buffer, std::error_code& error) {
-        return writer(buffer, &error, false);
-    }
-
-    /// Sends all of `buffer`, submitting the rest after each short send.
-    /// Completes with: `buffer.size()`. Errors: as `write`.
-    write_operation write_all(std::span<const std::byte> buffer) {
-        return writer(buffer, nullptr, true);
-    }
-
-    /// As `write_all` above; an error is stored in `error` instead of thrown.
-    write_operation write_all(std::span<const std::byte> buffer, std::error_code& error) {
-        return writer(buffer, &error, true);
-    }
-
-    /// Ends one or both directions at once (a synchronous `shutdown(2)`): after `send`, the
-    /// peer reads end of stream. Errors: `std::system_error`, e.g. `ENOTCONN`.
-    void shutdown(shutdown_how how = shutdown_how::send) {
-        std::error_code error;
-        shutdown(how, error);
-        if (error) {
-            detail::throw_error(error, "shutdown " + describe_self());
+    /// As above, storing an error in `error`.
+    void send(buffer_lease&& chunk, std::error_code& error) {
+        std::error_code* out = &error;
+        if (!try_send(chunk)) [[unlikely]] {
+            report_sends(out);
+        } else {
+            detail::clear(out);
         }
     }
 
-    /// As `shutdown` above; an error is stored in `error` instead of thrown.
-    void shutdown(shutdown_how how, std::error_code& error) noexcept {
-        error.clear();
-        if (::shutdown(native_handle(), static_cast<int>(how)) != 0) {
-            error = detail::last_error();
-        }
+    /// Waits until every chunk given to `send` is sent; produces its error, if any.
+    auto flush() { return flush_operation{*this}; }
+
+    /// The chunks given to `send` whose bytes the kernel has not all taken yet.
+    [[nodiscard]] std::size_t pending_sends() const noexcept {
+        return sends_ != nullptr ? sends_->pending() : 0;
     }
 
+    /// Ends one or both directions at once (`shutdown(2)`, `SHUT_WR` by default).
+    void shutdown(int how = SHUT_WR) { check(::shutdown(fd(), how), "shutdown"); }
     /// Turns Nagle's algorithm off (`TCP_NODELAY`) or on.
     void set_no_delay(bool on) {
-        std::error_code error;
-        set_no_delay(on, error);
-        if (error) {
-            detail::throw_error(error, "setsockopt TCP_NODELAY " + describe_self());
-        }
-    }
-
-    /// As `set_no_delay` above; an error is stored in `error` instead of thrown.
-    void set_no_delay(bool on, std::error_code& error) noexcept {
-        error.clear();
         const int value = on ? 1 : 0;
-        if (::setsockopt(native_handle(), IPPROTO_TCP, TCP_NODELAY, &value, sizeof value) != 0) {
-            error = detail::last_error();
-        }
+        check(::setsockopt(fd(), IPPROTO_TCP, TCP_NODELAY, &value, sizeof value),
+              "setsockopt TCP_NODELAY");
     }
 
 private:
-    // The peer, or the descriptor of a stream that has none.
-    std::string describe_self() const {
-        return !peer_.empty() ? peer_.to_string() : "fd " + std::to_string(native_handle());
-    }
+    using reader = detail::read_op<detail::endpoint_copy>;
+    using writer = detail::write_op<detail::endpoint_copy>;
+    friend detail::multishot_policy<buffer_lease>;
 
-    connect_operation start_connect(const endpoint& target, std::error_code* error) {
-        peer_ = target;
-        int failure = 0;
-        if (!is_open() || local_family() != target.family()) {
-            const int fd = ::socket(target.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
-            failure = fd < 0 ? errno : 0;
-            adopt(detail::unique_fd{fd});
+    // The awaitable of `flush`.
+    class [[nodiscard]] flush_operation {
+    public:
+        explicit flush_operation(tcp_stream& owner) noexcept : owner_(&owner) {}
+        flush_operation into(std::error_code& error) && noexcept {
+            error_ = &error;
+            return *this;
         }
-        return connect_operation{context(), error, native_handle(), target, failure};
-    }
+        bool await_ready() const noexcept { return owner_->pending_sends() == 0; }
+        void await_suspend(std::coroutine_handle<> waiter) noexcept {
+            owner_->sends_->on_drained(waiter);
+        }
+        void await_resume() const { owner_->report_sends(error_); }
 
-    int local_family() const noexcept {
+    private:
+        tcp_stream* owner_;
+        std::error_code* error_ = nullptr;
+    };
+
+    detail::endpoint_copy peer() const noexcept { return detail::endpoint_copy{peer_}; }
+
+    int family() const noexcept {
         sockaddr_storage local{};
         socklen_t size = sizeof local;
-        return ::getsockname(native_handle(), reinterpret_cast<sockaddr*>(&local), &size) == 0
+        return ::getsockname(fd(), reinterpret_cast<sockaddr*>(&local), &size) == 0
                    ? local.ss_family
                    : AF_UNSPEC;
     }
 
-    read_operation reader(std::span<std::byte> buffer, std::error_code* error, bool exact) {
-        return read_operation{context(),
-                              error,
-                              native_handle(),
-                              buffer,
-                              detail::current_position,
-                              true,
-                              exact,
-                              detail::endpoint_copy::for_errors(peer_, error)};
+    bool try_send(buffer_lease& chunk) {
+        if (sends_ == nullptr) {
+            sends_ = detail::send_queue::create(detail::core_of(*this));
+        }
+        detail::lent_buffer& lent = detail::lent_of(chunk);
+        return lent.from == nullptr || sends_->send(lent);
     }
 
-    write_operation writer(std::span<const std::byte> buffer, std::error_code* error, bool all) {
-        return write_operation{context(),
-                               error,
-                               native_handle(),
-                               buffer,
-                               detail::current_position,
-                               true,
-                               all,
-                               detail::endpoint_copy::for_errors(peer_, error)};
+    // The first error of the sends, which every later send and flush reports.
+    void report_sends(std::error_code* error) const {
+        const int code = sends_ != nullptr ? sends_->error() : 0;
+        if (code == 0) {
+            detail::clear(error);
+            return;
+        }
+        detail::report(detail::error_from_result(code), error,
+                       "send to " + detail::describe_endpoint(peer_));
+    }
+
+    void check(int result, const char* what) const {
+        if (result != 0) {
+            detail::throw_error(detail::last_error(),
+                                std::string(what) + ' ' +
+                                    (peer_.empty() ? "fd " + std::to_string(fd())
+                                                   : peer_.to_string()));
+        }
+    }
+
+    void drop_sends() noexcept {
+        if (sends_ != nullptr) {
+            std::exchange(sends_, nullptr)->orphan();
+        }
     }
 
     endpoint peer_;
+    detail::send_queue* sends_ = nullptr;
 };
-
-/// Connects to `host` and `service`, trying each address `resolve` gives in turn (as the
-/// classic clients do), and returns the first stream that connects. Resolution blocks (see
-/// resolve.hpp). Errors: the resolver's, or the last connect error, whose message names the
-/// host, the service and every address tried.
-inline task<tcp_stream> connect(io_context& context, std::string host, std::string service) {
-    const auto targets = resolve(host, service, {.type = socket_type::stream});
-    std::error_code error;
-    std::string tried;
-    for (const endpoint& target : targets) {
-        tcp_stream stream(context);
-        co_await stream.connect(target, error);
-        if (!error) {
-            co_return stream;
-        }
-        tried += (tried.empty() ? "" : ", ") + target.to_string();
-    }
-    detail::throw_error(error,
-                        "connect \"" + host + "\" port \"" + service + "\" (tried " + tried + ")");
-}
 
 } // namespace ringio

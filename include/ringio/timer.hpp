@@ -1,13 +1,15 @@
 #pragma once
 
+// timer: sleep_for, a coroutine's pause that does not block the thread.
+
 #include <ringio/detail/chrono.hpp>
-#include <ringio/detail/operation.hpp>
 #include <ringio/io_context.hpp>
+#include <ringio/operation.hpp>
 
 #include <liburing.h>
 
+#include <cerrno>
 #include <string>
-#include <system_error>
 
 namespace ringio {
 
@@ -18,13 +20,10 @@ struct sleep_op {
     __kernel_timespec duration;
 
     void prepare(io_uring_sqe* sqe) noexcept { io_uring_prep_timeout(sqe, &duration, 0, 0); }
-
     // Expiry is the timer's success; any other result (ECANCELED) stays an error.
     static int translate(int result) noexcept { return result == -ETIME ? 0 : result; }
-
     void complete(int /*result*/) const noexcept {}
-
-    [[nodiscard]] std::string describe() const { return "sleep_for"; }
+    [[nodiscard]] static std::string describe() { return "sleep_for"; }
 };
 
 template <class Rep, class Period>
@@ -37,23 +36,10 @@ __kernel_timespec to_timespec(std::chrono::duration<Rep, Period> duration) noexc
 
 } // namespace detail
 
-/// The awaitable `sleep_for` returns.
-using sleep_operation = detail::operation<detail::sleep_op>;
-
-/// Suspends the awaiting coroutine for `duration` (a negative duration counts as zero) without
-/// blocking the thread: one `IORING_OP_TIMEOUT` on `context`'s ring.
-/// Completes with: nothing. Errors: `ECANCELED` when cancelled.
-/// Kernel: 5.4. See: io_uring_prep_timeout(3).
+/// Suspends the awaiting coroutine for `duration` (negative counts as zero).
 template <class Rep, class Period>
-sleep_operation sleep_for(io_context& context, std::chrono::duration<Rep, Period> duration) {
-    return sleep_operation{context, nullptr, detail::to_timespec(duration)};
-}
-
-/// As `sleep_for` above; a cancellation is stored in `error` instead of thrown.
-template <class Rep, class Period>
-sleep_operation sleep_for(io_context& context, std::chrono::duration<Rep, Period> duration,
-                          std::error_code& error) {
-    return sleep_operation{context, &error, detail::to_timespec(duration)};
+auto sleep_for(io_context& context, std::chrono::duration<Rep, Period> duration) {
+    return operation<detail::sleep_op>(context, detail::to_timespec(duration));
 }
 
 } // namespace ringio

@@ -1,12 +1,14 @@
 #pragma once
 
-#include <ringio/detail/endpoint_copy.hpp>
-#include <ringio/detail/operation.hpp>
-#include <ringio/detail/socket_base.hpp>
-#include <ringio/detail/valgrind.hpp>
+// udp_socket: a UDP socket whose recvfrom and sendto are io_uring requests, with a stream of
+// datagrams received into a shared buffer_ring.
+
+#include <ringio/buffer_ring.hpp>
+#include <ringio/descriptor.hpp>
 #include <ringio/endpoint.hpp>
-#include <ringio/io_context.hpp>
-#include <ringio/resolve.hpp>
+#include <ringio/multishot.hpp>
+#include <ringio/operation.hpp>
+#include <ringio/socket.hpp>
 
 #include <liburing.h>
 #include <netinet/in.h>
@@ -14,17 +16,25 @@
 #include <sys/uio.h>
 
 #include <cstddef>
+#include <cstring>
 #include <span>
 #include <string>
 #include <system_error>
 
 namespace ringio {
 
-/// What `udp_socket::recvfrom` completes with.
+/// What `recvfrom` produces.
 struct received {
-    std::size_t size = 0;   ///< Bytes placed in the buffer.
+    std::size_t size = 0;   ///< Bytes stored in the buffer.
     endpoint sender;        ///< Who sent the datagram.
-    bool truncated = false; ///< The datagram was larger than the buffer; the rest is lost.
+    bool truncated = false; ///< It was larger than the buffer; the rest is lost.
+};
+
+/// What `receive_from` produces: one datagram in a leased buffer.
+struct datagram {
+    buffer_lease payload;   ///< The datagram's bytes.
+    endpoint sender;        ///< Who sent it.
+    bool truncated = false; ///< It was larger than the buffer had room for.
 };
 
 namespace detail {
@@ -33,7 +43,7 @@ namespace detail {
 struct recvfrom_op {
     int fd;
     std::span<std::byte> buffer;
-    endpoint_copy local; // named by errors; a copy, since the socket may be destroyed first
+    endpoint_copy local; // named by errors
     endpoint sender{};
     iovec vector{};
     msghdr message{};
@@ -45,10 +55,9 @@ struct recvfrom_op {
         message.msg_namelen = endpoint::capacity();
         message.msg_iov = &vector;
         message.msg_iovlen = 1;
-        // MSG_TRUNC makes the result the datagram's real length, so truncation is visible.
+        // MSG_TRUNC makes the result the datagram's real length, so truncation shows.
         io_uring_prep_recvmsg(sqe, fd, &message, MSG_TRUNC);
     }
-
     received complete(int result) noexcept {
         const auto length = static_cast<std::size_t>(result);
         const std::size_t stored = length < buffer.size() ? length : buffer.size();
@@ -57,10 +66,8 @@ struct recvfrom_op {
         sender.resize(message.msg_namelen, ignored);
         return {stored, sender, length > buffer.size()};
     }
-
     [[nodiscard]] std::string describe() const {
-        return local.empty() ? "recvfrom fd " + std::to_string(fd)
-                             : "recvfrom on " + describe_endpoint(local.get());
+        return local.empty() ? "recvfrom fd " + std::to_string(fd) : "recvfrom on " + local.text();
     }
 };
 
@@ -73,8 +80,7 @@ struct sendto_op {
     msghdr message{};
 
     void prepare(io_uring_sqe* sqe) noexcept {
-        // The kernel only reads through iov_base here.
-        vector = {const_cast<std::byte*>(buffer.data()), buffer.size()};
+        vector = {const_cast<std::byte*>(buffer.data()), buffer.size()}; // only read from
         message = {};
         message.msg_name = const_cast<sockaddr*>(destination.data());
         message.msg_namelen = destination.size();
@@ -82,91 +88,132 @@ struct sendto_op {
         message.msg_iovlen = 1;
         io_uring_prep_sendmsg(sqe, fd, &message, MSG_NOSIGNAL);
     }
-
     std::size_t complete(int result) const noexcept { return static_cast<std::size_t>(result); }
+    [[nodiscard]] std::string describe() const { return "sendto " + describe_endpoint(destination); }
+};
 
-    [[nodiscard]] std::string describe() const {
-        return "sendto " + describe_endpoint(destination);
+/// A socket's stream of datagrams: one multishot recvmsg, each datagram in a buffer behind the
+/// kernel's header and the sender's address. Kernel: 6.0.
+template <>
+struct multishot_policy<datagram> {
+    static constexpr std::size_t overhead = sizeof(io_uring_recvmsg_out) + sizeof(sockaddr_in6);
+    struct state {
+        endpoint_copy local;
+    };
+    // What the kernel reads when it takes the SQE: room for an IPv4 or IPv6 sender. A multishot
+    // recvmsg writes its results into the buffer, never back here, so one serves every socket.
+    static msghdr* layout() noexcept {
+        static msghdr shape = [] {
+            msghdr m{};
+            m.msg_namelen = sizeof(sockaddr_in6);
+            return m;
+        }();
+        return &shape;
+    }
+    static void arm(slot& self, io_uring_sqe* sqe) noexcept {
+        io_uring_prep_recvmsg_multishot(sqe, self.fd(), layout(), MSG_TRUNC);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = static_cast<buffer_pool*>(self.owner())->group();
+    }
+    static constexpr slot_kind kind{&arm, &buffer_pool::release, &buffer_pool::starve,
+                                    &buffer_pool::forget, true};
+
+    static multishot<datagram> open(descriptor_core& socket, buffer_pool& pool, unsigned budget,
+                                    state initial) {
+        return {socket, &pool, budget, initial};
+    }
+    static bool ready(const state& /*s*/) noexcept { return false; }
+    static datagram take(slot& self, state& s, const entry& got, std::error_code* error) {
+        int result = got.result;
+        if ((got.flags & IORING_CQE_F_BUFFER) != 0) {
+            datagram d;
+            lent_buffer& lent = lent_of(d.payload);
+            lent = {&self, got.flags >> IORING_CQE_BUFFER_SHIFT, overhead, 0};
+            if (parse(lent, result, d)) [[likely]] {
+                clear(error);
+                return d;
+            }
+            lent.give_back();
+            result = -EBADMSG; // not the layout asked for: never hand out a misread datagram
+        }
+        report(error_from_result(result), error,
+               s.local.empty() ? "recvfrom fd " + std::to_string(self.fd())
+                               : "recvfrom on " + s.local.text());
+        return {};
+    }
+    // Reads the kernel's layout of the `length` bytes of the buffer: header, sender, payload.
+    static bool parse(lent_buffer& lent, int length, datagram& d) noexcept {
+        const auto& pool = *static_cast<buffer_pool*>(lent.from->owner());
+        if (length < 0 || static_cast<std::size_t>(length) < overhead ||
+            static_cast<std::size_t>(length) > pool.size()) [[unlikely]] {
+            return false;
+        }
+        const std::byte* start = pool.buffer(lent.id);
+        io_uring_recvmsg_out header;
+        std::memcpy(&header, start, sizeof header);
+        std::error_code bad;
+        if (header.namelen > sizeof(sockaddr_in6)) [[unlikely]] {
+            return false;
+        }
+        std::memcpy(d.sender.mutable_data(), start + sizeof header, header.namelen);
+        d.sender.resize(header.namelen, bad);
+        const std::size_t stored = static_cast<std::size_t>(length) - overhead;
+        lent.size = header.payloadlen < stored ? header.payloadlen : stored;
+        mark_received(lent.data(), lent.size);
+        d.truncated = (header.flags & MSG_TRUNC) != 0 || header.payloadlen > stored;
+        return !bad;
     }
 };
 
 } // namespace detail
 
-/// The awaitable of `udp_socket::recvfrom`.
-using recvfrom_operation = detail::operation<detail::recvfrom_op>;
-/// The awaitable of `udp_socket::sendto`.
-using sendto_operation = detail::operation<detail::sendto_op>;
-
-/// How `udp_socket` sets up a bound socket.
-struct udp_options {
-    /// `SO_REUSEPORT`: several sockets (one per thread) share the port, and the kernel spreads
-    /// datagrams among them by sender.
-    bool reuse_port = false;
-    /// `IPV6_V6ONLY` for an IPv6 address; off means a `[::]` socket receives IPv4 too,
-    /// whatever sysctl net.ipv6.bindv6only says.
-    bool v6_only = false;
-};
-
-/// A UDP socket whose `recvfrom` and `sendto` are io_uring operations. Move-only; closing (or
-/// destroying) it cancels its pending operations first.
-class udp_socket : public detail::socket_base {
+/// A UDP socket. Move-only; closing or destroying it cancels what is in flight on it.
+class udp_socket : public descriptor {
 public:
-    /// Opens a socket bound to `local` (port 0 picks a free port; see `local_endpoint()`).
-    /// Errors: `std::system_error` naming the address, e.g. `EADDRINUSE`.
-    udp_socket(io_context& context, const endpoint& local, udp_options options = {})
-        : socket_base(context,
-                      detail::open_socket(local.family(), SOCK_DGRAM,
-                                          "udp_socket " + detail::describe_endpoint(local))),
-          local_(local) {
-        const std::string where = "udp_socket " + detail::describe_endpoint(local);
-        if (options.reuse_port) {
-            detail::set_socket_option(native_handle(), SOL_SOCKET, SO_REUSEPORT, 1,
-                                      where + ": SO_REUSEPORT");
+    /// A socket bound to `local` (port 0 picks a free port).
+    udp_socket(io_context& context, const endpoint& local, socket_options options = {})
+        : descriptor(context, detail::open_bound(local, SOCK_DGRAM, options, "udp_socket")),
+          local_(detail::local_endpoint_of(fd())) {}
+
+    /// An unbound socket of `family` (`AF_INET` or `AF_INET6`); the first sendto binds it.
+    udp_socket(io_context& context, int family)
+        : descriptor(context, ::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {
+        if (!is_open()) {
+            detail::throw_error(detail::last_error(),
+                                "udp_socket of family " + std::to_string(family));
         }
-        if (local.is_v6()) {
-            detail::set_socket_option(native_handle(), IPPROTO_IPV6, IPV6_V6ONLY,
-                                      options.v6_only ? 1 : 0, where + ": IPV6_V6ONLY");
+    }
+
+    /// The local address (`getsockname`): the real port after binding port 0.
+    [[nodiscard]] endpoint local_endpoint() const { return detail::local_endpoint_of(fd()); }
+
+    /// Receives one datagram into `buffer`; produces `received`.
+    template <class R>
+    requires detail::mutable_byte_range<std::remove_reference_t<R>>
+    auto recvfrom(R&& buffer) {
+        return operation<detail::recvfrom_op>(*this, fd(), detail::writable_bytes_of(buffer),
+                                              detail::endpoint_copy{local_});
+    }
+
+    /// Sends `buffer` as one datagram to `destination`; produces the bytes sent.
+    template <class R>
+    requires detail::byte_range<std::remove_reference_t<R>>
+    auto sendto(R&& buffer, const endpoint& destination) {
+        return operation<detail::sendto_op>(*this, fd(), detail::bytes_of(buffer), destination);
+    }
+
+    /// Datagrams as they arrive, each in a buffer of `buffers`; at most `budget` held at once.
+    multishot<datagram> receive_from(buffer_ring& buffers, unsigned budget = 64) {
+        using policy = detail::multishot_policy<datagram>;
+        if (buffers.buffer_size() <= policy::overhead) {
+            detail::throw_error(std::make_error_code(std::errc::invalid_argument),
+                                "receive_from on " + detail::describe_endpoint(local_) +
+                                    ": buffers of " + std::to_string(buffers.buffer_size()) +
+                                    " bytes leave no room past the " +
+                                    std::to_string(policy::overhead) + " bytes of the header");
         }
-        detail::bind_socket(native_handle(), local, "udp_socket");
-        local_ = local_endpoint();
-    }
-
-    /// Opens an unbound socket of `family` (v4 or v6); the first `sendto` binds it to a free
-    /// port. Errors: `std::system_error`, `EAFNOSUPPORT` for `ip_family::any`.
-    udp_socket(io_context& context, ip_family family)
-        : socket_base(context, detail::open_socket(family == ip_family::v4   ? AF_INET
-                                                   : family == ip_family::v6 ? AF_INET6
-                                                                             : AF_UNSPEC,
-                                                   SOCK_DGRAM, "udp_socket")) {}
-
-    /// Receives one datagram into `buffer`.
-    /// Completes with: `received`: the bytes stored, the sender, and whether the datagram was
-    /// larger than the buffer (the excess is discarded by the kernel, never written past it).
-    /// Errors: the kernel's. Lifetime: `buffer` until completion; destroying the socket cancels
-    /// the recvfrom (`ECANCELED`).
-    /// Cancellation: `cancel()`, `close()`, `with_timeout`. Kernel: 5.3. See: recvmsg(2).
-    recvfrom_operation recvfrom(std::span<std::byte> buffer) {
-        return recvfrom_operation{context(), nullptr, native_handle(), buffer,
-                                  detail::endpoint_copy{local_}};
-    }
-
-    /// As `recvfrom` above; an error is stored in `error` instead of thrown.
-    recvfrom_operation recvfrom(std::span<std::byte> buffer, std::error_code& error) {
-        return recvfrom_operation{context(), &error, native_handle(), buffer,
-                                  detail::endpoint_copy::for_errors(local_, &error)};
-    }
-
-    /// Sends `buffer` as one datagram to `destination` (copied: it need not outlive the call).
-    /// Completes with: the bytes sent. Errors: the kernel's, e.g. `EMSGSIZE`. Lifetime:
-    /// `buffer` until completion. Kernel: 5.3. See: sendmsg(2).
-    sendto_operation sendto(std::span<const std::byte> buffer, const endpoint& destination) {
-        return sendto_operation{context(), nullptr, native_handle(), buffer, destination};
-    }
-
-    /// As `sendto` above; an error is stored in `error` instead of thrown.
-    sendto_operation sendto(std::span<const std::byte> buffer, const endpoint& destination,
-                            std::error_code& error) {
-        return sendto_operation{context(), &error, native_handle(), buffer, destination};
+        return policy::open(detail::core_of(*this), detail::pool_of(buffers), budget,
+                            {detail::endpoint_copy{local_}});
     }
 
 private:

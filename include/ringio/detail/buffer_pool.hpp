@@ -1,0 +1,166 @@
+#pragma once
+
+// buffer_pool: the memory and kernel registration behind a buffer_ring, and its starving slots.
+
+#include <ringio/detail/error.hpp>
+#include <ringio/detail/ring.hpp>
+#include <ringio/detail/slot.hpp>
+
+#include <liburing.h>
+#include <sys/mman.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+
+namespace ringio::detail {
+
+/// A provided-buffer ring: `count` buffers of `size` bytes that the kernel fills as data
+/// arrives. Kept by the context's storage, so that it outlives every completion naming a
+/// buffer. Slots that ran dry wait in a list and are fed, oldest first, as buffers come back.
+class buffer_pool {
+public:
+    buffer_pool(ring& owner, unsigned count, std::size_t size)
+        : ring_(&owner), count_(count), size_(size), group_(owner.storage().next_buffer_group()) {
+        if (count == 0 || count > 32768 || (count & (count - 1)) != 0 || size == 0 ||
+            size > (std::size_t{1} << 31) / count) {
+            throw_error(std::make_error_code(std::errc::invalid_argument),
+                        "buffer_ring: " + std::to_string(count) + " buffers of " +
+                            std::to_string(size) + " bytes (count must be a power of two up " +
+                            "to 32768)");
+        }
+        // liburing 2.3 has no io_uring_setup_buf_ring: map the ring and register it directly.
+        ring_bytes_ = count * sizeof(io_uring_buf);
+        void* ring = ::mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE,
+                            MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+        if (ring == MAP_FAILED) {
+            throw_error(last_error(), "buffer_ring: mmap");
+        }
+        buffers_ = static_cast<io_uring_buf_ring*>(ring);
+        data_bytes_ = count * size;
+        void* data = ::mmap(nullptr, data_bytes_, PROT_READ | PROT_WRITE,
+                            MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+        if (data == MAP_FAILED) {
+            const std::error_code error = last_error();
+            ::munmap(buffers_, ring_bytes_);
+            throw_error(error, "buffer_ring: mmap");
+        }
+        data_ = static_cast<std::byte*>(data);
+        io_uring_buf_ring_init(buffers_);
+        io_uring_buf_reg registration{};
+        registration.ring_addr = reinterpret_cast<std::uintptr_t>(buffers_);
+        registration.ring_entries = count;
+        registration.bgid = group_;
+        if (const int result = io_uring_register_buf_ring(&owner.native(), &registration, 0);
+            result < 0) {
+            ::munmap(data_, data_bytes_);
+            ::munmap(buffers_, ring_bytes_);
+            throw_error(error_from_result(result), "buffer_ring: register (Linux 5.19 or newer)");
+        }
+        for (unsigned id = 0; id < count; ++id) {
+            io_uring_buf_ring_add(buffers_, buffer(id), static_cast<unsigned>(size_),
+                                  static_cast<unsigned short>(id), io_uring_buf_ring_mask(count),
+                                  static_cast<int>(id));
+        }
+        io_uring_buf_ring_advance(buffers_, static_cast<int>(count));
+    }
+
+    buffer_pool(const buffer_pool&) = delete;
+    buffer_pool& operator=(const buffer_pool&) = delete;
+    ~buffer_pool() {
+        (void)io_uring_unregister_buf_ring(&ring_->native(), group_);
+        ::munmap(data_, data_bytes_);
+        ::munmap(buffers_, ring_bytes_);
+    }
+
+    [[nodiscard]] std::byte* buffer(unsigned id) const noexcept { return data_ + id * size_; }
+    [[nodiscard]] unsigned short group() const noexcept { return group_; }
+    [[nodiscard]] unsigned count() const noexcept { return count_; }
+    [[nodiscard]] std::size_t size() const noexcept { return size_; }
+
+    /// Hands buffer `id` back to the kernel, and feeds a slot that starved for one.
+    void give_back(unsigned id) noexcept {
+        io_uring_buf_ring_add(buffers_, buffer(id), static_cast<unsigned>(size_),
+                              static_cast<unsigned short>(id), io_uring_buf_ring_mask(count_), 0);
+        io_uring_buf_ring_advance(buffers_, 1);
+        if (starved_ != nullptr) [[unlikely]] {
+            feed();
+        }
+    }
+
+    /// Gives back the buffer an entry nobody took carries (a slot kind's `release`).
+    static void release(slot& self, const entry& got) noexcept {
+        if ((got.flags & IORING_CQE_F_BUFFER) != 0) {
+            static_cast<buffer_pool*>(self.owner())->give_back(got.flags >> IORING_CQE_BUFFER_SHIFT);
+        }
+    }
+
+    /// Records `hungry` as waiting for a buffer (a slot kind's `starve`).
+    static void starve(slot& hungry) noexcept {
+        auto& pool = *static_cast<buffer_pool*>(hungry.owner());
+        hungry.starved_prev = pool.starved_tail_;
+        hungry.starved_next = nullptr;
+        (pool.starved_tail_ != nullptr ? pool.starved_tail_->starved_next : pool.starved_) =
+            &hungry;
+        pool.starved_tail_ = &hungry;
+    }
+
+    /// Forgets `gone` if it waits for a buffer (a slot kind's `forget`).
+    static void forget(slot& gone) noexcept {
+        auto& pool = *static_cast<buffer_pool*>(gone.owner());
+        (gone.starved_prev != nullptr ? gone.starved_prev->starved_next : pool.starved_) =
+            gone.starved_next;
+        (gone.starved_next != nullptr ? gone.starved_next->starved_prev : pool.starved_tail_) =
+            gone.starved_prev;
+        gone.starved_prev = gone.starved_next = nullptr;
+    }
+
+private:
+    // The oldest starving slot gets the buffer: first come, first fed, so no connection waits
+    // forever while others take every buffer that comes back. One that does not arm now (no
+    // consumer waits, or it is at its budget) leaves the list and arms when its consumer asks.
+    [[gnu::noinline]] void feed() noexcept {
+        while (starved_ != nullptr) {
+            slot* first = starved_;
+            forget(*first);
+            if (first->fed()) {
+                return;
+            }
+        }
+    }
+
+    ring* ring_;
+    unsigned count_;
+    std::size_t size_;
+    unsigned short group_;
+    io_uring_buf_ring* buffers_ = nullptr;
+    std::size_t ring_bytes_ = 0;
+    std::byte* data_ = nullptr;
+    std::size_t data_bytes_ = 0;
+    slot* starved_ = nullptr;
+    slot* starved_tail_ = nullptr;
+};
+
+/// One filled buffer of a pool, lent out by `from` (which counts it against its budget).
+struct lent_buffer {
+    slot* from = nullptr; ///< null: nothing lent
+    unsigned id = 0;
+    std::uint32_t offset = 0; ///< past a header the kernel wrote first (a datagram's sender)
+    std::size_t size = 0;
+
+    [[nodiscard]] std::byte* data() const noexcept {
+        return static_cast<buffer_pool*>(from->owner())->buffer(id) + offset;
+    }
+
+    /// Gives the buffer back to the kernel, and its place back to the slot's budget.
+    void give_back() noexcept {
+        if (from != nullptr) {
+            auto* pool = static_cast<buffer_pool*>(from->owner());
+            std::exchange(from, nullptr)->returned(); // may free the slot: the pool stays
+            pool->give_back(id);
+        }
+    }
+};
+
+} // namespace ringio::detail

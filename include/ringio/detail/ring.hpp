@@ -1,0 +1,334 @@
+#pragma once
+
+// ring: one io_uring and what runs it (SQEs, submission, reaping, dispatch to completions).
+
+#include <ringio/detail/error.hpp>
+#include <ringio/detail/storage.hpp>
+#include <ringio/detail/valgrind.hpp>
+
+#include <liburing.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <span>
+#include <string>
+
+namespace ringio::detail {
+
+/// Receives completions: its address is the `user_data` of the SQEs it submits, and `complete`
+/// is called once per CQE. Bit 0 of `user_data` is free for the owner to tag a second SQE.
+struct completion {
+    using complete_fn = void (*)(completion* self, const io_uring_cqe& cqe) noexcept;
+    complete_fn complete;
+
+    /// This completion's `user_data`.
+    [[nodiscard]] std::uint64_t user_data() const noexcept {
+        return reinterpret_cast<std::uintptr_t>(this);
+    }
+};
+
+/// The setup flags to try, fastest first; the last is a plain ring every kernel accepts.
+inline std::span<const unsigned> candidate_setup_flags(bool fast) noexcept {
+    // DEFER_TASKRUN (6.1) runs completion work only when this thread waits, which keeps it off
+    // other threads; R_DISABLED lets the loop thread, not the constructing one, become the
+    // single issuer.
+    static constexpr unsigned fastest[] = {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+                                               IORING_SETUP_R_DISABLED | IORING_SETUP_SUBMIT_ALL,
+                                           IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG |
+                                               IORING_SETUP_SUBMIT_ALL,
+                                           IORING_SETUP_SUBMIT_ALL, 0};
+    static constexpr unsigned plain[] = {0};
+    return fast ? std::span<const unsigned>(fastest) : std::span<const unsigned>(plain);
+}
+
+/// What a failed io_uring_setup means for the user, in words (`result` is -errno).
+inline std::string setup_failure(int result) {
+    switch (-result) {
+    case EPERM:
+        return "io_context: io_uring is not permitted here (sysctl kernel.io_uring_disabled "
+               "or a seccomp filter)";
+    case ENOSYS:
+        return "io_context: this kernel has no io_uring (Linux 5.1 or newer is needed)";
+    case ENOMEM:
+        return "io_context: not enough locked memory for the ring (raise ulimit -l or use "
+               "fewer entries)";
+    default:
+        return "io_context: io_uring_setup";
+    }
+}
+
+/// One io_uring, used by one thread: SQEs are taken and prepared, submitted together once per
+/// loop turn, and each CQE is handed to the `completion` its `user_data` names.
+class ring {
+public:
+    /// Tags of `user_data` that carry a message between rings (completions are 8-aligned).
+    static constexpr std::uintptr_t tag_mask = 7;
+    static constexpr std::uintptr_t message_arrived = 2; ///< In the receiving ring.
+    static constexpr std::uintptr_t message_failed = 4;  ///< In the sending ring, on failure.
+
+    ring(unsigned entries, unsigned cq_entries, bool fast) {
+        int result = -EINVAL;
+        for (unsigned flags : candidate_setup_flags(fast)) {
+            io_uring_params params{};
+            params.flags = flags | IORING_SETUP_CQSIZE;
+            params.cq_entries = cq_entries;
+            result = io_uring_queue_init_params(entries, &ring_, &params);
+            if (result != -EINVAL) { // EINVAL: not this combination of flags; try a simpler one
+                break;
+            }
+        }
+        if (result < 0) {
+            throw_error(error_from_result(result), setup_failure(result));
+        }
+    }
+
+    ring(const ring&) = delete;
+    ring& operator=(const ring&) = delete;
+    ~ring() {
+        storage_.release();
+        io_uring_queue_exit(&ring_);
+    }
+
+    /// An SQE, never null: a full queue is submitted first. Each SQE taken is submitted, and
+    /// its CQE counted in `in_flight()`.
+    io_uring_sqe* get_sqe() noexcept {
+        // liburing's io_uring_get_sqe reads the kernel's head on every call; here it is re-read
+        // only when the queue looks full.
+        io_uring_sq& sq = ring_.sq;
+        const unsigned tail = sq.sqe_tail;
+        if (tail - sq_head_ >= sq.ring_entries) [[unlikely]] {
+            return get_sqe_after_submit();
+        }
+        sq.sqe_tail = tail + 1;
+        ++in_flight_;
+        return &sq.sqes[tail & sq.ring_mask];
+    }
+
+    /// An SQE whose completion nobody waits for (a cancel, a close): `user_data` 0.
+    io_uring_sqe* get_sqe_unwatched() noexcept {
+        io_uring_sqe* sqe = get_sqe();
+        io_uring_sqe_set_data64(sqe, 0);
+        return sqe;
+    }
+
+    /// Makes room for `count` consecutive SQEs, so that a linked chain is submitted whole.
+    void reserve(unsigned count) noexcept {
+        while (io_uring_sq_space_left(&ring_) < count) {
+            submit_pending();
+        }
+    }
+
+    /// Queues a cancel of the request whose `user_data` is `target`; its own CQE still comes.
+    void cancel(std::uint64_t target) noexcept {
+        io_uring_prep_cancel64(get_sqe_unwatched(), target, 0);
+    }
+
+    /// SQEs taken whose final completion has not been reaped.
+    [[nodiscard]] std::size_t in_flight() const noexcept { return in_flight_; }
+    /// Messages sent to this ring that have not arrived yet.
+    [[nodiscard]] std::size_t incoming() const noexcept {
+        return incoming_.load(std::memory_order_acquire);
+    }
+    /// True while the owner shuts down: completions must not resume coroutines.
+    [[nodiscard]] bool draining() const noexcept { return draining_; }
+    /// The `IORING_SETUP_*` flags the ring was created with.
+    [[nodiscard]] unsigned flags() const noexcept { return ring_.flags; }
+    /// The liburing ring, for registrations.
+    [[nodiscard]] io_uring& native() noexcept { return ring_; }
+    /// State that must outlive the completions that refer to it.
+    [[nodiscard]] context_storage& storage() noexcept { return storage_; }
+
+    /// One loop turn: submit what is prepared, wait for a completion if `wait`, dispatch every
+    /// CQE that is ready. Errors: `std::system_error` if the ring itself fails.
+    void turn(bool wait) {
+        if (!enabled_) {
+            enable();
+        }
+        if (!owned_by_caller()) [[unlikely]] {
+            throw_error(std::make_error_code(std::errc::file_exists),
+                        "io_context: used from a thread other than its own");
+        }
+        const int result = !wait                    ? io_uring_submit_and_get_events(&ring_)
+                           : running_on_valgrind() ? submit_and_wait_in_slices()
+                                                   : io_uring_submit_and_wait(&ring_, 1);
+        // EINTR: a signal; EBUSY/EAGAIN: the kernel wants completions reaped first.
+        if (result < 0 && result != -EINTR && result != -EBUSY && result != -EAGAIN) [[unlikely]] {
+            throw_error(error_from_result(result), "io_context: io_uring_enter");
+        }
+        reap();
+    }
+
+    /// Posts a CQE tagged `message_arrived` for `message` into `target`'s ring, which another
+    /// thread runs. If the kernel cannot deliver it, this ring dispatches it tagged
+    /// `message_failed` instead. Errors: EAGAIN naming `what` if `target` has not run yet.
+    void send_message(ring& target, completion& message, const char* what) {
+        if (!target.accepting_.load(std::memory_order_acquire)) {
+            throw_error(std::make_error_code(std::errc::resource_unavailable_try_again),
+                        std::string(what) + ": the target io_context has not started running");
+        }
+        target.incoming_.fetch_add(1, std::memory_order_acq_rel);
+        const std::uint64_t address = message.user_data();
+        io_uring_sqe* sqe = get_sqe();
+        io_uring_prep_msg_ring(sqe, target.ring_.ring_fd, 0, address | message_arrived, 0);
+        io_uring_sqe_set_data64(sqe, address | message_failed);
+        submit_pending(); // the sending thread may not turn its loop again soon
+    }
+
+    /// Undoes the count of a message that could not be delivered to this ring.
+    void message_lost() noexcept { incoming_.fetch_sub(1, std::memory_order_release); }
+
+    /// Shutdown: cancels everything in flight and dispatches completions (which must not
+    /// resume anyone: `draining()` is true) until nothing is left.
+    void drain() noexcept {
+        draining_ = true;
+        if (in_flight_ == 0) {
+            return;
+        }
+        try {
+            io_uring_prep_cancel64(get_sqe_unwatched(), 0, IORING_ASYNC_CANCEL_ANY);
+            while (in_flight_ > 0) {
+                turn(true);
+            }
+        } catch (const std::exception& error) {
+            // SQEs that never left the queue hold no pointer the kernel knows of.
+            if (in_flight_ <= io_uring_sq_ready(&ring_)) {
+                in_flight_ = 0;
+                return;
+            }
+            std::fprintf(stderr, "ringio: io_context shutdown could not drain: %s\n", error.what());
+            std::terminate(); // the kernel may still write into frames about to be freed
+        }
+    }
+
+    /// Submits without waiting; from inside `await_suspend`, so it cannot throw. A failure here
+    /// means the ring itself is unusable and no operation could ever complete.
+    void submit_pending() noexcept {
+        try {
+            if (!enabled_) {
+                enable();
+            }
+        } catch (const std::exception& error) {
+            std::fprintf(stderr, "ringio: %s\n", error.what());
+            std::terminate();
+        }
+        const int result = io_uring_submit(&ring_);
+        if (result < 0 && result != -EINTR && result != -EAGAIN && result != -EBUSY) {
+            std::fprintf(stderr, "ringio: io_uring_submit failed: %s\n",
+                         error_from_result(result).message().c_str());
+            std::terminate();
+        }
+    }
+
+private:
+    // The ring becomes usable on the thread that first submits: with SINGLE_ISSUER only that
+    // thread may, and a registered ring fd belongs to the registering thread.
+    void enable() {
+        if ((ring_.flags & IORING_SETUP_R_DISABLED) != 0 &&
+            ::syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr,
+                      0) < 0) { // liburing 2.3's library does not export io_uring_enable_rings
+            throw_error(last_error(), "io_context: enable ring");
+        }
+        (void)io_uring_register_ring_fd(&ring_); // saves an fd lookup per enter, from 5.18
+        owner_ = ::pthread_self();
+        enabled_ = true;
+        accepting_.store(true, std::memory_order_release);
+    }
+
+    // pthread_self rather than std::this_thread: <thread> costs every user compile time.
+    bool owned_by_caller() const noexcept { return ::pthread_equal(::pthread_self(), owner_) != 0; }
+
+    [[gnu::noinline]] io_uring_sqe* get_sqe_after_submit() noexcept {
+        for (;;) {
+            sq_head_ = io_uring_smp_load_acquire(ring_.sq.khead);
+            if (ring_.sq.sqe_tail - sq_head_ < ring_.sq.ring_entries) {
+                return get_sqe();
+            }
+            submit_pending();
+        }
+    }
+
+    // Valgrind keeps its scheduler lock while a thread waits in io_uring_enter, which would
+    // stop every other thread: wait in short slices and yield between them.
+    int submit_and_wait_in_slices() {
+        __kernel_timespec slice{0, 10'000'000};
+        io_uring_cqe* ready = nullptr;
+        const int result = io_uring_submit_and_wait_timeout(&ring_, &ready, 1, &slice, nullptr);
+        if (result == -ETIME) {
+            ::sched_yield();
+            return 0;
+        }
+        return result;
+    }
+
+    // Dispatches a snapshot of the ready CQEs, then advances the head once; completions posted
+    // meanwhile are taken by the next pass.
+    void reap() noexcept {
+        for (;;) {
+            const unsigned ready = io_uring_cq_ready(&ring_);
+            if (ready == 0) {
+                // CQEs that did not fit wait in the kernel (IORING_FEAT_NODROP) until flushed.
+                if (io_uring_cq_has_overflow(&ring_) && io_uring_get_events(&ring_) == 0 &&
+                    io_uring_cq_ready(&ring_) > 0) {
+                    continue;
+                }
+                return;
+            }
+            const unsigned head = *ring_.cq.khead;
+            for (unsigned i = 0; i < ready; ++i) {
+                dispatch(ring_.cq.cqes[(head + i) & ring_.cq.ring_mask]);
+            }
+            io_uring_cq_advance(&ring_, ready);
+        }
+    }
+
+    void dispatch(const io_uring_cqe& cqe) noexcept {
+        const auto tagged = static_cast<std::uintptr_t>(cqe.user_data);
+        if ((tagged & (message_arrived | message_failed)) != 0) [[unlikely]] {
+            dispatch_message(cqe);
+            return;
+        }
+        if ((cqe.flags & IORING_CQE_F_MORE) == 0) {
+            --in_flight_;
+        }
+        if (tagged != 0) {
+            // NOLINTNEXTLINE(performance-no-int-to-ptr): user_data is the address, tagged
+            auto* target = reinterpret_cast<completion*>(tagged & ~tag_mask);
+            target->complete(target, cqe);
+        }
+    }
+
+    [[gnu::noinline]] void dispatch_message(const io_uring_cqe& cqe) noexcept {
+        const auto tagged = static_cast<std::uintptr_t>(cqe.user_data);
+        if ((tagged & message_arrived) != 0) {
+            // Counted by the sender, not submitted here; acquire pairs with its increment.
+            incoming_.fetch_sub(1, std::memory_order_acq_rel);
+        } else {
+            --in_flight_;
+            if (cqe.res >= 0) {
+                return; // delivered: the message belongs to the other thread now
+            }
+        }
+        // NOLINTNEXTLINE(performance-no-int-to-ptr): user_data is the address, tagged
+        auto* target = reinterpret_cast<completion*>(tagged & ~tag_mask);
+        target->complete(target, cqe);
+    }
+
+    io_uring ring_{};
+    std::size_t in_flight_ = 0;
+    unsigned sq_head_ = 0; // the kernel's SQ head when last read; it only moves forward
+    pthread_t owner_{};
+    bool enabled_ = false;
+    bool draining_ = false;
+    std::atomic<bool> accepting_{false};
+    std::atomic<std::size_t> incoming_{0};
+    context_storage storage_;
+};
+
+} // namespace ringio::detail

@@ -1,0 +1,127 @@
+#pragma once
+
+// tracked: the requests in flight on one descriptor, so that closing it cancels exactly those.
+
+#include <ringio/detail/ring.hpp>
+
+#include <liburing.h>
+
+#include <utility>
+
+namespace ringio::detail {
+
+class descriptor_core;
+
+/// A completion that its descriptor can find: linked into the descriptor's list while the
+/// request is in flight (an operation) or while its owner lives (a multishot slot).
+struct tracked : completion {
+    descriptor_core* core = nullptr; ///< Null when untracked, or once the descriptor is closed.
+    tracked* prev = nullptr;
+    tracked* next = nullptr;
+};
+
+/// What an owned descriptor shares with its requests: its number, its ring, and the list of
+/// requests to cancel (each by its `user_data`, which the kernel finds by hash) when it closes.
+class descriptor_core {
+public:
+    descriptor_core(ring& r, int fd) noexcept : ring_(&r), fd_(fd) {}
+
+    descriptor_core(const descriptor_core&) = delete;
+    descriptor_core& operator=(const descriptor_core&) = delete;
+
+    /// Takes `other`'s descriptor and requests; `other` is left closed.
+    descriptor_core(descriptor_core&& other) noexcept
+        : ring_(other.ring_), fd_(std::exchange(other.fd_, -1)),
+          head_(std::exchange(other.head_, nullptr)) {
+        for (tracked* node = head_; node != nullptr; node = node->next) {
+            node->core = this;
+        }
+    }
+
+    /// Closes this descriptor, then takes `other`'s.
+    descriptor_core& operator=(descriptor_core&& other) noexcept {
+        if (this != &other) {
+            close();
+            ring_ = other.ring_;
+            fd_ = std::exchange(other.fd_, -1);
+            head_ = std::exchange(other.head_, nullptr);
+            for (tracked* node = head_; node != nullptr; node = node->next) {
+                node->core = this;
+            }
+        }
+        return *this;
+    }
+
+    ~descriptor_core() { close(); }
+
+    [[nodiscard]] int fd() const noexcept { return fd_; }
+    [[nodiscard]] ring& owner() const noexcept { return *ring_; }
+
+    void link(tracked& node) noexcept {
+        node.core = this;
+        node.prev = nullptr;
+        node.next = head_;
+        if (head_ != nullptr) {
+            head_->prev = &node;
+        }
+        head_ = &node;
+    }
+
+    static void unlink(tracked& node) noexcept {
+        if (node.core == nullptr) {
+            return;
+        }
+        if (node.prev != nullptr) {
+            node.prev->next = node.next;
+        } else {
+            node.core->head_ = node.next;
+        }
+        if (node.next != nullptr) {
+            node.next->prev = node.prev;
+        }
+        node.core = nullptr;
+        node.prev = node.next = nullptr;
+    }
+
+    /// Queues a cancel of each request in the list; each still completes once.
+    void cancel() noexcept {
+        for (tracked* node = head_; node != nullptr; node = node->next) {
+            ring_->cancel(node->user_data());
+        }
+    }
+
+    /// Cancels the requests, forgets them, and closes the descriptor through the ring, after
+    /// the cancels: until the close runs, no new descriptor can take the number.
+    void close() noexcept {
+        if (fd_ < 0) {
+            return;
+        }
+        cancel();
+        while (head_ != nullptr) {
+            unlink(*head_);
+        }
+        io_uring_prep_close(ring_->get_sqe_unwatched(), std::exchange(fd_, -1));
+    }
+
+    /// Replaces the descriptor (closing the old one first).
+    void reset(int fd) noexcept {
+        close();
+        fd_ = fd;
+    }
+
+    /// Gives up the descriptor without closing it; the requests are cancelled and forgotten.
+    int release() noexcept {
+        cancel();
+        while (head_ != nullptr) {
+            unlink(*head_);
+        }
+        return std::exchange(fd_, -1);
+    }
+
+private:
+    ring* ring_;
+    int fd_;
+    tracked* head_ = nullptr;
+};
+
+} // namespace ringio::detail
