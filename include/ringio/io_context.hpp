@@ -72,6 +72,9 @@ public:
     /// Clears a `stop()` that no `run()` has consumed.
     void restart() noexcept { stopped_ = false; }
 
+    /// Requests submitted (or prepared) whose last completion has not arrived.
+    [[nodiscard]] std::size_t in_flight() const noexcept { return ring_.in_flight(); }
+
     /// The `IORING_SETUP_*` flags the ring was created with.
     [[nodiscard]] unsigned setup_flags() const noexcept { return ring_.flags(); }
 
