@@ -90,8 +90,14 @@ public:
         return true;
     }
 
-    /// The entry handed to `w`, else the oldest queued.
-    entry take(waiter& w) noexcept { return w.filled ? w.got : queue_.pop(); }
+    /// The entry handed to `w`, else the oldest queued, else none (result 0, no buffer: a
+    /// stream whose owner already knows it has ended).
+    entry take(waiter& w) noexcept {
+        if (w.filled) {
+            return w.got;
+        }
+        return !queue_.empty() ? queue_.pop() : entry{0, 0};
+    }
 
     /// An entry's buffer came back: below the budget, a waiting consumer gets the request armed.
     void returned() noexcept {
