@@ -170,7 +170,7 @@ public:
     }
 
     /// Chunks as they arrive, each in a buffer of `buffers`; at most `budget` held at once.
-    multishot<buffer_lease> receive(buffer_ring& buffers, unsigned budget = 1) {
+    multishot<buffer_lease> receive(buffer_ring& buffers, unsigned budget = 2) {
         using policy = detail::multishot_policy<buffer_lease>;
         return policy::open(detail::core_of(*this), detail::pool_of(buffers), budget,
                             {detail::endpoint_copy{peer_}});
