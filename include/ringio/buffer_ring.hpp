@@ -63,7 +63,7 @@ public:
 
     /// The received bytes.
     [[nodiscard]] std::span<const std::byte> bytes() const noexcept {
-        return lent_.from != nullptr ? std::span<const std::byte>{lent_.data(), lent_.size}
+        return lent_.from != nullptr ? std::span<const std::byte>{lent_.data, lent_.size}
                                      : std::span<const std::byte>{};
     }
     /// The received bytes as text.

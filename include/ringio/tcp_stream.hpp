@@ -68,9 +68,9 @@ struct multishot_policy<buffer_lease> {
     static buffer_lease take(slot& self, state& s, const entry& got, std::error_code* error) {
         if ((got.flags & IORING_CQE_F_BUFFER) != 0) [[likely]] {
             buffer_lease lease;
-            lent_of(lease) = {&self, got.flags >> IORING_CQE_BUFFER_SHIFT, 0,
-                              static_cast<std::size_t>(got.result)};
-            mark_received(lent_of(lease).data(), lent_of(lease).size);
+            lent_of(lease) = lent_buffer::of(self, got.flags >> IORING_CQE_BUFFER_SHIFT, 0,
+                                             static_cast<std::uint32_t>(got.result));
+            mark_received(lent_of(lease).data, lent_of(lease).size);
             clear(error);
             return lease;
         }
@@ -179,18 +179,16 @@ public:
     /// Sends `chunk` after the chunks sent before, without waiting; its buffer goes back once
     /// the kernel has taken it all. Errors: an earlier send's, or EBADF once closed.
     void send(buffer_lease&& chunk) {
-        std::error_code* none = nullptr;
-        if (!try_send(chunk)) [[unlikely]] {
-            report_sends(none);
+        if (!fast_send(chunk)) [[unlikely]] {
+            slow_send(chunk, nullptr);
         }
     }
     /// As above, storing an error in `error`.
     void send(buffer_lease&& chunk, std::error_code& error) {
-        std::error_code* out = &error;
-        if (!try_send(chunk)) [[unlikely]] {
-            report_sends(out);
+        if (fast_send(chunk)) [[likely]] {
+            detail::clear(&error);
         } else {
-            detail::clear(out);
+            slow_send(chunk, &error);
         }
     }
 
@@ -245,12 +243,27 @@ private:
                    : AF_UNSPEC;
     }
 
-    bool try_send(buffer_lease& chunk) {
+    // Nothing in flight, no error, the stream open: send at once.
+    bool fast_send(buffer_lease& chunk) noexcept {
+        detail::lent_buffer& lent = detail::lent_of(chunk);
+        if (sends_ != nullptr && sends_->idle() && lent.from != nullptr) {
+            sends_->start(lent);
+            return true;
+        }
+        return false;
+    }
+
+    // The first send, a queue behind the send in flight, an empty lease, or an error.
+    [[gnu::noinline]] void slow_send(buffer_lease& chunk, std::error_code* error) {
         if (sends_ == nullptr) {
             sends_ = detail::send_queue::create(detail::core_of(*this));
         }
         detail::lent_buffer& lent = detail::lent_of(chunk);
-        return lent.from == nullptr || sends_->send(lent);
+        if (lent.from == nullptr || sends_->send(lent)) {
+            detail::clear(error);
+        } else {
+            report_sends(error);
+        }
     }
 
     // The first error of the sends, which every later send and flush reports.

@@ -128,7 +128,7 @@ struct multishot_policy<datagram> {
         if ((got.flags & IORING_CQE_F_BUFFER) != 0) {
             datagram d;
             lent_buffer& lent = lent_of(d.payload);
-            lent = {&self, got.flags >> IORING_CQE_BUFFER_SHIFT, overhead, 0};
+            lent = lent_buffer::of(self, got.flags >> IORING_CQE_BUFFER_SHIFT, overhead, 0);
             if (parse(lent, result, d)) [[likely]] {
                 clear(error);
                 return d;
@@ -148,7 +148,7 @@ struct multishot_policy<datagram> {
             static_cast<std::size_t>(length) > pool.size()) [[unlikely]] {
             return false;
         }
-        const std::byte* start = pool.buffer(lent.id);
+        const std::byte* start = lent.data - overhead;
         io_uring_recvmsg_out header;
         std::memcpy(&header, start, sizeof header);
         std::error_code bad;
@@ -158,8 +158,8 @@ struct multishot_policy<datagram> {
         std::memcpy(d.sender.mutable_data(), start + sizeof header, header.namelen);
         d.sender.resize(header.namelen, bad);
         const std::size_t stored = static_cast<std::size_t>(length) - overhead;
-        lent.size = header.payloadlen < stored ? header.payloadlen : stored;
-        mark_received(lent.data(), lent.size);
+        lent.size = static_cast<std::uint32_t>(header.payloadlen < stored ? header.payloadlen : stored);
+        mark_received(lent.data, lent.size);
         d.truncated = (header.flags & MSG_TRUNC) != 0 || header.payloadlen > stored;
         return !bad;
     }

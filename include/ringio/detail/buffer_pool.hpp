@@ -144,13 +144,14 @@ private:
 
 /// One filled buffer of a pool, lent out by `from` (which counts it against its budget).
 struct lent_buffer {
-    slot* from = nullptr; ///< null: nothing lent
+    slot* from = nullptr;    ///< null: nothing lent
+    std::byte* data = nullptr; ///< the bytes, past any header the kernel wrote first
     unsigned id = 0;
-    std::uint32_t offset = 0; ///< past a header the kernel wrote first (a datagram's sender)
-    std::size_t size = 0;
+    std::uint32_t size = 0;
 
-    [[nodiscard]] std::byte* data() const noexcept {
-        return static_cast<buffer_pool*>(from->owner())->buffer(id) + offset;
+    /// Lends buffer `id` of `from`'s pool, whose bytes start `offset` bytes in.
+    static lent_buffer of(slot& from, unsigned id, std::uint32_t offset, std::uint32_t size) noexcept {
+        return {&from, static_cast<buffer_pool*>(from.owner())->buffer(id) + offset, id, size};
     }
 
     /// Gives the buffer back to the kernel, and its place back to the slot's budget.

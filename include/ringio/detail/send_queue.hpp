@@ -45,10 +45,25 @@ public:
         }
     }
 
+    /// True when a send can start at once: nothing in flight, no error, the stream open.
+    [[nodiscard]] bool idle() const noexcept {
+        return (pending_ | static_cast<unsigned>(error_)) == 0 && core != nullptr;
+    }
+
+    /// Starts sending `chunk` (not empty), taking it; the queue must be idle.
+    /// Starts sending `chunk` (not empty), taking it; the queue must be idle.
+    void start(lent_buffer& chunk) noexcept {
+        current_ = std::exchange(chunk, {});
+        next_ = current_.data;
+        remaining_ = current_.size;
+        ++pending_;
+        submit();
+    }
+
     /// Sends `chunk` after what was given before, taking it; false, with nothing taken, when
     /// it cannot (an earlier error, a closed stream, no memory: see `error()`).
-    bool send(lent_buffer& chunk) noexcept {
-        if (pending_ == 0 && error_ == 0 && core != nullptr) [[likely]] {
+    [[gnu::noinline]] bool send(lent_buffer& chunk) noexcept {
+        if (idle()) {
             start(chunk);
             return true;
         }
@@ -75,7 +90,7 @@ private:
         r->storage().free_slot(this);
     }
 
-    [[gnu::noinline]] bool enqueue(lent_buffer& chunk) noexcept {
+    bool enqueue(lent_buffer& chunk) noexcept {
         if (error_ == 0 && core == nullptr) {
             error_ = -EBADF; // closed: never send on a number that may name another file now
         }
@@ -93,14 +108,6 @@ private:
         chunk = {};
         ++pending_;
         return true;
-    }
-
-    void start(lent_buffer& chunk) noexcept {
-        current_ = std::exchange(chunk, {});
-        next_ = current_.data();
-        remaining_ = current_.size;
-        ++pending_;
-        submit();
     }
 
     void submit() noexcept {

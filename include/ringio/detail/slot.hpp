@@ -102,6 +102,9 @@ public:
     /// An entry's buffer came back: below the budget, a waiting consumer gets the request armed.
     void returned() noexcept {
         --held_;
+        if (armed_ && !orphaned_) [[likely]] {
+            return;
+        }
         if (orphaned_) {
             free_if_done();
         } else {
