@@ -72,7 +72,9 @@ public:
         return {reinterpret_cast<const char*>(b.data()), b.size()};
     }
     /// The number of bytes.
-    [[nodiscard]] std::size_t size() const noexcept { return lent_.from != nullptr ? lent_.size : 0; }
+    [[nodiscard]] std::size_t size() const noexcept {
+        return lent_.from != nullptr ? lent_.size : 0;
+    }
     /// True when nothing is lent (the end of a stream).
     [[nodiscard]] bool empty() const noexcept { return lent_.from == nullptr; }
     /// Gives the buffer back now.
@@ -83,7 +85,11 @@ private:
     detail::lent_buffer lent_;
 };
 
-inline detail::buffer_pool& detail::pool_of(const buffer_ring& ring) noexcept { return *ring.pool_; }
-inline detail::lent_buffer& detail::lent_of(buffer_lease& lease) noexcept { return lease.lent_; }
+inline detail::buffer_pool& detail::pool_of(const buffer_ring& ring) noexcept {
+    return *ring.pool_;
+}
+inline detail::lent_buffer& detail::lent_of(buffer_lease& lease) noexcept {
+    return lease.lent_;
+}
 
 } // namespace ringio

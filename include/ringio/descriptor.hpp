@@ -218,7 +218,9 @@ private:
     detail::descriptor_core core_;
 };
 
-inline detail::descriptor_core& detail::core_of(descriptor& owner) noexcept { return owner.core_; }
+inline detail::descriptor_core& detail::core_of(descriptor& owner) noexcept {
+    return owner.core_;
+}
 
 /// Reads from descriptor `fd` (not owned: closing it does not cancel the read).
 template <class R>

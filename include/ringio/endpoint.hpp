@@ -1,7 +1,6 @@
 #pragma once
 
-/// endpoint: an IPv4 or IPv6 address and port, parsed from and printed as `127.0.0.1:8080` or
-/// `[::1]:8080`. Names (getaddrinfo, getnameinfo) live in <ringio/resolve.hpp>.
+// endpoint: an IPv4 or IPv6 address and port, parsed from and printed as text.
 
 #include <ringio/detail/error.hpp>
 #include <ringio/detail/parse.hpp>
@@ -23,11 +22,7 @@
 namespace ringio {
 
 /// An IPv4 or IPv6 address and port, held as the `sockaddr_storage` the kernel reads and writes,
-/// with its length. A default-constructed endpoint is empty: family `AF_UNSPEC`, size 0.
-///
-/// Two endpoints are equal when their family, address, port and (IPv6) scope id are equal; the
-/// IPv6 flow label and the padding of the storage take no part in comparison or hashing. An
-/// IPv4-mapped IPv6 address (`[::ffff:1.2.3.4]:80`) is not equal to its IPv4 form.
+/// with its length.
 class endpoint {
 public:
     /// Creates an empty endpoint (family `AF_UNSPEC`, size 0, port 0).
@@ -55,11 +50,6 @@ public:
     }
 
     /// Copies an IPv4 or IPv6 socket address, such as one from `getaddrinfo` or `accept`.
-    /// `size` may exceed the family's structure (e.g. `sizeof(sockaddr_storage)`), as the kernel
-    /// allows; only the structure is copied.
-    /// Errors: `std::errc::address_family_not_supported` for a family other than `AF_INET` or
-    /// `AF_INET6`; `std::errc::invalid_argument` for a null address or a `size` too short for
-    /// its family.
     endpoint(const sockaddr* address, socklen_t size) {
         std::error_code ec;
         assign(address, size, ec);
@@ -75,13 +65,7 @@ public:
     }
 
     /// Parses `a.b.c.d:port` or `[ipv6]:port`; an IPv6 address may carry a scope, either an
-    /// interface name or a decimal index: `[fe80::1%eth0]:80`, `[fe80::1%2]:80`. The port is
-    /// 0 to 65535 in decimal without sign or leading zero; nothing may follow it. Host names are
-    /// not looked up here (see `resolve`).
-    /// Errors: `std::system_error` with `std::errc::invalid_argument`, whose message quotes the
-    /// text and says what is wrong with it, e.g. `parse endpoint "1.2.3:80": the host is not an
-    /// IPv4 address (...)`.
-    /// See: inet_pton(3), if_nametoindex(3).
+    /// interface name or a decimal index.
     [[nodiscard]] static endpoint parse(std::string_view text);
 
     /// Like `parse` above, but reports `std::errc::invalid_argument` through `ec` and returns an
@@ -149,10 +133,6 @@ public:
     }
 
     /// Adopts the address the kernel wrote at `mutable_data()`, given the length it reported.
-    /// A length of 0 leaves the endpoint empty; otherwise the size becomes that of the family's
-    /// structure.
-    /// Errors: as for the `sockaddr` constructor, and `std::errc::invalid_argument` for a length
-    /// over `capacity()` (the kernel truncated the address). The endpoint is then empty.
     void resize(socklen_t size) {
         std::error_code ec;
         resize(size, ec);
@@ -177,9 +157,7 @@ public:
     }
 
     /// Prints `127.0.0.1:8080` or `[::1]:8080` (`[fe80::1%eth0]:80` with a scope, the interface
-    /// name when one has that index, else the index); an empty endpoint prints as "". The text
-    /// parses back to an equal endpoint.
-    /// See: inet_ntop(3), if_indextoname(3).
+    /// name when one has that index, else the index); an empty endpoint prints as "".
     [[nodiscard]] std::string to_string() const;
 
 private:
@@ -261,9 +239,6 @@ inline endpoint_key key_of(const endpoint& e) noexcept {
 
 /// An operation's own copy of the endpoint its errors name (a stream's peer, a socket's or a
 /// listener's address), so that an error reported after the socket was destroyed (ECANCELED,
-/// since destroying a socket cancels its operations) still names it. Holds the address
-/// structure only, at most a `sockaddr_in6`: copying it takes a few stores, and an empty copy
-/// none.
 class endpoint_copy {
 public:
     /// Names nothing. User-provided, so that value-initialising one does not zero the bytes.

@@ -87,8 +87,12 @@ private:
     bool stopped_ = false;
 };
 
-inline detail::ring& detail::ring_of(io_context& context) noexcept { return context.ring_; }
+inline detail::ring& detail::ring_of(io_context& context) noexcept {
+    return context.ring_;
+}
 
-inline detail::root_set& detail::roots_of(io_context& context) noexcept { return context.roots_; }
+inline detail::root_set& detail::roots_of(io_context& context) noexcept {
+    return context.roots_;
+}
 
 } // namespace ringio

@@ -1,14 +1,6 @@
 #pragma once
 
-/// resolve (getaddrinfo) and name_of (getnameinfo): between names and endpoints.
-///
-/// Both block the calling thread: they run the C library's resolver synchronously, which may read
-/// /etc/hosts and /etc/services and query DNS, taking up to its configured timeouts. That is
-/// acceptable where they belong: a server resolves its own address once at start-up, and a client
-/// resolves before it connects. A numeric host (`resolve("127.0.0.1", "80")`) and `name_of` with
-/// `numeric_host` and `numeric_service` never touch the network. A program whose io_context must
-/// not stall resolves before starting it, or passes the numeric flags, or resolves on another
-/// thread.
+// resolve and name_of: between names and endpoints (getaddrinfo, getnameinfo); connect by name.
 
 #include <ringio/detail/error.hpp>
 #include <ringio/endpoint.hpp>
@@ -30,9 +22,7 @@
 
 namespace ringio {
 
-/// The error category of `getaddrinfo` and `getnameinfo` failures: an error code's value is the
-/// `EAI_*` code and its message is `gai_strerror`'s text. `EAI_SYSTEM` never appears: it is
-/// reported as the `errno` it stands for, in `std::system_category()`.
+/// The error category of `getaddrinfo` and `getnameinfo` failures.
 inline const std::error_category& resolve_category() noexcept;
 
 /// The `EAI_*` codes of `resolve_category()`, named, to compare with an error code:
@@ -59,24 +49,15 @@ inline std::error_code make_error_code(resolve_errc e) noexcept {
 
 /// What `resolve` asks `getaddrinfo` for; fields in the order of the C hints.
 struct resolve_hints {
-    int family = AF_UNSPEC;  ///< `ai_family`: `AF_UNSPEC`, `AF_INET` or `AF_INET6`.
-    int type = SOCK_STREAM;  ///< `ai_socktype`: `SOCK_STREAM` (TCP) or `SOCK_DGRAM` (UDP).
+    int family = AF_UNSPEC;       ///< `ai_family`: `AF_UNSPEC`, `AF_INET` or `AF_INET6`.
+    int type = SOCK_STREAM;       ///< `ai_socktype`: `SOCK_STREAM` (TCP) or `SOCK_DGRAM` (UDP).
     bool passive = false;         ///< `AI_PASSIVE`: an empty host gives the wildcard, to bind.
     bool numeric_host = false;    ///< `AI_NUMERICHOST`: the host must be an address, no lookup.
     bool numeric_service = false; ///< `AI_NUMERICSERV`: the service must be a port number.
 };
 
 /// Looks up `host` and `service` and returns every endpoint `getaddrinfo` gives, in its order
-/// (duplicates kept), so that a client can try each in turn. `host` is a name or a numeric
-/// address; empty means this machine: the wildcard address with `passive`, else loopback.
-/// `service` is a port number or a service name such as "http"; empty means port 0.
-/// Blocks: see the top of this header.
-/// Errors: `std::system_error` with a `resolve_category()` code (or, for `EAI_SYSTEM`, the
-/// `errno` in `std::system_category()`), whose message names both, e.g. `resolve
-/// "no-such-host.invalid" port "80": Name or service not known`; `std::errc::invalid_argument`
-/// for a host or service containing a NUL byte; `std::errc::result_out_of_range` for a port
-/// number outside 0 to 65535 (which getaddrinfo would wrap to 16 bits).
-/// See: getaddrinfo(3).
+/// (duplicates kept), so that a client can try each in turn.
 inline std::vector<endpoint> resolve(std::string_view host, std::string_view service,
                                      resolve_hints hints = {});
 
@@ -99,12 +80,7 @@ struct name_flags {
     bool datagram = false;        ///< `NI_DGRAM`: name the port as a UDP service.
 };
 
-/// Names an endpoint's host and port with `getnameinfo`: a host name where one is known (else
-/// the numeric address) and a service name where one is known (else the port number).
-/// Blocks, unless both numeric flags are set: see the top of this header.
-/// Errors: `std::system_error` with a `resolve_category()` code whose message names the
-/// endpoint, e.g. with `name_required` and an address without a name.
-/// See: getnameinfo(3).
+/// Names an endpoint's host and port with `getnameinfo`.
 inline host_and_service name_of(const endpoint& e, name_flags flags = {});
 
 /// Like `name_of` above, but reports an error through `ec` and returns empty names instead of
@@ -150,9 +126,7 @@ struct addrinfo_deleter {
     void operator()(addrinfo* list) const noexcept { ::freeaddrinfo(list); }
 };
 
-/// True when `service` is a port number (as getaddrinfo reads one: strtoul's leading blanks and
-/// sign, then decimal digits only) outside 0 to 65535. glibc keeps such a number's low 16 bits,
-/// so that "70000" would quietly mean port 4464.
+/// True when `service` is a port number (as getaddrinfo reads one.
 inline bool port_out_of_range(std::string_view service) noexcept {
     std::size_t at = service.find_first_not_of(" \t\n\v\f\r");
     if (at == std::string_view::npos) {

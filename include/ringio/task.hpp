@@ -1,5 +1,7 @@
 #pragma once
 
+// task: lazy coroutines, and how they start: awaited, spawned on a context, or waited for.
+
 #include <ringio/io_context.hpp>
 
 #include <coroutine>
@@ -23,9 +25,8 @@ public:
     /// A task is lazy: its body starts when it is awaited, spawned or waited for.
     std::suspend_always initial_suspend() const noexcept { return {}; }
 
-    /// Resumes the awaiting coroutine by symmetric transfer (so chains of tasks that finish
-    /// at once do not grow the stack), or, for a detached task, reports to its context and
-    /// frees the frame.
+    /// Resumes the awaiting coroutine by symmetric transfer (so chains of tasks that finish at once
+    /// do not grow the stack), or, for a detached task, reports to its context and frees the frame.
     struct final_awaiter {
         bool await_ready() const noexcept { return false; }
 
@@ -110,9 +111,7 @@ public:
 
 } // namespace detail
 
-/// A lazy coroutine producing a `T` (or nothing): it starts when awaited, spawned or passed
-/// to `sync_wait`, and an exception it throws reaches whoever awaits it. Move-only; owns its
-/// frame until then. Await a task once.
+/// A lazy coroutine producing a `T` (or nothing).
 template <class T>
 class [[nodiscard]] task {
 public:
@@ -180,10 +179,7 @@ inline task<void> detail::promise<void>::get_return_object() noexcept {
     return task<void>{std::coroutine_handle<promise<void>>::from_promise(*this)};
 }
 
-/// Starts `work` on `context` at once, detached: it runs until its first suspension now, and
-/// the context owns its frame from then on. An exception that escapes it is rethrown by the
-/// context's `run()` (or `sync_wait`), never swallowed; frames still suspended when the
-/// context is destroyed are destroyed after every operation has completed.
+/// Starts `work` on `context` at once, detached.
 inline void spawn(io_context& context, task<void> work) {
     const auto frame = work.release();
     frame.promise().detach(context, frame);
@@ -210,21 +206,15 @@ struct hop : completion {
         }
         ring_of(*copy.to).message_lost();
         copy.frame.destroy();
-        roots_of(*copy.from).report(std::make_exception_ptr(
-            std::system_error(error_from_result(cqe.res), "spawn_on: IORING_OP_MSG_RING")));
+        roots_of(*copy.from)
+            .report(std::make_exception_ptr(
+                std::system_error(error_from_result(cqe.res), "spawn_on: IORING_OP_MSG_RING")));
     }
 };
 
 } // namespace detail
 
-/// Starts `work` on `target`, a context that another thread runs, and returns at once. The
-/// frame travels as a completion posted into `target`'s ring through `from`, the calling
-/// thread's own context (`IORING_OP_MSG_RING`): no lock, no shared queue. `work` starts when
-/// `target`'s loop reaps it, and belongs to `target` from then on, as with `spawn`.
-///
-/// Errors: `std::system_error` with `EAGAIN` if `target` has not started running yet; if the
-/// kernel cannot deliver it (`target` gone, or a kernel before 5.18), `work` is destroyed
-/// unstarted and `from.run()` reports the error. Kernel: 5.18.
+/// Starts `work` on `target`, a context that another thread runs, and returns at once.
 inline void spawn_on(io_context& from, io_context& target, task<void> work) {
     if (&from == &target) {
         spawn(target, std::move(work));
@@ -242,11 +232,6 @@ inline void spawn_on(io_context& from, io_context& target, task<void> work) {
 }
 
 /// Runs `context` until `work` finishes, and returns its value or rethrows its exception.
-///
-/// Errors: rethrows what `work` throws, or what escapes a spawned task meanwhile;
-/// `std::system_error` with `ECANCELED` if `stop()` is called first, or with `EDEADLK` if the
-/// task waits while no operation is in flight that could ever resume it. In these cases the
-/// unfinished task is handed to the context, which destroys it safely at shutdown.
 template <class T>
 T sync_wait(io_context& context, task<T> work) {
     const auto frame = work.release();

@@ -60,8 +60,8 @@ struct multishot_policy<buffer_lease> {
     static constexpr slot_kind kind{&arm, &buffer_pool::release, &buffer_pool::starve,
                                     &buffer_pool::forget, false};
 
-    static multishot<buffer_lease> open(descriptor_core& socket, buffer_pool& pool,
-                                        unsigned budget, state initial) {
+    static multishot<buffer_lease> open(descriptor_core& socket, buffer_pool& pool, unsigned budget,
+                                        state initial) {
         return {socket, &pool, budget, initial};
     }
     static bool ready(const state& s) noexcept { return s.end <= 0; }
@@ -152,14 +152,15 @@ public:
     requires detail::mutable_byte_range<std::remove_reference_t<R>>
     auto read_exact(R&& buffer) {
         return operation<detail::whole<reader>>(
-            *this, reader{fd(), detail::writable_bytes_of(buffer), detail::current_position, peer()});
+            *this,
+            reader{fd(), detail::writable_bytes_of(buffer), detail::current_position, peer()});
     }
     /// Sends up to `buffer`'s size; EPIPE, never SIGPIPE, when the peer has gone.
     template <class R>
     requires detail::byte_range<std::remove_reference_t<R>>
     auto write(R&& buffer) {
-        return operation<writer>(*this, writer{fd(), detail::bytes_of(buffer),
-                                               detail::current_position, peer(), true});
+        return operation<writer>(
+            *this, writer{fd(), detail::bytes_of(buffer), detail::current_position, peer(), true});
     }
     /// Sends all of `buffer`.
     template <class R>
@@ -279,10 +280,10 @@ private:
 
     void check(int result, const char* what) const {
         if (result != 0) {
-            detail::throw_error(detail::last_error(),
-                                std::string(what) + ' ' +
-                                    (peer_.empty() ? "fd " + std::to_string(fd())
-                                                   : peer_.to_string()));
+            detail::throw_error(
+                detail::last_error(),
+                std::string(what) + ' ' +
+                    (peer_.empty() ? "fd " + std::to_string(fd()) : peer_.to_string()));
         }
     }
 

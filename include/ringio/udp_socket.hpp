@@ -89,7 +89,9 @@ struct sendto_op {
         io_uring_prep_sendmsg(sqe, fd, &message, MSG_NOSIGNAL);
     }
     std::size_t complete(int result) const noexcept { return static_cast<std::size_t>(result); }
-    [[nodiscard]] std::string describe() const { return "sendto " + describe_endpoint(destination); }
+    [[nodiscard]] std::string describe() const {
+        return "sendto " + describe_endpoint(destination);
+    }
 };
 
 /// A socket's stream of datagrams: one multishot recvmsg, each datagram in a buffer behind the
@@ -158,7 +160,8 @@ struct multishot_policy<datagram> {
         std::memcpy(d.sender.mutable_data(), start + sizeof header, header.namelen);
         d.sender.resize(header.namelen, bad);
         const std::size_t stored = static_cast<std::size_t>(length) - overhead;
-        lent.size = static_cast<std::uint32_t>(header.payloadlen < stored ? header.payloadlen : stored);
+        lent.size =
+            static_cast<std::uint32_t>(header.payloadlen < stored ? header.payloadlen : stored);
         mark_received(lent.data, lent.size);
         d.truncated = (header.flags & MSG_TRUNC) != 0 || header.payloadlen > stored;
         return !bad;

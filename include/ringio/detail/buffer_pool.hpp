@@ -92,7 +92,8 @@ public:
     /// Gives back the buffer an entry nobody took carries (a slot kind's `release`).
     static void release(slot& self, const entry& got) noexcept {
         if ((got.flags & IORING_CQE_F_BUFFER) != 0) {
-            static_cast<buffer_pool*>(self.owner())->give_back(got.flags >> IORING_CQE_BUFFER_SHIFT);
+            static_cast<buffer_pool*>(self.owner())
+                ->give_back(got.flags >> IORING_CQE_BUFFER_SHIFT);
         }
     }
 
@@ -144,13 +145,14 @@ private:
 
 /// One filled buffer of a pool, lent out by `from` (which counts it against its budget).
 struct lent_buffer {
-    slot* from = nullptr;    ///< null: nothing lent
+    slot* from = nullptr;      ///< null: nothing lent
     std::byte* data = nullptr; ///< the bytes, past any header the kernel wrote first
     unsigned id = 0;
     std::uint32_t size = 0;
 
     /// Lends buffer `id` of `from`'s pool, whose bytes start `offset` bytes in.
-    static lent_buffer of(slot& from, unsigned id, std::uint32_t offset, std::uint32_t size) noexcept {
+    static lent_buffer of(slot& from, unsigned id, std::uint32_t offset,
+                          std::uint32_t size) noexcept {
         return {&from, static_cast<buffer_pool*>(from.owner())->buffer(id) + offset, id, size};
     }
 

@@ -24,8 +24,8 @@ concept byte_range = requires(R& r) {
 /// A byte range whose bytes can be written into (a read's destination).
 template <class R>
 concept mutable_byte_range =
-    byte_range<R> && !std::is_const_v<std::remove_reference_t<decltype(*std::data(
-                         std::declval<R&>()))>>;
+    byte_range<R> &&
+    !std::is_const_v<std::remove_reference_t<decltype(*std::data(std::declval<R&>()))>>;
 
 /// The bytes of `range`; a string literal (an array of `const char`) without its NUL.
 template <class R>

@@ -1,5 +1,7 @@
 #pragma once
 
+// error: the one place a kernel result becomes an error code, and how errors are reported.
+
 #include <cerrno>
 #include <string>
 #include <system_error>
@@ -23,9 +25,7 @@ inline std::error_code last_error() noexcept {
     throw std::system_error(ec, what);
 }
 
-/// Clears the caller's error code after a success, for the non-throwing forms. Skips the
-/// store when it already holds no error: clearing calls into the library for the category,
-/// which a hot loop would pay on every operation.
+/// Clears the caller's error code after a success, for the non-throwing forms.
 inline void clear(std::error_code* out) noexcept {
     if (out != nullptr && *out) {
         out->clear();

@@ -1,5 +1,7 @@
 #pragma once
 
+// fd: unique_fd, an owned file descriptor closed on destruction.
+
 #include <unistd.h>
 
 #include <utility>

@@ -1,5 +1,7 @@
 #pragma once
 
+// fifo: a queue with a few items inline that spills into a vector only in a burst.
+
 #include <cstddef>
 #include <new>
 #include <type_traits>
@@ -8,9 +10,7 @@
 
 namespace ringio::detail {
 
-/// A first-in first-out queue that holds `N` items inline and spills into a vector only in a
-/// burst. The vector keeps its capacity, so a queue that has once been deep allocates nothing
-/// after. `T` must be default-constructible and nothrow-movable (an empty slot is a default `T`).
+/// A first-in first-out queue that holds `N` items inline and spills into a vector only in a burst.
 template <class T, unsigned N>
 requires std::is_nothrow_move_constructible_v<T> && std::is_nothrow_move_assignable_v<T>
 class fifo {

@@ -1,6 +1,6 @@
 #pragma once
 
-/// Endpoint text (addresses, ports, IPv6 scopes) and the quoting of any text in error messages.
+// parse: endpoint text (addresses, ports, IPv6 scopes), and quoting text in error messages.
 
 #include <arpa/inet.h>
 #include <net/if.h>

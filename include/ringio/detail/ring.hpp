@@ -150,7 +150,7 @@ public:
         if (owner_ != this_thread()) [[unlikely]] {
             adopt_thread();
         }
-        const int result = !wait                    ? io_uring_submit_and_get_events(&ring_)
+        const int result = !wait                   ? io_uring_submit_and_get_events(&ring_)
                            : running_on_valgrind() ? submit_and_wait_in_slices()
                                                    : io_uring_submit_and_wait(&ring_, 1);
         // EINTR: a signal; EBUSY/EAGAIN: the kernel wants completions reaped first.
@@ -334,7 +334,7 @@ private:
 
     io_uring ring_{};
     std::size_t in_flight_ = 0;
-    unsigned sq_head_ = 0; // the kernel's SQ head when last read; it only moves forward
+    unsigned sq_head_ = 0;        // the kernel's SQ head when last read; it only moves forward
     const void* owner_ = nullptr; // this_thread() of the thread that enabled the ring
     bool enabled_ = false;
     bool draining_ = false;

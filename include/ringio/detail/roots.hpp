@@ -1,5 +1,7 @@
 #pragma once
 
+// roots: a context's detached coroutine frames and the exceptions that escaped them.
+
 #include <coroutine>
 #include <cstdio>
 #include <exception>

@@ -133,8 +133,8 @@ public:
 private:
     slot(ring& r, descriptor_core& socket, const slot_kind& kind, void* owner,
          unsigned budget) noexcept
-        : tracked{{&on_completion}}, ring_(&r), kind_(&kind), owner_(owner),
-          fd_(socket.fd()), budget_(budget), multishot_(kind.multishot) {
+        : tracked{{&on_completion}}, ring_(&r), kind_(&kind), owner_(owner), fd_(socket.fd()),
+          budget_(budget), multishot_(kind.multishot) {
         socket.link(*this);
     }
     ~slot() = default;
@@ -276,7 +276,7 @@ private:
 
     ring* ring_;
     const slot_kind* kind_;
-    void* owner_; // what the kind's functions need (the buffer pool), or null
+    void* owner_;               // what the kind's functions need (the buffer pool), or null
     waiter* waiters_ = nullptr; // the latest first: the warmest frame runs next
     int fd_;
     unsigned budget_; // entries held at most (queued or lent out); 0: no bound

@@ -1,5 +1,7 @@
 #pragma once
 
+// storage: memory for state the kernel may reach after its owner has gone.
+
 #include <cstddef>
 #include <memory>
 #include <new>
@@ -8,13 +10,7 @@
 
 namespace ringio::detail {
 
-/// Memory for state the kernel may still reach after its owner has gone: the slots of
-/// multishot operations (whose CQEs can arrive after the coroutine that armed them is
-/// destroyed) and provided-buffer rings. It lives as long as the io_context, whose destructor
-/// frees it only after the last completion has arrived.
-///
-/// Slots are fixed-size blocks recycled through a free list: after warm-up, arming a multishot
-/// operation allocates nothing.
+/// Memory for state the kernel may still reach after its owner has gone.
 class context_storage {
 public:
     /// The size every slot has; a slot type must fit (checked where it is placed).

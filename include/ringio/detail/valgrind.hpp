@@ -1,9 +1,10 @@
 #pragma once
 
+// valgrind: what io_uring hides from valgrind, told to it when RINGIO_VALGRIND is set.
+
 // Running under valgrind (memcheck): opt in by defining RINGIO_VALGRIND=1 where
 // <valgrind/memcheck.h> exists (Debian's valgrind package ships it). Without the macro this
-// compiles to nothing; with it, a receive costs a few instructions more, and a loop turn that
-// waits one test of a flag read once.
+// compiles to nothing.
 //
 // Valgrind follows the system calls it knows, but io_uring moves data behind its back:
 // - memcheck cannot see the kernel write a buffer through the ring, so every byte received
