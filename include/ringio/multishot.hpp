@@ -3,9 +3,11 @@
 // multishot: a stream of completions of one request (accept_all, receive, receive_from),
 // consumed one `co_await next()` at a time.
 
+#include <ringio/cancellation.hpp>
 #include <ringio/detail/slot.hpp>
 #include <ringio/detail/tracked.hpp>
 
+#include <cerrno>
 #include <coroutine>
 #include <system_error>
 #include <utility>
@@ -41,11 +43,16 @@ public:
     ~multishot() { reset(); }
 
     /// The awaitable of `next()`: `co_await` produces a `T`.
-    class [[nodiscard]] next_operation {
+    class [[nodiscard]] next_operation : private detail::completion {
     public:
         /// Stores an error in `error` instead of throwing it.
         next_operation into(std::error_code& error) && noexcept {
             error_ = &error;
+            return *this;
+        }
+        /// Fails with `ECANCELED` when `signal` is cancelled while it waits.
+        next_operation cancel_on(cancellation& signal) && noexcept {
+            signal_ = &signal;
             return *this;
         }
 
@@ -54,20 +61,51 @@ public:
         }
         bool await_suspend(std::coroutine_handle<> waiter) noexcept {
             waiter_.handle = waiter;
+            if (signal_ != nullptr) [[unlikely]] {
+                link_ = {&on_cancel, this};
+                if (!detail::watch(*signal_, link_)) {
+                    waiter_.got = {-ECANCELED, detail::wait_cancelled};
+                    waiter_.filled = true;
+                    return false;
+                }
+            }
             return owner_->slot_->wait(waiter_);
         }
         T await_resume() {
+            detail::cancellation_list::unlink(link_);
             return Policy::take(*owner_->slot_, owner_->state_, owner_->slot_->take(waiter_),
                                 error_);
         }
 
     private:
         friend multishot;
-        explicit next_operation(multishot& owner) noexcept : owner_(&owner) {}
+        explicit next_operation(multishot& owner) noexcept
+            : completion{&on_completion}, owner_(&owner) {}
+
+        // Cancelled while waiting: leaves the slot's waiters, and resumes through the ring (a
+        // NOP), not inside the canceller's call.
+        static void on_cancel(void* target) noexcept {
+            auto& self = *static_cast<next_operation*>(target);
+            if (self.owner_->slot_->forget_waiter(self.waiter_)) {
+                io_uring_sqe* sqe = self.owner_->slot_->owner_ring().get_sqe();
+                io_uring_prep_nop(sqe);
+                io_uring_sqe_set_data64(sqe, self.user_data());
+            }
+        }
+        static void on_completion(detail::completion* done, const io_uring_cqe& /*cqe*/) noexcept {
+            auto& self = *static_cast<next_operation*>(done);
+            if (!self.owner_->slot_->owner_ring().draining()) {
+                self.waiter_.got = {-ECANCELED, detail::wait_cancelled};
+                self.waiter_.filled = true;
+                self.waiter_.handle.resume();
+            }
+        }
 
         multishot* owner_;
         std::error_code* error_ = nullptr;
+        cancellation* signal_ = nullptr;
         detail::waiter waiter_;
+        detail::cancel_link link_;
     };
 
     /// The next `T`.

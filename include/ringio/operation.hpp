@@ -3,6 +3,7 @@
 // operation: the one awaitable of every single-shot io_uring request, and the concept its
 // policies satisfy.
 
+#include <ringio/cancellation.hpp>
 #include <ringio/detail/chrono.hpp>
 #include <ringio/detail/error.hpp>
 #include <ringio/detail/tracked.hpp>
@@ -27,6 +28,16 @@ class descriptor;
 
 namespace detail {
 descriptor_core& core_of(descriptor& owner) noexcept;
+
+/// An absolute CLOCK_MONOTONIC time, as a link timeout wants it.
+inline __kernel_timespec monotonic_after(std::chrono::nanoseconds limit) noexcept {
+    timespec now{};
+    ::clock_gettime(CLOCK_MONOTONIC, &now);
+    const auto end =
+        std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec) + limit;
+    const auto seconds = std::chrono::floor<std::chrono::seconds>(end);
+    return {seconds.count(), (end - seconds).count()};
+}
 } // namespace detail
 
 /// What one kind of request contributes: its SQE, the value of a non-negative result, and the
@@ -54,9 +65,18 @@ public:
         (void)target_->into(error);
         return *this;
     }
-    template <class Rep, class Period>
-    awaiting with_timeout(std::chrono::duration<Rep, Period> limit) noexcept {
+    template <class Limit>
+    awaiting with_timeout(Limit limit) noexcept {
         (void)target_->with_timeout(limit);
+        return *this;
+    }
+    template <class Deadline>
+    awaiting with_deadline(Deadline deadline) noexcept {
+        (void)target_->with_deadline(deadline);
+        return *this;
+    }
+    awaiting cancel_on(cancellation& signal) noexcept {
+        (void)target_->cancel_on(signal);
         return *this;
     }
 
@@ -65,7 +85,7 @@ private:
 };
 
 /// The awaitable of one io_uring request: submitted when awaited, resumed once after its last
-/// completion, its result mapped to a value or an error. Pinned: its address is the request's.
+/// completion, its result mapped to a value or an error. Pinned once awaited.
 template <io_operation Op>
 class [[nodiscard]] operation : private detail::tracked {
 public:
@@ -84,6 +104,11 @@ public:
         : tracked{{&on_completion}}, ring_(&detail::core_of(owner).owner()),
           owner_(&detail::core_of(owner)), fd_(owner_->fd()), op_{std::forward<Args>(args)...} {}
 
+    /// Moves an operation that has not been awaited yet.
+    operation(operation&& other) noexcept
+        : tracked{{&on_completion}}, ring_(other.ring_), owner_(other.owner_), fd_(other.fd_),
+          error_(other.error_), signal_(other.signal_), limit_(other.limit_),
+          timing_(other.timing_), op_(std::move(other.op_)) {}
     operation(const operation&) = delete;
     operation& operator=(const operation&) = delete;
     operation& operator=(operation&&) = delete;
@@ -94,27 +119,45 @@ public:
         }
     }
 
-    /// Fails with `ETIME` unless it completes within `limit`.
+    /// Fails with `ETIME` unless it completes within `limit` of being awaited.
     template <class Rep, class Period>
     [[nodiscard]] operation with_timeout(std::chrono::duration<Rep, Period> limit) && noexcept {
-        set_timeout(limit);
-        return operation{std::move(*this)};
+        return std::move(time(limit, timing::relative));
     }
-    /// As above, on a named operation.
     template <class Rep, class Period>
     awaiting<operation> with_timeout(std::chrono::duration<Rep, Period> limit) & noexcept {
-        set_timeout(limit);
-        return awaiting<operation>{*this};
+        return awaiting<operation>{time(limit, timing::relative)};
+    }
+
+    /// Fails with `ETIME` unless it completes by `deadline`.
+    template <class Duration>
+    [[nodiscard]] operation with_deadline(
+        std::chrono::time_point<std::chrono::steady_clock, Duration> deadline) && noexcept {
+        return std::move(time(deadline.time_since_epoch(), timing::absolute));
+    }
+    template <class Duration>
+    awaiting<operation> with_deadline(
+        std::chrono::time_point<std::chrono::steady_clock, Duration> deadline) & noexcept {
+        return awaiting<operation>{time(deadline.time_since_epoch(), timing::absolute)};
     }
 
     /// Stores an error in `error` instead of throwing it (and clears it on success).
     [[nodiscard]] operation into(std::error_code& error) && noexcept {
         error_ = &error;
-        return operation{std::move(*this)};
+        return std::move(*this);
     }
-    /// As above, on a named operation.
     awaiting<operation> into(std::error_code& error) & noexcept {
         error_ = &error;
+        return awaiting<operation>{*this};
+    }
+
+    /// Cancelled (`ECANCELED`) when `signal` is, even before it is awaited.
+    [[nodiscard]] operation cancel_on(cancellation& signal) && noexcept {
+        signal_ = &signal;
+        return std::move(*this);
+    }
+    awaiting<operation> cancel_on(cancellation& signal) & noexcept {
+        signal_ = &signal;
         return awaiting<operation>{*this};
     }
 
@@ -129,22 +172,33 @@ public:
     /// True while submitted and not yet completed.
     [[nodiscard]] bool pending() const noexcept { return pending_ != 0; }
 
-    bool await_ready() const noexcept { return false; }
-
-    void await_suspend(std::coroutine_handle<> waiter) noexcept {
-        waiter_ = waiter;
-        if (has_timeout_) {
-            timespec now{};
-            ::clock_gettime(CLOCK_MONOTONIC, &now);
-            const auto end =
-                std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec) + timeout_;
-            const auto seconds = std::chrono::floor<std::chrono::seconds>(end);
-            deadline_ = {seconds.count(), (end - seconds).count()};
+    bool await_ready() noexcept {
+        if constexpr (requires { op_.ready(); }) {
+            return op_.ready(); // the value is there without a request
         }
+        return false;
+    }
+
+    /// Submits the request; false, with the error set, when it fails before any request.
+    bool await_suspend(std::coroutine_handle<> waiter) noexcept {
+        if (owner_ != nullptr && owner_->fd() != fd_) [[unlikely]] {
+            result_ = -EBADF; // closed since it was made: the number may name another file now
+            return false;
+        }
+        if (signal_ != nullptr) [[unlikely]] {
+            link_.cancel = &on_cancel;
+            link_.target = this;
+            if (!detail::watch(*signal_, link_)) {
+                result_ = -ECANCELED;
+                return false;
+            }
+        }
+        waiter_ = waiter;
         if (owner_ != nullptr) {
             owner_->link(*this);
         }
         submit();
+        return true;
     }
 
     value_type await_resume() {
@@ -163,6 +217,8 @@ public:
     }
 
 private:
+    enum class timing : std::uint8_t { none, relative, absolute };
+
     // Out of line: every co_await would otherwise carry its own copy of the message building.
     [[gnu::cold, gnu::noinline]] void fail() {
         // A linked timeout that fired cancels its request: report why it was cancelled.
@@ -174,21 +230,16 @@ private:
         *error_ = ec;
     }
 
-    // Moves only from the adaptors, before the request is submitted.
-    operation(operation&& other) noexcept
-        : tracked{{&on_completion}}, ring_(other.ring_), owner_(other.owner_), fd_(other.fd_),
-          error_(other.error_), has_timeout_(other.has_timeout_), timeout_(other.timeout_),
-          op_(std::move(other.op_)) {}
-
     template <class Rep, class Period>
-    void set_timeout(std::chrono::duration<Rep, Period> limit) noexcept {
-        timeout_ = std::chrono::duration_cast<std::chrono::nanoseconds>(limit);
-        has_timeout_ = true;
+    operation& time(std::chrono::duration<Rep, Period> limit, timing how) noexcept {
+        limit_ = std::chrono::duration_cast<std::chrono::nanoseconds>(limit);
+        timing_ = how;
+        return *this;
     }
 
     void submit() noexcept {
-        if (has_timeout_ || (owner_ != nullptr && owner_->fd() != fd_)) [[unlikely]] {
-            submit_unusual();
+        if (timing_ != timing::none) [[unlikely]] {
+            submit_linked();
             return;
         }
         io_uring_sqe* sqe = ring_->get_sqe();
@@ -197,16 +248,14 @@ private:
         pending_ = 1;
     }
 
-    [[gnu::noinline]] void submit_unusual() noexcept {
-        if (owner_ != nullptr && owner_->fd() != fd_) {
-            // Closed (or replaced) since the operation was made: never use the old number,
-            // which may name another file by now. A NOP completes it with EBADF.
-            closed_ = true;
-            io_uring_sqe* sqe = ring_->get_sqe();
-            io_uring_prep_nop(sqe);
-            io_uring_sqe_set_data64(sqe, user_data());
-            pending_ = 1;
-            return;
+    // Out of line, so that the common submission stays a handful of stores.
+    [[gnu::noinline]] void submit_linked() noexcept {
+        if (pending_ == 0) { // not for a repeated step: the deadline covers every step
+            deadline_ =
+                timing_ == timing::relative
+                    ? detail::monotonic_after(limit_)
+                    : __kernel_timespec{std::chrono::floor<std::chrono::seconds>(limit_).count(),
+                                        (limit_ % std::chrono::seconds(1)).count()};
         }
         ring_->reserve(2); // a linked timeout is submitted with its request, never alone
         io_uring_sqe* sqe = ring_->get_sqe();
@@ -219,12 +268,12 @@ private:
         pending_ = 2;
     }
 
+    static void on_cancel(void* self) noexcept { static_cast<operation*>(self)->cancel(); }
+
     static void on_completion(detail::completion* self, const io_uring_cqe& cqe) noexcept {
         auto& op = *static_cast<operation*>(static_cast<detail::tracked*>(self));
         if ((cqe.user_data & 1U) != 0) {
             op.timed_out_ = op.timed_out_ || cqe.res == -ETIME;
-        } else if (op.closed_) [[unlikely]] {
-            op.result_ = -EBADF;
         } else if constexpr (requires { op.op_.translate(cqe.res); }) {
             op.result_ = op.op_.translate(cqe.res);
         } else {
@@ -240,7 +289,7 @@ private:
                     op.op_.discard(op.result_);
                 }
             }
-            detail::descriptor_core::unlink(op);
+            op.finish();
             return;
         }
         if constexpr (requires { op.op_.again(op.result_); }) {
@@ -255,23 +304,29 @@ private:
                 op.result_ = op.timed_out_ ? -ETIME : closed ? -EBADF : -ECANCELED;
             }
         }
-        detail::descriptor_core::unlink(op);
+        op.finish();
         op.waiter_.resume();
+    }
+
+    void finish() noexcept {
+        detail::descriptor_core::unlink(*this);
+        detail::cancellation_list::unlink(link_);
     }
 
     detail::ring* ring_;
     detail::descriptor_core* owner_ = nullptr;
     int fd_ = -1;
     std::error_code* error_ = nullptr;
+    cancellation* signal_ = nullptr;
     std::coroutine_handle<> waiter_;
     int result_ = 0;
     std::uint8_t pending_ = 0;
-    bool has_timeout_ = false;
     bool timed_out_ = false;
     bool cancel_requested_ = false;
-    bool closed_ = false;
-    std::chrono::nanoseconds timeout_{};
-    __kernel_timespec deadline_; // written in await_suspend when a timeout is set
+    std::chrono::nanoseconds limit_{};
+    timing timing_ = timing::none;
+    detail::cancel_link link_;
+    __kernel_timespec deadline_; // written when the request is submitted with a time limit
     Op op_;
 };
 

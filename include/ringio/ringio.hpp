@@ -3,8 +3,10 @@
 // ringio: the umbrella header, which includes every public header.
 
 #include <ringio/buffer_ring.hpp>
+#include <ringio/cancellation.hpp>
 #include <ringio/descriptor.hpp>
 #include <ringio/endpoint.hpp>
+#include <ringio/input_buffer.hpp>
 #include <ringio/io_context.hpp>
 #include <ringio/map_options.hpp>
 #include <ringio/mappable.hpp>
@@ -13,6 +15,7 @@
 #include <ringio/operation.hpp>
 #include <ringio/resolve.hpp>
 #include <ringio/shared_atomic_ref.hpp>
+#include <ringio/signal_set.hpp>
 #include <ringio/socket.hpp>
 #include <ringio/task.hpp>
 #include <ringio/tcp_listener.hpp>

@@ -92,30 +92,28 @@ class tcp_listener : public descriptor {
 public:
     /// Binds to `local` (`SO_REUSEADDR`; port 0 picks a free port) and listens.
     tcp_listener(io_context& context, const endpoint& local, socket_options options = {})
-        : descriptor(context, detail::open_bound(local, SOCK_STREAM, options, "tcp_listener")) {
+        : descriptor(context, detail::open_bound(local, SOCK_STREAM, options, "tcp_listener"),
+                     local) {
         if (::listen(fd(), options.backlog) != 0) {
             detail::throw_error(detail::last_error(),
                                 "tcp_listener " + detail::describe_endpoint(local) + ": listen");
         }
-        local_ = detail::local_endpoint_of(fd());
+        name_ = detail::local_endpoint_of(fd());
     }
 
     /// The address listened on, with the real port.
-    [[nodiscard]] const endpoint& local_endpoint() const noexcept { return local_; }
+    [[nodiscard]] const endpoint& local_endpoint() const noexcept { return name_; }
 
     /// Accepts one connection (close-on-exec); produces the `tcp_stream`.
     auto accept() {
-        return operation<detail::accept_op>(*this, &context(), fd(), detail::endpoint_copy{local_});
+        return operation<detail::accept_op>(*this, &context(), fd(), detail::endpoint_copy{name_});
     }
 
     /// Every connection, from one multishot accept.
     multishot<tcp_stream> accept_all() {
         return detail::multishot_policy<tcp_stream>::open(
-            detail::core_of(*this), {&context(), detail::endpoint_copy{local_}});
+            detail::core_of(*this), {&context(), detail::endpoint_copy{name_}});
     }
-
-private:
-    endpoint local_;
 };
 
 } // namespace ringio

@@ -78,8 +78,11 @@ struct multishot_policy<buffer_lease> {
     }
     [[gnu::noinline]] static buffer_lease end(slot& self, state& s, const entry& got,
                                               std::error_code* error) {
-        if (s.end > 0) {
+        if (s.end > 0 && (got.flags & wait_cancelled) == 0) {
             s.end = got.result; // the first end, or error, is the stream's for good
+        } else if ((got.flags & wait_cancelled) != 0) {
+            report(error_from_result(got.result), error, "recv from " + s.peer.text());
+            return {};
         }
         if (s.end < 0) {
             const int code = s.end;
@@ -100,20 +103,18 @@ struct multishot_policy<buffer_lease> {
 class tcp_stream : public descriptor {
 public:
     /// A stream that is not connected yet: `connect` opens its socket.
-    explicit tcp_stream(io_context& context) noexcept : descriptor(context, -1) {}
+    explicit tcp_stream(io_context& context) noexcept : descriptor(context, -1, endpoint{}) {}
 
-    /// Adopts `fd`, a connected TCP socket whose peer is `peer`.
+    /// Adopts `fd`, a connected stream socket whose peer is `peer`.
     tcp_stream(io_context& context, int fd, const endpoint& peer) noexcept
-        : descriptor(context, fd), peer_(peer) {}
+        : descriptor(context, fd, peer) {}
 
     tcp_stream(tcp_stream&& other) noexcept
-        : descriptor(std::move(other)), peer_(other.peer_),
-          sends_(std::exchange(other.sends_, nullptr)) {}
+        : descriptor(std::move(other)), sends_(std::exchange(other.sends_, nullptr)) {}
     tcp_stream& operator=(tcp_stream&& other) noexcept {
         if (this != &other) {
             drop_sends();
             descriptor::operator=(std::move(other));
-            peer_ = other.peer_;
             sends_ = std::exchange(other.sends_, nullptr);
         }
         return *this;
@@ -123,13 +124,13 @@ public:
     ~tcp_stream() { drop_sends(); }
 
     /// The peer: the one accepted from, or given to `connect`.
-    [[nodiscard]] const endpoint& remote_endpoint() const noexcept { return peer_; }
+    [[nodiscard]] const endpoint& remote_endpoint() const noexcept { return name_; }
     /// The local address (`getsockname`).
     [[nodiscard]] endpoint local_endpoint() const { return detail::local_endpoint_of(fd()); }
 
     /// Connects to `target`, opening a socket of its family first.
     auto connect(const endpoint& target) {
-        peer_ = target;
+        name_ = target;
         drop_sends();
         int failure = 0;
         if (!is_open() || family() != target.family()) {
@@ -140,41 +141,11 @@ public:
         return operation<detail::connect_op>(*this, fd(), target, failure);
     }
 
-    /// Receives up to `buffer`'s size; 0 means the peer closed its side.
-    template <class R>
-    requires detail::mutable_byte_range<std::remove_reference_t<R>>
-    auto read(R&& buffer) {
-        return operation<reader>(*this, reader{fd(), detail::writable_bytes_of(buffer),
-                                               detail::current_position, peer()});
-    }
-    /// Receives until `buffer` is full; ENODATA if the peer closes first.
-    template <class R>
-    requires detail::mutable_byte_range<std::remove_reference_t<R>>
-    auto read_exact(R&& buffer) {
-        return operation<detail::whole<reader>>(
-            *this,
-            reader{fd(), detail::writable_bytes_of(buffer), detail::current_position, peer()});
-    }
-    /// Sends up to `buffer`'s size; EPIPE, never SIGPIPE, when the peer has gone.
-    template <class R>
-    requires detail::byte_range<std::remove_reference_t<R>>
-    auto write(R&& buffer) {
-        return operation<writer>(
-            *this, writer{fd(), detail::bytes_of(buffer), detail::current_position, peer(), true});
-    }
-    /// Sends all of `buffer`.
-    template <class R>
-    requires detail::byte_range<std::remove_reference_t<R>>
-    auto write_all(R&& buffer) {
-        return operation<detail::whole<writer>>(
-            *this, writer{fd(), detail::bytes_of(buffer), detail::current_position, peer(), true});
-    }
-
     /// Chunks as they arrive, each in a buffer of `buffers`; at most `budget` held at once.
     multishot<buffer_lease> receive(buffer_ring& buffers, unsigned budget = 2) {
         using policy = detail::multishot_policy<buffer_lease>;
         return policy::open(detail::core_of(*this), detail::pool_of(buffers), budget,
-                            {detail::endpoint_copy{peer_}});
+                            {detail::endpoint_copy{name_}});
     }
 
     /// Sends `chunk` after the chunks sent before, without waiting; its buffer goes back once
@@ -211,8 +182,6 @@ public:
     }
 
 private:
-    using reader = detail::read_op<detail::endpoint_copy>;
-    using writer = detail::write_op<detail::endpoint_copy>;
     friend detail::multishot_policy<buffer_lease>;
 
     // The awaitable of `flush`.
@@ -233,8 +202,6 @@ private:
         tcp_stream* owner_;
         std::error_code* error_ = nullptr;
     };
-
-    detail::endpoint_copy peer() const noexcept { return detail::endpoint_copy{peer_}; }
 
     int family() const noexcept {
         sockaddr_storage local{};
@@ -275,7 +242,7 @@ private:
             return;
         }
         detail::report(detail::error_from_result(code), error,
-                       "send to " + detail::describe_endpoint(peer_));
+                       "send to " + detail::describe_endpoint(name_));
     }
 
     void check(int result, const char* what) const {
@@ -283,7 +250,7 @@ private:
             detail::throw_error(
                 detail::last_error(),
                 std::string(what) + ' ' +
-                    (peer_.empty() ? "fd " + std::to_string(fd()) : peer_.to_string()));
+                    (name_.empty() ? "fd " + std::to_string(fd()) : name_.to_string()));
         }
     }
 
@@ -293,7 +260,6 @@ private:
         }
     }
 
-    endpoint peer_;
     detail::send_queue* sends_ = nullptr;
 };
 

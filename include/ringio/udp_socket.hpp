@@ -175,12 +175,13 @@ class udp_socket : public descriptor {
 public:
     /// A socket bound to `local` (port 0 picks a free port).
     udp_socket(io_context& context, const endpoint& local, socket_options options = {})
-        : descriptor(context, detail::open_bound(local, SOCK_DGRAM, options, "udp_socket")),
-          local_(detail::local_endpoint_of(fd())) {}
+        : descriptor(context, detail::open_bound(local, SOCK_DGRAM, options, "udp_socket"), local) {
+        name_ = detail::local_endpoint_of(fd());
+    }
 
     /// An unbound socket of `family` (`AF_INET` or `AF_INET6`); the first sendto binds it.
     udp_socket(io_context& context, int family)
-        : descriptor(context, ::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {
+        : descriptor(context, ::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0), endpoint{}) {
         if (!is_open()) {
             detail::throw_error(detail::last_error(),
                                 "udp_socket of family " + std::to_string(family));
@@ -195,7 +196,7 @@ public:
     requires detail::mutable_byte_range<std::remove_reference_t<R>>
     auto recvfrom(R&& buffer) {
         return operation<detail::recvfrom_op>(*this, fd(), detail::writable_bytes_of(buffer),
-                                              detail::endpoint_copy{local_});
+                                              detail::endpoint_copy{name_});
     }
 
     /// Sends `buffer` as one datagram to `destination`; produces the bytes sent.
@@ -210,17 +211,14 @@ public:
         using policy = detail::multishot_policy<datagram>;
         if (buffers.buffer_size() <= policy::overhead) {
             detail::throw_error(std::make_error_code(std::errc::invalid_argument),
-                                "receive_from on " + detail::describe_endpoint(local_) +
+                                "receive_from on " + detail::describe_endpoint(name_) +
                                     ": buffers of " + std::to_string(buffers.buffer_size()) +
                                     " bytes leave no room past the " +
                                     std::to_string(policy::overhead) + " bytes of the header");
         }
         return policy::open(detail::core_of(*this), detail::pool_of(buffers), budget,
-                            {detail::endpoint_copy{local_}});
+                            {detail::endpoint_copy{name_}});
     }
-
-private:
-    endpoint local_;
 };
 
 } // namespace ringio

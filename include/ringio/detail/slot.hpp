@@ -23,6 +23,9 @@ struct entry {
     std::uint32_t flags;
 };
 
+/// The flag of the entry a cancelled wait gets: an error of that wait, not of the stream.
+inline constexpr std::uint32_t wait_cancelled = 1U << 15;
+
 /// A consumer suspended on a slot; it lives in its awaitable, in the coroutine frame.
 struct waiter {
     std::coroutine_handle<> handle;
@@ -89,6 +92,20 @@ public:
         arm_if_allowed();
         return true;
     }
+
+    /// Stops `w` waiting (a cancellation); false when it was no longer waiting.
+    bool forget_waiter(waiter& w) noexcept {
+        for (waiter** at = &waiters_; *at != nullptr; at = &(*at)->next) {
+            if (*at == &w) {
+                *at = w.next;
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// The ring the slot's requests go through.
+    [[nodiscard]] ring& owner_ring() const noexcept { return *ring_; }
 
     /// The entry handed to `w`, else the oldest queued, else none (result 0, no buffer: a
     /// stream whose owner already knows it has ended).

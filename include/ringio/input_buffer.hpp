@@ -1,0 +1,171 @@
+#pragma once
+
+// input_buffer: bytes read ahead of what has been consumed, in storage the user owns, and the
+// request that reads into it until a record is complete (read_until).
+
+#include <ringio/detail/bytes.hpp>
+#include <ringio/detail/valgrind.hpp>
+
+#include <liburing.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace ringio {
+
+namespace detail {
+template <class Match>
+struct until_op;
+} // namespace detail
+
+/// The storage of `read_until`: what was read past the record returned stays here for the
+/// next call. The storage's size is the longest record it can return.
+class input_buffer {
+public:
+    /// Reads into `storage` (any byte or character range), which must outlive the buffer.
+    template <class R>
+    requires detail::mutable_byte_range<R>
+    explicit input_buffer(R& storage) noexcept
+        : storage_(reinterpret_cast<char*>(std::data(storage)), std::size(storage)) {}
+
+    /// What was read and not yet returned.
+    [[nodiscard]] std::string_view data() const noexcept {
+        return {storage_.data() + begin_ + taken_, end_ - begin_ - taken_};
+    }
+    /// The longest record it can hold.
+    [[nodiscard]] std::size_t capacity() const noexcept { return storage_.size(); }
+
+private:
+    template <class Match>
+    friend struct detail::until_op;
+
+    std::span<char> storage_;
+    std::size_t begin_ = 0; // the first byte of the last record returned
+    std::size_t end_ = 0;   // past the last byte read
+    std::size_t taken_ = 0; // bytes of the last record returned, its delimiter included
+};
+
+namespace detail {
+
+/// Finds a delimiter: the length of the record before it and of the delimiter itself.
+struct delimiter {
+    std::string text; // short delimiters stay inline
+    /// The record's length, and the delimiter's, in `data` (searched from `from`); none: npos.
+    [[nodiscard]] std::pair<std::size_t, std::size_t> find(std::string_view data,
+                                                           std::size_t from) const noexcept {
+        const std::size_t at = data.find(text, from);
+        return {at, text.size()};
+    }
+    /// Where a search may start again after `seen` bytes were searched: a delimiter may straddle.
+    [[nodiscard]] std::size_t resume(std::size_t seen) const noexcept {
+        return seen >= text.size() ? seen - text.size() + 1 : 0;
+    }
+};
+
+/// A predicate: the length of the complete record at the start of `data`, or 0 for none yet.
+template <class Predicate>
+struct predicate {
+    Predicate complete;
+    [[nodiscard]] std::pair<std::size_t, std::size_t> find(std::string_view data,
+                                                           std::size_t /*from*/) const {
+        const std::size_t length = complete(data);
+        return {length == 0 ? std::string_view::npos : length, 0};
+    }
+    [[nodiscard]] static std::size_t resume(std::size_t /*seen*/) noexcept { return 0; }
+};
+
+/// IORING_OP_READ into an input_buffer until `Match` finds a whole record: produces the record
+/// (without its delimiter), the rest kept; nullopt at the end of the stream. EMSGSIZE when the
+/// buffer fills without one.
+template <class Match>
+struct until_op {
+    int fd;
+    input_buffer* in;
+    Match match;
+    std::string name; // what errors call the descriptor
+    std::size_t searched = 0;
+    std::size_t record = std::string_view::npos;
+    std::size_t skip = 0;
+    bool full = false;
+
+    // Drops the record returned last time, then looks for one among the bytes already read.
+    bool ready() {
+        input_buffer& b = *in;
+        b.begin_ += b.taken_;
+        b.taken_ = 0;
+        if (b.begin_ == b.end_) {
+            b.begin_ = b.end_ = 0;
+        }
+        return look();
+    }
+    void prepare(io_uring_sqe* sqe) noexcept {
+        input_buffer& b = *in;
+        if (b.begin_ > 0 && b.end_ == b.storage_.size()) {
+            std::memmove(b.storage_.data(), b.storage_.data() + b.begin_, b.end_ - b.begin_);
+            b.end_ -= b.begin_;
+            b.begin_ = 0;
+        }
+        io_uring_prep_read(sqe, fd, b.storage_.data() + b.end_,
+                           clamp_size(b.storage_.size() - b.end_), ~std::uint64_t{0});
+    }
+    int translate(int result) const noexcept {
+        if (result > 0) {
+            mark_received(in->storage_.data() + in->end_, static_cast<std::size_t>(result));
+        }
+        return result;
+    }
+    bool again(int& result) {
+        input_buffer& b = *in;
+        if (result == 0) { // a last record without its delimiter is still a record
+            record = b.end_ > b.begin_ ? b.end_ - b.begin_ : std::string_view::npos;
+            skip = 0;
+            return false;
+        }
+        b.end_ += static_cast<std::size_t>(result);
+        if (look()) {
+            return false;
+        }
+        if (b.end_ - b.begin_ == b.storage_.size()) {
+            full = true;
+            result = -EMSGSIZE;
+            return false;
+        }
+        return true;
+    }
+    std::optional<std::string_view> complete(int /*result*/) noexcept {
+        if (record == std::string_view::npos) {
+            return std::nullopt;
+        }
+        input_buffer& b = *in;
+        b.taken_ = record + skip;
+        return std::string_view{b.storage_.data() + b.begin_, record};
+    }
+    std::string describe() const {
+        return "read_until " + name +
+               (full ? " (" + std::to_string(in->capacity()) + " bytes without the end of a record)"
+                     : "");
+    }
+
+private:
+    bool look() {
+        input_buffer& b = *in;
+        const std::string_view data{b.storage_.data() + b.begin_, b.end_ - b.begin_};
+        const auto [at, length] = match.find(data, match.resume(searched));
+        searched = data.size();
+        if (at == std::string_view::npos) {
+            return false;
+        }
+        record = at;
+        skip = length;
+        return true;
+    }
+};
+
+} // namespace detail
+
+} // namespace ringio
