@@ -27,11 +27,13 @@ namespace ringio {
 
 namespace detail {
 
-/// "read fd 5", "read fd 5 at offset 8", or "read from 127.0.0.1:80" when it has a name.
+/// "read fd 5", "read fd 5 at offset 8", or "read from 127.0.0.1:80" for a named socket
+/// (`subject`, an endpoint).
 inline std::string request_name(const char* verb, const char* preposition, int fd,
-                                std::uint64_t offset, const endpoint_copy& name) {
-    if (!name.empty()) {
-        return std::string(verb) + ' ' + preposition + ' ' + name.text();
+                                std::uint64_t offset, const void* subject) {
+    const auto* name = static_cast<const endpoint*>(subject);
+    if (name != nullptr && !name->empty()) {
+        return std::string(verb) + ' ' + preposition + ' ' + name->to_string();
     }
     std::string text = std::string(verb) + " fd " + std::to_string(fd);
     if (offset != current_position) {
@@ -47,7 +49,6 @@ struct read_op {
     int fd;
     std::span<std::byte> buffer;
     std::uint64_t offset = current_position;
-    endpoint_copy name{};
 
     void prepare(io_uring_sqe* sqe) noexcept {
         if (buffer.empty()) {
@@ -68,10 +69,11 @@ struct read_op {
         buffer = buffer.subspan(count);
         offset += offset != current_position ? count : 0;
     }
-    std::string describe(const char* verb = "read") const {
-        return request_name(verb, "from", fd, offset, name) +
+    std::string describe(const void* subject, const char* verb = "read") const {
+        return request_name(verb, "from", fd, offset, subject) +
                (buffer.empty() ? " (an empty buffer)" : "");
     }
+    std::string describe() const { return describe(nullptr); }
 };
 
 /// IORING_OP_WRITE, or IORING_OP_SEND with MSG_NOSIGNAL on a socket (EPIPE, never SIGPIPE).
@@ -81,7 +83,6 @@ struct write_op {
     int fd;
     std::span<const std::byte> buffer;
     std::uint64_t offset = current_position;
-    endpoint_copy name{};
     bool socket = false;
 
     void prepare(io_uring_sqe* sqe) noexcept {
@@ -96,8 +97,96 @@ struct write_op {
         buffer = buffer.subspan(count);
         offset += offset != current_position ? count : 0;
     }
-    std::string describe(const char* verb = "write") const {
-        return request_name(verb, "to", fd, offset, name);
+    std::string describe(const void* subject, const char* verb = "write") const {
+        return request_name(verb, "to", fd, offset, subject);
+    }
+    std::string describe() const { return describe(nullptr); }
+};
+
+/// IORING_OP_READ into an input_buffer until `Match` finds a whole record: produces the record
+/// (without its delimiter), the rest kept; nullopt at the end of the stream. EMSGSIZE when the
+/// buffer fills without one.
+template <class Match>
+struct until_op {
+    int fd;
+    input_buffer* in;
+    Match match;
+    std::size_t searched = 0;
+    std::size_t record = std::string_view::npos;
+    std::size_t skip = 0;
+    bool full = false;
+
+    // Drops the record returned last time, then looks for one among the bytes already read.
+    bool ready() {
+        input_buffer& b = *in;
+        b.begin_ += b.taken_;
+        b.taken_ = 0;
+        if (b.begin_ == b.end_) {
+            b.begin_ = b.end_ = 0;
+        }
+        return look();
+    }
+    void prepare(io_uring_sqe* sqe) noexcept {
+        input_buffer& b = *in;
+        if (b.begin_ > 0 && b.end_ == b.storage_.size()) {
+            std::memmove(b.storage_.data(), b.storage_.data() + b.begin_, b.end_ - b.begin_);
+            b.end_ -= b.begin_;
+            b.begin_ = 0;
+        }
+        io_uring_prep_read(sqe, fd, b.storage_.data() + b.end_,
+                           clamp_size(b.storage_.size() - b.end_), ~std::uint64_t{0});
+    }
+    int translate(int result) const noexcept {
+        if (result > 0) {
+            mark_received(in->storage_.data() + in->end_, static_cast<std::size_t>(result));
+        }
+        return result;
+    }
+    bool again(int& result) {
+        input_buffer& b = *in;
+        if (result == 0) { // a last record without its delimiter is still a record
+            record = b.end_ > b.begin_ ? b.end_ - b.begin_ : std::string_view::npos;
+            skip = 0;
+            return false;
+        }
+        b.end_ += static_cast<std::size_t>(result);
+        if (look()) {
+            return false;
+        }
+        if (b.end_ - b.begin_ == b.storage_.size()) {
+            full = true;
+            result = -EMSGSIZE;
+            return false;
+        }
+        return true;
+    }
+    std::optional<std::string_view> complete(int /*result*/) noexcept {
+        if (record == std::string_view::npos) {
+            return std::nullopt;
+        }
+        input_buffer& b = *in;
+        b.taken_ = record + skip;
+        return std::string_view{b.storage_.data() + b.begin_, record};
+    }
+    std::string describe(const void* subject) const {
+        return request_name("read_until", "from", fd, current_position, subject) +
+               (full ? " (" + std::to_string(in->capacity()) + " bytes without the end of a record)"
+                     : "");
+    }
+    std::string describe() const { return describe(nullptr); }
+
+private:
+    bool look() {
+        input_buffer& b = *in;
+        const std::string_view data{b.storage_.data() + b.begin_, b.end_ - b.begin_};
+        const auto [at, length] = match.find(data, match.resume(searched));
+        searched = data.size();
+        if (at == std::string_view::npos) {
+            return false;
+        }
+        record = at;
+        skip = length;
+        return true;
     }
 };
 
@@ -128,12 +217,13 @@ struct whole {
         return done < total;
     }
     std::size_t complete(int /*result*/) const noexcept { return done; }
-    std::string describe() const {
-        return op.describe(Op::whole_verb) +
+    std::string describe(const void* subject) const {
+        return op.describe(subject, Op::whole_verb) +
                (ended ? " (end of stream after " + std::to_string(done) + " of " +
                             std::to_string(total) + " bytes)"
                       : "");
     }
+    std::string describe() const { return describe(nullptr); }
 };
 
 } // namespace detail
@@ -145,8 +235,21 @@ public:
     descriptor(io_context& context, int fd) noexcept
         : context_(&context), core_(detail::ring_of(context), fd) {}
 
-    descriptor(descriptor&& other) noexcept = default;
-    descriptor& operator=(descriptor&& other) noexcept = default;
+    descriptor(descriptor&& other) noexcept
+        : name_(other.name_), context_(other.context_), core_(std::move(other.core_)),
+          socket_(other.socket_) {
+        core_.set_subject(socket_ ? &name_ : nullptr);
+    }
+    descriptor& operator=(descriptor&& other) noexcept {
+        if (this != &other) {
+            context_ = other.context_;
+            core_ = std::move(other.core_);
+            name_ = other.name_;
+            socket_ = other.socket_;
+            core_.set_subject(socket_ ? &name_ : nullptr);
+        }
+        return *this;
+    }
     ~descriptor() = default;
 
     /// The descriptor's number, -1 once closed.
@@ -167,23 +270,20 @@ public:
     template <class R>
     requires detail::mutable_byte_range<std::remove_reference_t<R>>
     auto read(R&& buffer) {
-        return operation<detail::read_op>(*this, fd(), detail::writable_bytes_of(buffer),
-                                          detail::current_position, name());
+        return operation<detail::read_op>(*this, fd(), detail::writable_bytes_of(buffer));
     }
     /// Reads at byte `offset` (pread).
     template <class R>
     requires detail::mutable_byte_range<std::remove_reference_t<R>>
     auto read_at(std::uint64_t offset, R&& buffer) {
-        return operation<detail::read_op>(*this, fd(), detail::writable_bytes_of(buffer), offset,
-                                          name());
+        return operation<detail::read_op>(*this, fd(), detail::writable_bytes_of(buffer), offset);
     }
     /// Reads until `buffer` is full; ENODATA if the stream ends first.
     template <class R>
     requires detail::mutable_byte_range<std::remove_reference_t<R>>
     auto read_exact(R&& buffer) {
         return operation<detail::whole<detail::read_op>>(
-            *this, detail::read_op{fd(), detail::writable_bytes_of(buffer),
-                                   detail::current_position, name()});
+            *this, detail::read_op{fd(), detail::writable_bytes_of(buffer)});
     }
     /// Reads into `in` until `delimiter`; produces the record without it (nullopt at the end).
     auto read_until(input_buffer& in, std::string_view delimiter) {
@@ -223,7 +323,9 @@ public:
 protected:
     /// A socket: its writes are sends, and errors name it by `name` (a peer, a local address).
     descriptor(io_context& context, int fd, const endpoint& name) noexcept
-        : context_(&context), core_(detail::ring_of(context), fd), name_(name), socket_(true) {}
+        : name_(name), context_(&context), core_(detail::ring_of(context), fd), socket_(true) {
+        core_.set_subject(&name_);
+    }
 
     [[nodiscard]] int fd() const noexcept { return core_.fd(); }
     void reset(int fd) noexcept { core_.reset(fd); }
@@ -232,16 +334,12 @@ protected:
 private:
     friend detail::descriptor_core& detail::core_of(descriptor& owner) noexcept;
 
-    detail::endpoint_copy name() const noexcept { return detail::endpoint_copy{name_}; }
     detail::write_op writer(std::span<const std::byte> bytes) const noexcept {
-        return {fd(), bytes, detail::current_position, name(), socket_};
+        return {fd(), bytes, detail::current_position, socket_};
     }
     template <class Match>
     operation<detail::until_op<Match>> until(input_buffer& in, Match match) {
-        const detail::endpoint_copy who = name();
-        return operation<detail::until_op<Match>>(*this, fd(), &in, std::move(match),
-                                                  who.empty() ? "fd " + std::to_string(fd())
-                                                              : "from " + who.text());
+        return operation<detail::until_op<Match>>(*this, fd(), &in, std::move(match));
     }
 
     io_context* context_;

@@ -1,6 +1,6 @@
 #pragma once
 
-// endpoint: an IPv4 or IPv6 address and port, parsed from and printed as text.
+// endpoint: a socket address (IPv4, IPv6 or Unix domain), parsed from and printed as text.
 
 #include <ringio/detail/error.hpp>
 #include <ringio/detail/parse.hpp>
@@ -9,7 +9,9 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
+#include <algorithm>
 #include <array>
 #include <compare>
 #include <cstddef>
@@ -21,15 +23,14 @@
 
 namespace ringio {
 
-/// An IPv4 or IPv6 address and port, held as the `sockaddr_storage` the kernel reads and writes,
-/// with its length.
+/// A socket address held as the `sockaddr_storage` the kernel reads and writes, with its length:
+/// IPv4 or IPv6 with a port, or a Unix domain socket's path or abstract name.
 class endpoint {
 public:
-    /// Creates an empty endpoint (family `AF_UNSPEC`, size 0, port 0).
+    /// An empty endpoint (family `AF_UNSPEC`, size 0).
     endpoint() noexcept = default;
 
-    /// Creates an IPv4 endpoint from an address in network byte order (as `inet_pton` writes it)
-    /// and a port in host byte order.
+    /// IPv4, from an address in network byte order and a port in host byte order.
     endpoint(in_addr address, std::uint16_t port) noexcept {
         sockaddr_in v4{};
         v4.sin_family = AF_INET;
@@ -38,8 +39,7 @@ public:
         store(&v4, sizeof v4);
     }
 
-    /// Creates an IPv6 endpoint from an address, a port in host byte order and a scope id (the
-    /// interface index a link-local address belongs to; 0 for none).
+    /// IPv6, from an address, a port in host byte order and a scope id (0 for none).
     endpoint(const in6_addr& address, std::uint16_t port, std::uint32_t scope_id = 0) noexcept {
         sockaddr_in6 v6{};
         v6.sin6_family = AF_INET6;
@@ -49,7 +49,7 @@ public:
         store(&v6, sizeof v6);
     }
 
-    /// Copies an IPv4 or IPv6 socket address, such as one from `getaddrinfo` or `accept`.
+    /// Copies a socket address of family `AF_INET`, `AF_INET6` or `AF_UNIX`.
     endpoint(const sockaddr* address, socklen_t size) {
         std::error_code ec;
         assign(address, size, ec);
@@ -57,77 +57,101 @@ public:
             detail::throw_error(ec, "endpoint from sockaddr" + describe(address, size));
         }
     }
-
-    /// Like the constructor above, but reports an error through `ec` and leaves the endpoint
-    /// empty instead of throwing.
+    /// As above, reporting an error through `ec` (the endpoint is then empty).
     endpoint(const sockaddr* address, socklen_t size, std::error_code& ec) noexcept {
         assign(address, size, ec);
     }
 
-    /// Parses `a.b.c.d:port` or `[ipv6]:port`; an IPv6 address may carry a scope, either an
-    /// interface name or a decimal index.
+    /// Parses `a.b.c.d:port`, `[ipv6%scope]:port`, `unix:/path` or `unix:@abstract`.
     [[nodiscard]] static endpoint parse(std::string_view text);
-
-    /// Like `parse` above, but reports `std::errc::invalid_argument` through `ec` and returns an
-    /// empty endpoint instead of throwing.
+    /// As above, reporting `invalid_argument` through `ec` (and returning an empty endpoint).
     [[nodiscard]] static endpoint parse(std::string_view text, std::error_code& ec) noexcept;
 
-    /// The IPv4 loopback endpoint `127.0.0.1:port`.
+    /// `127.0.0.1:port`.
     [[nodiscard]] static endpoint loopback_v4(std::uint16_t port) noexcept {
         return {in_addr{htonl(INADDR_LOOPBACK)}, port};
     }
-    /// The IPv6 loopback endpoint `[::1]:port`.
+    /// `[::1]:port`.
     [[nodiscard]] static endpoint loopback_v6(std::uint16_t port) noexcept {
         return {in6addr_loopback, port};
     }
-    /// The IPv4 wildcard endpoint `0.0.0.0:port`, to bind a server on every interface.
+    /// `0.0.0.0:port`, to bind on every interface.
     [[nodiscard]] static endpoint any_v4(std::uint16_t port) noexcept {
         return {in_addr{htonl(INADDR_ANY)}, port};
     }
-    /// The IPv6 wildcard endpoint `[::]:port`, to bind a server on every interface.
+    /// `[::]:port`, to bind on every interface (and IPv4 too, unless `v6_only`).
     [[nodiscard]] static endpoint any_v6(std::uint16_t port) noexcept {
         return {in6addr_any, port};
     }
+    /// A Unix domain socket at `path` in the file system; ENAMETOOLONG past 107 bytes.
+    [[nodiscard]] static endpoint unix_path(std::string_view path) { return local(path, false); }
+    /// A Unix domain socket in the abstract namespace (Linux), named `name`.
+    [[nodiscard]] static endpoint unix_abstract(std::string_view name) { return local(name, true); }
 
-    /// The address family: `AF_INET`, `AF_INET6`, or `AF_UNSPEC` when empty.
+    /// `AF_INET`, `AF_INET6`, `AF_UNIX`, or `AF_UNSPEC` when empty.
     [[nodiscard]] int family() const noexcept {
         return size_ == 0 ? AF_UNSPEC : storage_.ss_family;
     }
-    /// True for an IPv4 endpoint.
+    /// True for IPv4.
     [[nodiscard]] bool is_v4() const noexcept { return family() == AF_INET; }
-    /// True for an IPv6 endpoint.
+    /// True for IPv6.
     [[nodiscard]] bool is_v6() const noexcept { return family() == AF_INET6; }
-    /// True for an empty endpoint (default-constructed, or not yet filled by the kernel).
+    /// True for a Unix domain socket's address (which may be unnamed).
+    [[nodiscard]] bool is_unix() const noexcept { return family() == AF_UNIX; }
+    /// True for an empty endpoint.
     [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
 
-    /// The port in host byte order; 0 when empty.
-    [[nodiscard]] std::uint16_t port() const noexcept;
+    /// The port in host byte order; 0 for a Unix address or an empty endpoint.
+    [[nodiscard]] std::uint16_t port() const noexcept {
+        return is_v4()   ? ntohs(as<sockaddr_in>().sin_port)
+               : is_v6() ? ntohs(as<sockaddr_in6>().sin6_port)
+                         : std::uint16_t{0};
+    }
+    /// The IPv6 scope id (an interface index); 0 for none and for other families.
+    [[nodiscard]] std::uint32_t scope_id() const noexcept {
+        return is_v6() ? as<sockaddr_in6>().sin6_scope_id : 0;
+    }
+    /// A Unix address's path, or its abstract name after a NUL byte; empty when unnamed.
+    [[nodiscard]] std::string_view unix_name() const noexcept {
+        if (!is_unix()) {
+            return {};
+        }
+        const char* path =
+            reinterpret_cast<const char*>(&storage_) + offsetof(sockaddr_un, sun_path);
+        std::size_t length = size_ - offsetof(sockaddr_un, sun_path);
+        while (length > 0 && path[0] != '\0' && path[length - 1] == '\0') {
+            --length; // a path's terminating NUL, which the kernel may count
+        }
+        return {path, length};
+    }
+    /// True for an IPv4-mapped IPv6 address (`[::ffff:1.2.3.4]:80`).
+    [[nodiscard]] bool is_v4_mapped() const noexcept {
+        const auto v6 = as<sockaddr_in6>();
+        return is_v6() && IN6_IS_ADDR_V4MAPPED(&v6.sin6_addr) != 0;
+    }
+    /// The IPv4 form of an IPv4-mapped endpoint; any other endpoint unchanged.
+    [[nodiscard]] endpoint unmapped() const noexcept {
+        if (!is_v4_mapped()) {
+            return *this;
+        }
+        in_addr v4;
+        const auto v6 = as<sockaddr_in6>();
+        std::memcpy(&v4, &v6.sin6_addr.s6_addr[12], sizeof v4);
+        return {v4, port()};
+    }
 
-    /// The IPv6 scope id (an interface index); 0 for none, for IPv4 and when empty.
-    [[nodiscard]] std::uint32_t scope_id() const noexcept;
-
-    /// True for an IPv4-mapped IPv6 address (`[::ffff:1.2.3.4]:80`): how a dual-stack IPv6
-    /// socket reports an IPv4 peer.
-    [[nodiscard]] bool is_v4_mapped() const noexcept;
-
-    /// The IPv4 form of an IPv4-mapped endpoint (`1.2.3.4:80`); any other endpoint unchanged.
-    [[nodiscard]] endpoint unmapped() const noexcept;
-
-    /// The socket address, for `bind`, `connect`, `sendto` and their io_uring forms.
+    /// The socket address, for `bind`, `connect` and `sendto`.
     [[nodiscard]] const sockaddr* data() const noexcept {
         return reinterpret_cast<const sockaddr*>(&storage_);
     }
-    /// The length of the socket address at `data()`: `sizeof(sockaddr_in)`,
-    /// `sizeof(sockaddr_in6)`, or 0 when empty.
+    /// The length of the socket address at `data()`; 0 when empty.
     [[nodiscard]] socklen_t size() const noexcept { return size_; }
-
-    /// Empties the endpoint and returns its storage, `capacity()` bytes, for the kernel to fill
-    /// (`accept`, `recvmsg`); then call `resize` with the length the kernel reported.
+    /// Empties the endpoint and returns its storage, `capacity()` bytes, for the kernel to fill.
     [[nodiscard]] sockaddr* mutable_data() noexcept {
         size_ = 0;
         return reinterpret_cast<sockaddr*>(&storage_);
     }
-    /// The number of bytes at `mutable_data()`: `sizeof(sockaddr_storage)`.
+    /// The number of bytes at `mutable_data()`.
     [[nodiscard]] static constexpr socklen_t capacity() noexcept {
         return static_cast<socklen_t>(sizeof(sockaddr_storage));
     }
@@ -140,29 +164,52 @@ public:
             detail::throw_error(ec, "resize endpoint" + describe(data(), size));
         }
     }
-
-    /// Like `resize` above, but reports an error through `ec` instead of throwing.
+    /// As above, reporting an error through `ec` (the endpoint is then empty).
     void resize(socklen_t size, std::error_code& ec) noexcept {
-        if (size == 0) {
-            size_ = 0;
-            ec.clear();
-            return;
-        }
         if (size > capacity()) {
             size_ = 0;
             ec = std::make_error_code(std::errc::invalid_argument);
-            return;
+        } else if (size == 0) {
+            size_ = 0;
+            ec.clear();
+        } else {
+            assign(data(), size, ec);
         }
-        assign(data(), size, ec);
     }
 
-    /// Prints `127.0.0.1:8080` or `[::1]:8080` (`[fe80::1%eth0]:80` with a scope, the interface
-    /// name when one has that index, else the index); an empty endpoint prints as "".
+    /// `127.0.0.1:8080`, `[::1]:8080`, `[fe80::1%eth0]:80`, `unix:/path`, `unix:@name`; "" when
+    /// empty. The text parses back to an equal endpoint.
     [[nodiscard]] std::string to_string() const;
 
 private:
-    // Copies a validated IPv4 or IPv6 address; on error the endpoint is left empty. `address`
-    // may point into storage_ itself (resize), hence memmove.
+    friend struct endpoint_key;
+
+    // A copy, not a cast: reading the storage through another structure's type would alias it.
+    template <class Address>
+    Address as() const noexcept {
+        Address address;
+        std::memcpy(&address, &storage_, sizeof address);
+        return address;
+    }
+
+    static endpoint local(std::string_view name, bool abstract) {
+        sockaddr_un un{};
+        un.sun_family = AF_UNIX;
+        const std::size_t room = sizeof un.sun_path - 1 - (abstract ? 1 : 0);
+        if (name.size() > room || name.find('\0') != std::string_view::npos) {
+            detail::throw_error(
+                std::make_error_code(name.size() > room ? std::errc::filename_too_long
+                                                        : std::errc::invalid_argument),
+                "endpoint " + std::string(abstract ? "unix:@" : "unix:") + detail::quote(name));
+        }
+        name.copy(un.sun_path + (abstract ? 1 : 0), name.size());
+        endpoint e;
+        e.store(&un, offsetof(sockaddr_un, sun_path) + (abstract ? 1 : 0) + name.size() +
+                         (abstract ? 0 : 1));
+        return e;
+    }
+
+    // Copies a validated address; `address` may point into storage_ itself, hence memmove.
     void assign(const sockaddr* address, socklen_t size, std::error_code& ec) noexcept {
         size_ = 0;
         ec.clear();
@@ -170,16 +217,20 @@ private:
             ec = std::make_error_code(std::errc::invalid_argument);
             return;
         }
-        const auto needed = address->sa_family == AF_INET    ? sizeof(sockaddr_in)
-                            : address->sa_family == AF_INET6 ? sizeof(sockaddr_in6)
-                                                             : 0;
-        if (needed == 0) {
+        const sa_family_t f = address->sa_family;
+        const std::size_t fixed = f == AF_INET    ? sizeof(sockaddr_in)
+                                  : f == AF_INET6 ? sizeof(sockaddr_in6)
+                                                  : 0;
+        if (f == AF_UNIX) {
+            std::memmove(&storage_, address, std::min<std::size_t>(size, sizeof(sockaddr_un)));
+            size_ = static_cast<socklen_t>(std::min<std::size_t>(size, sizeof(sockaddr_un)));
+        } else if (fixed == 0) {
             ec = std::make_error_code(std::errc::address_family_not_supported);
-        } else if (size < needed) {
+        } else if (size < fixed) {
             ec = std::make_error_code(std::errc::invalid_argument);
         } else {
-            std::memmove(&storage_, address, needed);
-            size_ = static_cast<socklen_t>(needed);
+            std::memmove(&storage_, address, fixed);
+            size_ = static_cast<socklen_t>(fixed);
         }
     }
 
@@ -200,204 +251,129 @@ private:
     socklen_t size_ = 0;
 };
 
-/// True when both endpoints have the same family, address, port and scope id.
-inline bool operator==(const endpoint& a, const endpoint& b) noexcept;
-
-/// Orders endpoints by family (empty, then IPv4, then IPv6), address, scope id and port, so
-/// that they can key a `std::map`; consistent with `==`.
-inline std::strong_ordering operator<=>(const endpoint& a, const endpoint& b) noexcept;
-
-namespace detail {
-
-/// What identifies an endpoint: the fields that `==`, `<=>` and `std::hash` look at.
+/// What `==`, `<=>` and `std::hash` look at: the family, then the address bytes in order of
+/// significance (port and scope in network order); never padding or the IPv6 flow label.
 struct endpoint_key {
-    int family = AF_UNSPEC;
-    std::array<unsigned char, 16> address{};
-    std::uint32_t scope_id = 0;
-    std::uint16_t port = 0;
+    int family;
+    std::array<char, sizeof(sockaddr_un)> bytes{};
+    std::size_t size = 0;
 
-    friend auto operator<=>(const endpoint_key&, const endpoint_key&) = default;
-};
-
-inline endpoint_key key_of(const endpoint& e) noexcept {
-    endpoint_key key;
-    key.family = e.family();
-    key.port = e.port();
-    key.scope_id = e.scope_id();
-    // memcpy out of the storage rather than casting to sockaddr_in, which would alias it.
-    if (e.is_v4()) {
-        sockaddr_in v4;
-        std::memcpy(&v4, e.data(), sizeof v4);
-        std::memcpy(key.address.data(), &v4.sin_addr, sizeof v4.sin_addr);
-    } else if (e.is_v6()) {
-        sockaddr_in6 v6;
-        std::memcpy(&v6, e.data(), sizeof v6);
-        std::memcpy(key.address.data(), &v6.sin6_addr, sizeof v6.sin6_addr);
-    }
-    return key;
-}
-
-/// An operation's own copy of the endpoint its errors name (a stream's peer, a socket's or a
-/// listener's address), so that an error reported after the socket was destroyed (ECANCELED,
-class endpoint_copy {
-public:
-    /// Names nothing. User-provided, so that value-initialising one does not zero the bytes.
-    endpoint_copy() noexcept {} // NOLINT(modernize-use-equals-default)
-
-    /// Copies `e`'s address.
-    explicit endpoint_copy(const endpoint& e) noexcept
-        : size_(e.size() < sizeof bytes_ ? e.size() : static_cast<socklen_t>(sizeof bytes_)) {
-        // All of bytes_, whatever size_: `e` holds a whole sockaddr_storage, and a copy of a
-        // fixed size is a few moves where one of a variable size is a loop (`rep movsb`).
-        static_assert(sizeof bytes_ <= sizeof(sockaddr_storage));
-        std::memcpy(bytes_, e.data(), sizeof bytes_);
-    }
-
-    /// True when it names nothing.
-    [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
-
-    /// The endpoint copied, as text (for request_name).
-    [[nodiscard]] std::string text() const { return get().to_string(); }
-
-    /// The endpoint copied.
-    [[nodiscard]] endpoint get() const noexcept {
-        if (size_ == 0) {
-            return {};
+    explicit endpoint_key(const endpoint& e) noexcept : family(e.family()) {
+        if (e.is_v4()) {
+            const auto v4 = e.as<sockaddr_in>();
+            add(&v4.sin_addr, sizeof v4.sin_addr);
+            add(&v4.sin_port, sizeof v4.sin_port);
+        } else if (e.is_v6()) {
+            const auto v6 = e.as<sockaddr_in6>();
+            const std::uint32_t scope = htonl(v6.sin6_scope_id);
+            add(&v6.sin6_addr, sizeof v6.sin6_addr);
+            add(&scope, sizeof scope);
+            add(&v6.sin6_port, sizeof v6.sin6_port);
+        } else {
+            const std::string_view name = e.unix_name();
+            add(name.data(), name.size());
         }
-        sockaddr_storage address{};
-        std::memcpy(&address, bytes_, size_);
-        std::error_code ignored; // copied from a valid endpoint
-        return {reinterpret_cast<const sockaddr*>(&address), size_, ignored};
     }
-
-    /// The copy an operation needs: `e`'s for the throwing form, none for the form that stores
-    /// its error in `error`, whose message nobody reads.
-    static endpoint_copy for_errors(const endpoint& e, const std::error_code* error) noexcept {
-        return error != nullptr ? endpoint_copy{} : endpoint_copy{e};
+    [[nodiscard]] std::string_view view() const noexcept { return {bytes.data(), size}; }
+    friend bool operator==(const endpoint_key& a, const endpoint_key& b) noexcept {
+        return a.family == b.family && a.view() == b.view();
+    }
+    friend std::strong_ordering operator<=>(const endpoint_key& a, const endpoint_key& b) noexcept {
+        if (a.family != b.family) {
+            return a.family <=> b.family;
+        }
+        return a.view().compare(b.view()) <=> 0;
     }
 
 private:
-    // Left uninitialised: only the first size_ bytes are ever read.
-    unsigned char bytes_[sizeof(sockaddr_in6)];
-    socklen_t size_ = 0;
+    void add(const void* from, std::size_t count) noexcept {
+        std::memcpy(bytes.data() + size, from, count);
+        size += count;
+    }
 };
+
+/// True when both endpoints have the same family and address (port and scope included).
+inline bool operator==(const endpoint& a, const endpoint& b) noexcept {
+    return endpoint_key(a) == endpoint_key(b);
+}
+
+/// Orders endpoints by family, then address, scope and port, so that they can key a `std::map`.
+inline std::strong_ordering operator<=>(const endpoint& a, const endpoint& b) noexcept {
+    return endpoint_key(a) <=> endpoint_key(b);
+}
+
+namespace detail {
 
 /// Names `e` in an error message, which must never show an empty slot.
 inline std::string describe_endpoint(const endpoint& e) {
     return e.empty() ? std::string("an empty endpoint") : e.to_string();
 }
 
-// As `detail::parse_endpoint`, into an endpoint.
-inline const char* parse_endpoint(std::string_view text, endpoint& out) noexcept {
-    parsed_endpoint parsed;
-    const char* why = parse_endpoint(text, parsed);
-    if (why == nullptr) {
-        out = parsed.is_v6 ? endpoint(parsed.v6, parsed.port, parsed.scope_id)
-                           : endpoint(parsed.v4, parsed.port);
-    }
-    return why;
-}
-
 } // namespace detail
 
-inline endpoint endpoint::parse(std::string_view text) {
-    endpoint result;
-    if (const char* why = detail::parse_endpoint(text, result)) {
-        detail::throw_error(std::make_error_code(std::errc::invalid_argument),
-                            "parse endpoint " + detail::quote(text) + ": " + why);
-    }
-    return result;
-}
-
 inline endpoint endpoint::parse(std::string_view text, std::error_code& ec) noexcept {
-    endpoint result;
     ec.clear();
-    if (detail::parse_endpoint(text, result) != nullptr) {
+    if (text.starts_with("unix:")) {
+        const std::string_view name = text.substr(5);
+        const bool abstract = name.starts_with('@');
+        try {
+            return abstract ? unix_abstract(name.substr(1)) : unix_path(name);
+        } catch (const std::exception&) {
+            ec = std::make_error_code(std::errc::invalid_argument);
+            return {};
+        }
+    }
+    detail::parsed_endpoint parsed;
+    if (detail::parse_endpoint(text, parsed) != nullptr) {
         ec = std::make_error_code(std::errc::invalid_argument);
         return {};
     }
+    return parsed.is_v6 ? endpoint(parsed.v6, parsed.port, parsed.scope_id)
+                        : endpoint(parsed.v4, parsed.port);
+}
+
+inline endpoint endpoint::parse(std::string_view text) {
+    std::error_code ec;
+    endpoint result = parse(text, ec);
+    if (ec) {
+        detail::parsed_endpoint ignored;
+        const char* why = text.starts_with("unix:")
+                              ? "a Unix path may not hold a NUL byte or pass 107 bytes"
+                              : detail::parse_endpoint(text, ignored);
+        detail::throw_error(ec, "parse endpoint " + detail::quote(text) + ": " + why);
+    }
     return result;
 }
 
-inline std::uint16_t endpoint::port() const noexcept {
-    // sin_port and sin6_port sit at the same offset, but each family is read through its own
-    // structure rather than relying on that.
-    if (is_v4()) {
-        sockaddr_in v4;
-        std::memcpy(&v4, &storage_, sizeof v4);
-        return ntohs(v4.sin_port);
-    }
-    if (is_v6()) {
-        sockaddr_in6 v6;
-        std::memcpy(&v6, &storage_, sizeof v6);
-        return ntohs(v6.sin6_port);
-    }
-    return 0;
-}
-
-inline std::uint32_t endpoint::scope_id() const noexcept {
-    if (!is_v6()) {
-        return 0;
-    }
-    sockaddr_in6 v6;
-    std::memcpy(&v6, &storage_, sizeof v6);
-    return v6.sin6_scope_id;
-}
-
-inline bool endpoint::is_v4_mapped() const noexcept {
-    if (!is_v6()) {
-        return false;
-    }
-    sockaddr_in6 v6;
-    std::memcpy(&v6, &storage_, sizeof v6);
-    return IN6_IS_ADDR_V4MAPPED(&v6.sin6_addr) != 0;
-}
-
-inline endpoint endpoint::unmapped() const noexcept {
-    if (!is_v4_mapped()) {
-        return *this;
-    }
-    sockaddr_in6 v6;
-    std::memcpy(&v6, &storage_, sizeof v6);
-    in_addr v4;
-    std::memcpy(&v4, &v6.sin6_addr.s6_addr[12], sizeof v4);
-    return {v4, port()};
-}
-
 inline std::string endpoint::to_string() const {
-    std::array<char, INET6_ADDRSTRLEN> address{};
-    const auto key = detail::key_of(*this);
-    if (is_v4()) {
-        ::inet_ntop(AF_INET, key.address.data(), address.data(), sizeof address);
-        return std::string(address.data()) + ':' + std::to_string(key.port);
+    if (is_unix()) {
+        const std::string_view name = unix_name();
+        return !name.empty() && name[0] == '\0' ? "unix:@" + std::string(name.substr(1))
+                                                : "unix:" + std::string(name);
     }
-    if (!is_v6()) {
+    if (!is_v4() && !is_v6()) {
         return {};
     }
-    ::inet_ntop(AF_INET6, key.address.data(), address.data(), sizeof address);
-    std::string text = "[";
-    text += address.data();
-    if (key.scope_id != 0) {
+    std::array<char, INET6_ADDRSTRLEN> text{};
+    if (is_v4()) {
+        const auto v4 = as<sockaddr_in>();
+        ::inet_ntop(AF_INET, &v4.sin_addr, text.data(), sizeof text);
+        return std::string(text.data()) + ':' + std::to_string(port());
+    }
+    const auto v6 = as<sockaddr_in6>();
+    ::inet_ntop(AF_INET6, &v6.sin6_addr, text.data(), sizeof text);
+    std::string out = "[" + std::string(text.data());
+    if (const std::uint32_t scope = scope_id(); scope != 0) {
         // The interface's name reads better than its index, but only a name that parse reads
         // back as the same scope will do: not all digits, nothing that ends the brackets early.
         std::array<char, IF_NAMESIZE> name{};
-        const bool named = ::if_indextoname(key.scope_id, name.data()) != nullptr &&
+        const bool named = ::if_indextoname(scope, name.data()) != nullptr &&
                            !detail::all_digits(name.data()) &&
                            std::string_view(name.data()).find_first_of("]%") == std::string::npos;
-        text += '%';
-        text += named ? std::string(name.data()) : std::to_string(key.scope_id);
+        out += '%';
+        out += named ? std::string(name.data()) : std::to_string(scope);
     }
-    text += "]:";
-    text += std::to_string(key.port);
-    return text;
-}
-
-inline bool operator==(const endpoint& a, const endpoint& b) noexcept {
-    return detail::key_of(a) == detail::key_of(b);
-}
-
-inline std::strong_ordering operator<=>(const endpoint& a, const endpoint& b) noexcept {
-    return detail::key_of(a) <=> detail::key_of(b);
+    return out + "]:" + std::to_string(port());
 }
 
 } // namespace ringio
@@ -406,13 +382,7 @@ inline std::strong_ordering operator<=>(const endpoint& a, const endpoint& b) no
 template <>
 struct std::hash<ringio::endpoint> {
     std::size_t operator()(const ringio::endpoint& e) const noexcept {
-        const auto key = ringio::detail::key_of(e);
-        // Serialise the key's fields without their padding, then hash the bytes.
-        std::array<char, 1 + 16 + 4 + 2> bytes{};
-        bytes[0] = static_cast<char>(key.family);
-        std::memcpy(&bytes[1], key.address.data(), key.address.size());
-        std::memcpy(&bytes[17], &key.scope_id, sizeof key.scope_id);
-        std::memcpy(&bytes[21], &key.port, sizeof key.port);
-        return std::hash<std::string_view>{}(std::string_view(bytes.data(), bytes.size()));
+        const ringio::endpoint_key key(e);
+        return std::hash<std::string_view>{}(key.view()) ^ static_cast<std::size_t>(key.family);
     }
 };

@@ -5,6 +5,10 @@
 #include <ringio/detail/ring.hpp>
 #include <ringio/detail/roots.hpp>
 
+#include <exception>
+#include <type_traits>
+#include <utility>
+
 namespace ringio {
 
 class io_context;
@@ -53,13 +57,13 @@ public:
     /// One turn: submits, waits for a completion if anything is in flight, resumes.
     void run_once() {
         ring_.turn(ring_.in_flight() > 0);
-        roots_.rethrow_first();
+        roots_.deliver();
     }
 
     /// One turn without waiting; true while anything is still in flight.
     bool poll() {
         ring_.turn(false);
-        roots_.rethrow_first();
+        roots_.deliver();
         return ring_.in_flight() > 0;
     }
 
@@ -74,6 +78,20 @@ public:
 
     /// Requests submitted (or prepared) whose last completion has not arrived.
     [[nodiscard]] std::size_t in_flight() const noexcept { return ring_.in_flight(); }
+
+    /// Calls `handler(std::exception_ptr)` with each exception that escapes a spawned task,
+    /// from the loop, instead of rethrowing it from `run()`; the loop goes on.
+    template <class Handler>
+    requires std::is_invocable_v<Handler&, std::exception_ptr>
+    void on_error(Handler handler) {
+        auto* object = new Handler(std::move(handler));
+        roots_.handler_.object = {object, [](void* p) {
+                                      delete static_cast<Handler*>(p);
+                                  }};
+        roots_.handler_.call = [](void* p, std::exception_ptr error) {
+            (*static_cast<Handler*>(p))(std::move(error));
+        };
+    }
 
     /// The `IORING_SETUP_*` flags the ring was created with.
     [[nodiscard]] unsigned setup_flags() const noexcept { return ring_.flags(); }

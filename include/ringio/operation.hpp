@@ -225,7 +225,11 @@ private:
         const int code = result_ == -ECANCELED && timed_out_ ? ETIME : -result_;
         const std::error_code ec(code, std::system_category());
         if (error_ == nullptr) {
-            detail::throw_error(ec, op_.describe());
+            if constexpr (requires { op_.describe(subject_); }) {
+                detail::throw_error(ec, op_.describe(subject_));
+            } else {
+                detail::throw_error(ec, op_.describe());
+            }
         }
         *error_ = ec;
     }
@@ -309,6 +313,8 @@ private:
     }
 
     void finish() noexcept {
+        // Still linked, the descriptor is open, and it outlives the resumption that may read it.
+        subject_ = core != nullptr ? core->subject() : nullptr;
         detail::descriptor_core::unlink(*this);
         detail::cancellation_list::unlink(link_);
     }
@@ -318,6 +324,7 @@ private:
     int fd_ = -1;
     std::error_code* error_ = nullptr;
     cancellation* signal_ = nullptr;
+    const void* subject_ = nullptr; // what the descriptor's errors name it by, when known
     std::coroutine_handle<> waiter_;
     int result_ = 0;
     std::uint8_t pending_ = 0;

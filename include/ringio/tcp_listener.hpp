@@ -37,7 +37,6 @@ inline tcp_stream accepted(io_context& context, int fd) {
 struct accept_op {
     io_context* context;
     int fd;
-    endpoint_copy local; // named by errors
 
     void prepare(io_uring_sqe* sqe) noexcept {
         io_uring_prep_accept(sqe, fd, nullptr, nullptr, SOCK_CLOEXEC);
@@ -45,7 +44,10 @@ struct accept_op {
     tcp_stream complete(int result) const { return accepted(*context, result); }
     static void discard(int result) noexcept { ::close(result); } // accepted during shutdown
     tcp_stream failed() const { return tcp_stream{*context}; }
-    [[nodiscard]] std::string describe() const { return "accept on " + local.text(); }
+    [[nodiscard]] std::string describe(const void* subject) const {
+        return request_name("accept", "on", fd, current_position, subject);
+    }
+    [[nodiscard]] std::string describe() const { return describe(nullptr); }
 };
 
 /// A listener's stream of connections: one multishot accept (one accept per arming on kernels
@@ -55,7 +57,6 @@ template <>
 struct multishot_policy<tcp_stream> {
     struct state {
         io_context* context;
-        endpoint_copy local;
     };
     static void arm(slot& self, io_uring_sqe* sqe) noexcept {
         if (self.multishot()) {
@@ -75,9 +76,10 @@ struct multishot_policy<tcp_stream> {
         return {socket, nullptr, 0, initial};
     }
     static bool ready(const state& /*s*/) noexcept { return false; }
-    static tcp_stream take(slot& /*self*/, state& s, const entry& got, std::error_code* error) {
+    static tcp_stream take(slot& self, state& s, const entry& got, std::error_code* error) {
         if (got.result < 0) {
-            report(error_from_result(got.result), error, "accept on " + s.local.text());
+            report(error_from_result(got.result), error,
+                   request_name("accept", "on", self.fd(), current_position, self.subject()));
             return tcp_stream{*s.context};
         }
         clear(error);
@@ -105,14 +107,11 @@ public:
     [[nodiscard]] const endpoint& local_endpoint() const noexcept { return name_; }
 
     /// Accepts one connection (close-on-exec); produces the `tcp_stream`.
-    auto accept() {
-        return operation<detail::accept_op>(*this, &context(), fd(), detail::endpoint_copy{name_});
-    }
+    auto accept() { return operation<detail::accept_op>(*this, &context(), fd()); }
 
     /// Every connection, from one multishot accept.
     multishot<tcp_stream> accept_all() {
-        return detail::multishot_policy<tcp_stream>::open(
-            detail::core_of(*this), {&context(), detail::endpoint_copy{name_}});
+        return detail::multishot_policy<tcp_stream>::open(detail::core_of(*this), {&context()});
     }
 };
 

@@ -49,8 +49,7 @@ struct connect_op {
 template <>
 struct multishot_policy<buffer_lease> {
     struct state {
-        endpoint_copy peer; // named by errors; a copy, since the stream may be gone by then
-        int end = 1;        // 1 while data may come; 0 at the end; else the error, for good
+        int end = 1; // 1 while data may come; 0 at the end; else the error, for good
     };
     static void arm(slot& self, io_uring_sqe* sqe) noexcept {
         io_uring_prep_recv(sqe, self.fd(), nullptr, 0, 0);
@@ -81,7 +80,8 @@ struct multishot_policy<buffer_lease> {
         if (s.end > 0 && (got.flags & wait_cancelled) == 0) {
             s.end = got.result; // the first end, or error, is the stream's for good
         } else if ((got.flags & wait_cancelled) != 0) {
-            report(error_from_result(got.result), error, "recv from " + s.peer.text());
+            report(error_from_result(got.result), error,
+                   request_name("recv", "from", self.fd(), current_position, self.subject()));
             return {};
         }
         if (s.end < 0) {
@@ -89,7 +89,8 @@ struct multishot_policy<buffer_lease> {
             if (self.closed()) {
                 s.end = -EBADF; // reported once; then the closed stream is EBADF
             }
-            report(error_from_result(code), error, "recv from " + s.peer.text());
+            report(error_from_result(code), error,
+                   request_name("recv", "from", self.fd(), current_position, self.subject()));
         } else {
             clear(error);
         }
@@ -144,8 +145,7 @@ public:
     /// Chunks as they arrive, each in a buffer of `buffers`; at most `budget` held at once.
     multishot<buffer_lease> receive(buffer_ring& buffers, unsigned budget = 2) {
         using policy = detail::multishot_policy<buffer_lease>;
-        return policy::open(detail::core_of(*this), detail::pool_of(buffers), budget,
-                            {detail::endpoint_copy{name_}});
+        return policy::open(detail::core_of(*this), detail::pool_of(buffers), budget, {});
     }
 
     /// Sends `chunk` after the chunks sent before, without waiting; its buffer goes back once

@@ -43,7 +43,6 @@ namespace detail {
 struct recvfrom_op {
     int fd;
     std::span<std::byte> buffer;
-    endpoint_copy local; // named by errors
     endpoint sender{};
     iovec vector{};
     msghdr message{};
@@ -66,9 +65,10 @@ struct recvfrom_op {
         sender.resize(message.msg_namelen, ignored);
         return {stored, sender, length > buffer.size()};
     }
-    [[nodiscard]] std::string describe() const {
-        return local.empty() ? "recvfrom fd " + std::to_string(fd) : "recvfrom on " + local.text();
+    [[nodiscard]] std::string describe(const void* subject) const {
+        return request_name("recvfrom", "on", fd, current_position, subject);
     }
+    [[nodiscard]] std::string describe() const { return describe(nullptr); }
 };
 
 /// IORING_OP_SENDMSG: one datagram to one destination.
@@ -99,9 +99,7 @@ struct sendto_op {
 template <>
 struct multishot_policy<datagram> {
     static constexpr std::size_t overhead = sizeof(io_uring_recvmsg_out) + sizeof(sockaddr_in6);
-    struct state {
-        endpoint_copy local;
-    };
+    struct state {};
     // What the kernel reads when it takes the SQE: room for an IPv4 or IPv6 sender. A multishot
     // recvmsg writes its results into the buffer, never back here, so one serves every socket.
     static msghdr* layout() noexcept {
@@ -125,7 +123,7 @@ struct multishot_policy<datagram> {
         return {socket, &pool, budget, initial};
     }
     static bool ready(const state& /*s*/) noexcept { return false; }
-    static datagram take(slot& self, state& s, const entry& got, std::error_code* error) {
+    static datagram take(slot& self, state& /*s*/, const entry& got, std::error_code* error) {
         int result = got.result;
         if ((got.flags & IORING_CQE_F_BUFFER) != 0) {
             datagram d;
@@ -139,8 +137,7 @@ struct multishot_policy<datagram> {
             result = -EBADMSG; // not the layout asked for: never hand out a misread datagram
         }
         report(error_from_result(result), error,
-               s.local.empty() ? "recvfrom fd " + std::to_string(self.fd())
-                               : "recvfrom on " + s.local.text());
+               request_name("recvfrom", "on", self.fd(), current_position, self.subject()));
         return {};
     }
     // Reads the kernel's layout of the `length` bytes of the buffer: header, sender, payload.
@@ -195,8 +192,7 @@ public:
     template <class R>
     requires detail::mutable_byte_range<std::remove_reference_t<R>>
     auto recvfrom(R&& buffer) {
-        return operation<detail::recvfrom_op>(*this, fd(), detail::writable_bytes_of(buffer),
-                                              detail::endpoint_copy{name_});
+        return operation<detail::recvfrom_op>(*this, fd(), detail::writable_bytes_of(buffer));
     }
 
     /// Sends `buffer` as one datagram to `destination`; produces the bytes sent.
@@ -216,8 +212,7 @@ public:
                                     " bytes leave no room past the " +
                                     std::to_string(policy::overhead) + " bytes of the header");
         }
-        return policy::open(detail::core_of(*this), detail::pool_of(buffers), budget,
-                            {detail::endpoint_copy{name_}});
+        return policy::open(detail::core_of(*this), detail::pool_of(buffers), budget, {});
     }
 };
 

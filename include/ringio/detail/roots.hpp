@@ -5,6 +5,7 @@
 #include <coroutine>
 #include <cstdio>
 #include <exception>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -59,9 +60,16 @@ public:
         }
     }
 
-    /// Rethrows the oldest exception kept, if any, and forgets it.
-    void rethrow_first() {
+    /// Hands each exception kept to the handler, if one is set; else rethrows the oldest.
+    void deliver() {
         if (!errors_.empty()) [[unlikely]] {
+            if (handler_.call != nullptr) {
+                std::vector<std::exception_ptr> errors = std::exchange(errors_, {});
+                for (std::exception_ptr& error : errors) {
+                    handler_.call(handler_.object.get(), std::move(error));
+                }
+                return;
+            }
             std::exception_ptr error = std::move(errors_.front());
             errors_.erase(errors_.begin());
             std::rethrow_exception(error);
@@ -98,6 +106,15 @@ private:
 
     root_hook head_;
     std::vector<std::exception_ptr> errors_;
+
+public:
+    /// What `deliver` calls instead of rethrowing: any callable taking an exception_ptr.
+    struct handler {
+        void (*call)(void* object, std::exception_ptr error) = nullptr;
+        std::unique_ptr<void, void (*)(void*)> object{nullptr, [](void*) {
+                                                      }};
+    };
+    handler handler_;
 };
 
 } // namespace ringio::detail

@@ -140,6 +140,10 @@ public:
     [[nodiscard]] int fd() const noexcept { return fd_; }
     [[nodiscard]] void* owner() const noexcept { return owner_; }
     [[nodiscard]] bool multishot() const noexcept { return multishot_; }
+    /// What errors name the descriptor by, while it is open.
+    [[nodiscard]] const void* subject() const noexcept {
+        return core != nullptr ? core->subject() : nullptr;
+    }
     /// True once the descriptor was closed (or the slot orphaned).
     [[nodiscard]] bool closed() const noexcept { return core == nullptr; }
 

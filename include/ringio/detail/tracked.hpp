@@ -56,6 +56,9 @@ public:
 
     [[nodiscard]] int fd() const noexcept { return fd_; }
     [[nodiscard]] ring& owner() const noexcept { return *ring_; }
+    /// What errors name the descriptor by (the socket's endpoint), or null.
+    [[nodiscard]] const void* subject() const noexcept { return subject_; }
+    void set_subject(const void* subject) noexcept { subject_ = subject; }
 
     void link(tracked& node) noexcept {
         node.core = this;
@@ -122,6 +125,7 @@ private:
     ring* ring_;
     int fd_;
     tracked* head_ = nullptr;
+    const void* subject_ = nullptr; // re-pointed by the owner when it moves
 };
 
 } // namespace ringio::detail
