@@ -204,6 +204,10 @@ private:
         }
         name.copy(un.sun_path + (abstract ? 1 : 0), name.size());
         endpoint e;
+        if (name.empty() && !abstract) {
+            e.store(&un, sizeof un.sun_family); // unnamed, as the kernel reports an unbound peer
+            return e;
+        }
         e.store(&un, offsetof(sockaddr_un, sun_path) + (abstract ? 1 : 0) + name.size() +
                          (abstract ? 0 : 1));
         return e;

@@ -116,9 +116,12 @@ private:
     friend Policy;
 
     // A stream on `socket`, holding at most `budget` entries at once (0: no bound).
-    multishot(detail::descriptor_core& socket, void* owner, unsigned budget, state_type state)
+    multishot(detail::descriptor_core& socket, void* owner, unsigned budget, state_type state,
+              int param = 0)
         : slot_(detail::slot::create(socket, Policy::kind, owner, budget)),
-          state_(std::move(state)) {}
+          state_(std::move(state)) {
+        slot_->set_param(param);
+    }
 
     void reset() noexcept {
         if (slot_ != nullptr) {

@@ -7,9 +7,12 @@
 
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <string>
+#include <string_view>
 
 namespace ringio {
 
@@ -32,6 +35,24 @@ inline void set_option(int fd, int level, int name, int value, const std::string
     }
 }
 
+/// True when `path` holds a Unix socket that nobody listens on any more (a server that ended
+/// without removing it): connecting is refused.
+inline bool stale_unix_socket(const endpoint& local) noexcept {
+    const std::string_view name = local.unix_name();
+    struct stat info {};
+    if (name.empty() || name[0] == '\0' || ::lstat(std::string(name).c_str(), &info) != 0 ||
+        !S_ISSOCK(info.st_mode)) {
+        return false;
+    }
+    const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const bool refused =
+        probe >= 0 && ::connect(probe, local.data(), local.size()) != 0 && errno == ECONNREFUSED;
+    if (probe >= 0) {
+        ::close(probe);
+    }
+    return refused;
+}
+
 /// A close-on-exec socket of `local`'s family and `type`, with `options`, bound to `local`;
 /// errors name `kind` and the address. The caller owns the descriptor.
 inline int open_bound(const endpoint& local, int type, const socket_options& options,
@@ -42,7 +63,7 @@ inline int open_bound(const endpoint& local, int type, const socket_options& opt
         throw_error(last_error(), where);
     }
     try {
-        if (type == SOCK_STREAM) {
+        if (type == SOCK_STREAM && !local.is_unix()) {
             set_option(fd, SOL_SOCKET, SO_REUSEADDR, 1, where + ": SO_REUSEADDR");
         }
         if (options.reuse_port) {
@@ -53,13 +74,26 @@ inline int open_bound(const endpoint& local, int type, const socket_options& opt
                        where + ": IPV6_V6ONLY");
         }
         if (::bind(fd, local.data(), local.size()) != 0) {
-            throw_error(last_error(), where + ": bind");
+            // A stale Unix socket in the way is replaced, as a restarted server expects.
+            if (errno != EADDRINUSE || !stale_unix_socket(local) ||
+                ::unlink(std::string(local.unix_name()).c_str()) != 0 ||
+                ::bind(fd, local.data(), local.size()) != 0) {
+                throw_error(last_error(), where + ": bind");
+            }
         }
     } catch (...) {
         ::close(fd);
         throw;
     }
     return fd;
+}
+
+/// The address family of socket `fd`, `AF_UNSPEC` if it has none.
+inline int family_of(int fd) noexcept {
+    sockaddr_storage local{};
+    socklen_t size = sizeof local;
+    return ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &size) == 0 ? local.ss_family
+                                                                              : AF_UNSPEC;
 }
 
 /// The address `fd` is bound to (`getsockname`).

@@ -134,7 +134,7 @@ public:
         name_ = target;
         drop_sends();
         int failure = 0;
-        if (!is_open() || family() != target.family()) {
+        if (!is_open() || detail::family_of(fd()) != target.family()) {
             const int fd = ::socket(target.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
             failure = fd < 0 ? errno : 0;
             reset(fd);
@@ -202,14 +202,6 @@ private:
         tcp_stream* owner_;
         std::error_code* error_ = nullptr;
     };
-
-    int family() const noexcept {
-        sockaddr_storage local{};
-        socklen_t size = sizeof local;
-        return ::getsockname(fd(), reinterpret_cast<sockaddr*>(&local), &size) == 0
-                   ? local.ss_family
-                   : AF_UNSPEC;
-    }
 
     // Nothing in flight, no error, the stream open: send at once.
     bool fast_send(buffer_lease& chunk) noexcept {

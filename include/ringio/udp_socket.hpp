@@ -98,20 +98,29 @@ struct sendto_op {
 /// kernel's header and the sender's address. Kernel: 6.0.
 template <>
 struct multishot_policy<datagram> {
-    static constexpr std::size_t overhead = sizeof(io_uring_recvmsg_out) + sizeof(sockaddr_in6);
     struct state {};
-    // What the kernel reads when it takes the SQE: room for an IPv4 or IPv6 sender. A multishot
-    // recvmsg writes its results into the buffer, never back here, so one serves every socket.
-    static msghdr* layout() noexcept {
-        static msghdr shape = [] {
+    /// The bytes of each buffer before the payload: the kernel's header, room for a sender.
+    static constexpr std::size_t overhead(int family) noexcept {
+        return sizeof(io_uring_recvmsg_out) +
+               (family == AF_UNIX ? sizeof(sockaddr_un) : sizeof(sockaddr_in6));
+    }
+    // What the kernel reads when it takes the SQE: room for a sender of the socket's family. A
+    // multishot recvmsg writes its results into the buffer, never back here, so one serves all.
+    static msghdr* layout(int family) noexcept {
+        static msghdr inet = [] {
             msghdr m{};
             m.msg_namelen = sizeof(sockaddr_in6);
             return m;
         }();
-        return &shape;
+        static msghdr local = [] {
+            msghdr m{};
+            m.msg_namelen = sizeof(sockaddr_un);
+            return m;
+        }();
+        return family == AF_UNIX ? &local : &inet;
     }
     static void arm(slot& self, io_uring_sqe* sqe) noexcept {
-        io_uring_prep_recvmsg_multishot(sqe, self.fd(), layout(), MSG_TRUNC);
+        io_uring_prep_recvmsg_multishot(sqe, self.fd(), layout(self.param()), MSG_TRUNC);
         sqe->flags |= IOSQE_BUFFER_SELECT;
         sqe->buf_group = static_cast<buffer_pool*>(self.owner())->group();
     }
@@ -119,8 +128,8 @@ struct multishot_policy<datagram> {
                                     &buffer_pool::forget, true};
 
     static multishot<datagram> open(descriptor_core& socket, buffer_pool& pool, unsigned budget,
-                                    state initial) {
-        return {socket, &pool, budget, initial};
+                                    int family) {
+        return {socket, &pool, budget, {}, family};
     }
     static bool ready(const state& /*s*/) noexcept { return false; }
     static datagram take(slot& self, state& /*s*/, const entry& got, std::error_code* error) {
@@ -128,8 +137,9 @@ struct multishot_policy<datagram> {
         if ((got.flags & IORING_CQE_F_BUFFER) != 0) {
             datagram d;
             lent_buffer& lent = lent_of(d.payload);
-            lent = lent_buffer::of(self, got.flags >> IORING_CQE_BUFFER_SHIFT, overhead, 0);
-            if (parse(lent, result, d)) [[likely]] {
+            const auto room = static_cast<std::uint32_t>(overhead(self.param()));
+            lent = lent_buffer::of(self, got.flags >> IORING_CQE_BUFFER_SHIFT, room, 0);
+            if (parse(lent, room, result, d)) [[likely]] {
                 clear(error);
                 return d;
             }
@@ -141,7 +151,7 @@ struct multishot_policy<datagram> {
         return {};
     }
     // Reads the kernel's layout of the `length` bytes of the buffer: header, sender, payload.
-    static bool parse(lent_buffer& lent, int length, datagram& d) noexcept {
+    static bool parse(lent_buffer& lent, std::size_t overhead, int length, datagram& d) noexcept {
         const auto& pool = *static_cast<buffer_pool*>(lent.from->owner());
         if (length < 0 || static_cast<std::size_t>(length) < overhead ||
             static_cast<std::size_t>(length) > pool.size()) [[unlikely]] {
@@ -151,7 +161,7 @@ struct multishot_policy<datagram> {
         io_uring_recvmsg_out header;
         std::memcpy(&header, start, sizeof header);
         std::error_code bad;
-        if (header.namelen > sizeof(sockaddr_in6)) [[unlikely]] {
+        if (header.namelen > overhead - sizeof header) [[unlikely]] {
             return false;
         }
         std::memcpy(d.sender.mutable_data(), start + sizeof header, header.namelen);
@@ -205,14 +215,15 @@ public:
     /// Datagrams as they arrive, each in a buffer of `buffers`; at most `budget` held at once.
     multishot<datagram> receive_from(buffer_ring& buffers, unsigned budget = 64) {
         using policy = detail::multishot_policy<datagram>;
-        if (buffers.buffer_size() <= policy::overhead) {
-            detail::throw_error(std::make_error_code(std::errc::invalid_argument),
-                                "receive_from on " + detail::describe_endpoint(name_) +
-                                    ": buffers of " + std::to_string(buffers.buffer_size()) +
-                                    " bytes leave no room past the " +
-                                    std::to_string(policy::overhead) + " bytes of the header");
+        const int family = detail::family_of(fd());
+        if (buffers.buffer_size() <= policy::overhead(family)) {
+            detail::throw_error(
+                std::make_error_code(std::errc::invalid_argument),
+                "receive_from on " + detail::describe_endpoint(name_) + ": buffers of " +
+                    std::to_string(buffers.buffer_size()) + " bytes leave no room past the " +
+                    std::to_string(policy::overhead(family)) + " bytes of the header");
         }
-        return policy::open(detail::core_of(*this), detail::pool_of(buffers), budget, {});
+        return policy::open(detail::core_of(*this), detail::pool_of(buffers), budget, family);
     }
 };
 

@@ -140,6 +140,9 @@ public:
     [[nodiscard]] int fd() const noexcept { return fd_; }
     [[nodiscard]] void* owner() const noexcept { return owner_; }
     [[nodiscard]] bool multishot() const noexcept { return multishot_; }
+    /// A value of the kind's own, fixed at creation (a datagram socket's family).
+    [[nodiscard]] int param() const noexcept { return param_; }
+    void set_param(int value) noexcept { param_ = value; }
     /// What errors name the descriptor by, while it is open.
     [[nodiscard]] const void* subject() const noexcept {
         return core != nullptr ? core->subject() : nullptr;
@@ -302,6 +305,7 @@ private:
     int fd_;
     unsigned budget_; // entries held at most (queued or lent out); 0: no bound
     unsigned held_ = 0;
+    int param_ = 0;
     bool multishot_;
     bool armed_ = false;
     bool pausing_ = false;
