@@ -582,6 +582,19 @@ TEST_CASE("mapped: a socket is ENODEV, by path or by descriptor", "[mapped][erro
                   std::errc::no_such_device, "fd " + std::to_string(socket.get()), "a socket");
 }
 
+TEST_CASE("mapped: a device without a driver is ENODEV, not open's ENXIO", "[mapped][errors]") {
+    temp_dir dir;
+    // Character major 511 has no driver: open(2) refuses the node with ENXIO, which ringio
+    // keeps for a file too short.
+    if (::mknod((dir / "nodriver").c_str(), S_IFCHR | 0600, ::makedev(511, 0)) != 0) {
+        WARN("SKIPPED: cannot make a device node here (needs CAP_MKNOD)");
+        return;
+    }
+    require_error([&] { return ringio::mapped<const record>::open(dir / "nodriver"); },
+                  std::errc::no_such_device, (dir / "nodriver").string(),
+                  "a character device, not a regular file");
+}
+
 TEST_CASE("mapped: messages quote the path, so that any path is named on one line",
           "[mapped][errors]") {
     temp_dir dir;
