@@ -69,9 +69,13 @@ public:
     explicit shared_atomic_ref(I& object) : object_(&object) {
         // Checked even where required_alignment is alignof(I), as on x86-64: a misaligned
         // integer (in a packed struct, or cast from bytes) would make every futex call EINVAL,
-        // and an access split across cache lines is not atomic.
+        // and an access split across cache lines is not atomic. Binding a reference to it is
+        // undefined, so the compiler may assume the alignment and fold the test away (clang
+        // does at -O1): the empty asm hides from it what it knows about the address.
         constexpr std::size_t alignment = std::atomic_ref<value_type>::required_alignment;
-        if (reinterpret_cast<std::uintptr_t>(object_) % alignment != 0) {
+        auto address = reinterpret_cast<std::uintptr_t>(object_);
+        __asm__("" : "+r"(address));
+        if (address % alignment != 0) {
             detail::throw_error(detail::error_from_result(-EINVAL),
                                 "shared_atomic_ref: the integer is not aligned to " +
                                     std::to_string(alignment) + " bytes");
