@@ -10,24 +10,32 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdint>
 #include <filesystem>
+#include <initializer_list>
 #include <limits>
 #include <numeric>
 #include <ranges>
 #include <span>
 #include <string>
 #include <system_error>
+#include <thread>
+#include <utility>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -93,6 +101,60 @@ bool drop_privileges() {
 bool is_mapped(const void* address) {
     // msync reports ENOMEM for an address that no mapping covers.
     return ::msync(const_cast<void*>(address), 1, MS_ASYNC) == 0;
+}
+
+// Limits the size of the files this process may write (in a forked child: the limit is the
+// process's own).
+bool limit_file_size(rlim_t bytes) {
+    const ::rlimit limit{bytes, bytes};
+    return ::setrlimit(RLIMIT_FSIZE, &limit) == 0;
+}
+
+// True when SIGXFSZ waits to be delivered to this thread or process.
+bool sigxfsz_pending() {
+    ::sigset_t pending;
+    return ::sigpending(&pending) == 0 && sigismember(&pending, SIGXFSZ) == 1;
+}
+
+// True when SIGXFSZ is blocked in this thread.
+bool sigxfsz_blocked() {
+    ::sigset_t mask;
+    return ::pthread_sigmask(SIG_SETMASK, nullptr, &mask) == 0 && sigismember(&mask, SIGXFSZ) == 1;
+}
+
+// The throwing form's message for `call`, or "" if it did not throw `expected`.
+template <class Call>
+std::string message_of(Call call, std::errc expected) {
+    try {
+        call();
+    } catch (const std::system_error& e) {
+        return e.code() == expected ? e.what() : "";
+    }
+    return "";
+}
+
+// Whether `text` holds every one of `words`.
+bool says(const std::string& text, std::initializer_list<std::string> words) {
+    return std::ranges::all_of(
+        words, [&](const std::string& word) { return text.find(word) != std::string::npos; });
+}
+
+// Binds a Unix socket at `path`; the socket file stays after the descriptor is closed.
+ringio::detail::unique_fd bind_unix_socket(const std::filesystem::path& path) {
+    ringio::detail::unique_fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    REQUIRE(fd);
+    ::sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    REQUIRE(path.string().size() < sizeof address.sun_path);
+    path.string().copy(address.sun_path, sizeof address.sun_path - 1);
+    REQUIRE(::bind(fd.get(), reinterpret_cast<const ::sockaddr*>(&address), sizeof address) == 0);
+    return fd;
+}
+
+// The type bits of what is at `path` itself (a symbolic link is not followed), or 0.
+::mode_t file_type(const std::filesystem::path& path) {
+    struct ::stat st {};
+    return ::lstat(path.c_str(), &st) == 0 ? st.st_mode & S_IFMT : 0;
 }
 
 } // namespace
@@ -196,25 +258,9 @@ TEST_CASE("mapped: create refuses an existing file unless told to replace it", "
     CHECK(old->value == 1);
 }
 
-TEST_CASE("mapped: create fails at creation, not later, when the file cannot be allocated",
-          "[mapped]") {
+TEST_CASE("mapped: a full disk is ENOSPC at create, not SIGBUS later, and leaves no file",
+          "[mapped][errors]") {
     temp_dir dir;
-    // A file size limit: posix_fallocate fails with EFBIG, and the half-made file is removed.
-    CHECK(run_in_child([&] {
-              ::signal(SIGXFSZ, SIG_IGN);
-              const ::rlimit limit{4096, 4096};
-              if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) {
-                  return 1;
-              }
-              std::error_code ec;
-              auto view =
-                  ringio::mapped<std::byte[]>::create(dir / "big", 1 << 20, std::byte{}, {}, ec);
-              if (ec != std::errc::file_too_large) {
-                  return 2;
-              }
-              return view.empty() && !std::filesystem::exists(dir / "big") ? 0 : 3;
-          }) == 0);
-
     // A full file system: a 64 KiB tmpfs in a private mount namespace, gone with the child.
     const int status = run_in_child([&] {
         if (::unshare(CLONE_NEWNS) != 0 ||
@@ -234,6 +280,155 @@ TEST_CASE("mapped: create fails at creation, not later, when the file cannot be 
     } else {
         CHECK(status == 0);
     }
+}
+
+TEST_CASE("mapped: a file size limit is EFBIG at create, without SIGXFSZ, and leaves no file",
+          "[mapped][errors]") {
+    temp_dir dir;
+    // The child keeps SIGXFSZ's default action, which kills: the library must not provoke it.
+    const int status = run_in_child([&] {
+        if (!limit_file_size(4096)) {
+            return 1;
+        }
+        std::error_code ec;
+        auto view = ringio::mapped<std::byte[]>::create(dir / "big", 1 << 20, std::byte{}, {}, ec);
+        if (ec != std::errc::file_too_large || !view.empty()) {
+            return 2;
+        }
+        if (std::filesystem::exists(dir / "big")) {
+            return 3;
+        }
+        const std::string what =
+            message_of([&] { ringio::mapped<std::byte[]>::create(dir / "big", 1 << 20); },
+                       std::errc::file_too_large);
+        if (!says(what, {"mapped: create \"" + (dir / "big").string() + "\"", "RLIMIT_FSIZE"})) {
+            return 4;
+        }
+        // A memfd is a file too, under the same limit.
+        auto memfd = ringio::mapped<std::byte[]>::memfd("ringio-test", 1 << 20, std::byte{}, ec);
+        if (ec != std::errc::file_too_large || !memfd.empty()) {
+            return 5;
+        }
+        // Up to the limit is fine.
+        if (ringio::mapped<std::byte[]>::create(dir / "fits", 4096).size() != 4096) {
+            return 6;
+        }
+        return sigxfsz_pending() || sigxfsz_blocked() ? 7 : 0;
+    });
+    CHECK(status == 0);
+}
+
+TEST_CASE("mapped: growing past the file size limit is EFBIG and keeps the view",
+          "[mapped][errors]") {
+    temp_dir dir;
+    const int status = run_in_child([&] {
+        if (!limit_file_size(64 * 1024)) {
+            return 1;
+        }
+        auto array = ringio::mapped<std::uint64_t[]>::create(dir / "a", 1024, 7);
+        std::error_code ec;
+        array.grow(1 << 20, ec);
+        if (ec != std::errc::file_too_large || array.size() != 1024 || array[1023] != 7 ||
+            std::filesystem::file_size(dir / "a") != 1024 * 8) {
+            return 2;
+        }
+        const std::string what =
+            message_of([&] { array.grow(1 << 20); }, std::errc::file_too_large);
+        if (!says(what, {"mapped: grow \"" + (dir / "a").string() + "\"", "RLIMIT_FSIZE"})) {
+            return 3;
+        }
+        array.grow(8 * 1024); // exactly the limit
+        return array.size() == 8 * 1024 && !sigxfsz_pending() ? 0 : 4;
+    });
+    CHECK(status == 0);
+}
+
+TEST_CASE("mapped: the SIGXFSZ a file call raises is consumed, one already pending is kept",
+          "[mapped]") {
+    temp_dir dir;
+    const int status = run_in_child([&] {
+        ringio::detail::unique_fd fd(
+            ::open((dir / "f").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+        if (!fd || !limit_file_size(4096)) {
+            return 1;
+        }
+        // ftruncate past the limit: the kernel sends SIGXFSZ to the calling thread, which the
+        // helper blocks. Another thread leaves it unblocked: the signal must not reach it either.
+        auto past_the_limit = [&] {
+            return ::ftruncate(fd.get(), 1 << 20) == 0 ? 0 : errno;
+        };
+        std::jthread other([] { std::this_thread::sleep_for(200ms); });
+        if (ringio::detail::without_sigxfsz(past_the_limit) != EFBIG) {
+            return 2;
+        }
+        if (sigxfsz_pending() || sigxfsz_blocked()) {
+            return 3;
+        }
+        // A SIGXFSZ that was pending before the call is the program's: it stays pending.
+        ::sigset_t xfsz;
+        sigemptyset(&xfsz);
+        sigaddset(&xfsz, SIGXFSZ);
+        ::pthread_sigmask(SIG_BLOCK, &xfsz, nullptr);
+        ::pthread_kill(::pthread_self(), SIGXFSZ);
+        if (ringio::detail::without_sigxfsz(past_the_limit) != EFBIG) {
+            return 4;
+        }
+        return sigxfsz_pending() && sigxfsz_blocked() ? 0 : 5;
+    });
+    CHECK(status == 0);
+}
+
+TEST_CASE("mapped: replace_existing replaces only a regular file, and leaves anything else",
+          "[mapped][errors]") {
+    temp_dir dir;
+    write_value(dir / "target", record{0, 5, {}});
+    REQUIRE(::mkfifo((dir / "fifo").c_str(), 0600) == 0);
+    const auto socket = bind_unix_socket(dir / "socket");
+    std::filesystem::create_symlink(dir / "target", dir / "link");
+    std::filesystem::create_symlink(dir / "missing", dir / "dangling");
+    std::filesystem::create_directory(dir / "directory");
+
+    for (const auto& [name, kind] :
+         {std::pair{"fifo", "a FIFO"}, std::pair{"socket", "a socket"},
+          std::pair{"link", "a symbolic link"}, std::pair{"dangling", "a symbolic link"},
+          std::pair{"directory", "a directory"}}) {
+        INFO(name);
+        const std::filesystem::path path = dir / name;
+        const ::mode_t type = file_type(path);
+        require_error(
+            [&] {
+                return ringio::mapped<record>::create(path, record{}, {.replace_existing = true});
+            },
+            std::errc::file_exists, "mapped: create \"" + path.string() + "\"",
+            std::string(kind) + ", not a regular file: only a regular file is replaced");
+        // Without replace_existing, the same error says what is in the way.
+        require_error([&] { return ringio::mapped<record>::create(path, record{}); },
+                      std::errc::file_exists, path.string(), kind);
+        CHECK(file_type(path) == type);
+    }
+    CHECK(read_value<record>(dir / "target").value == 5); // the link's target is untouched
+    std::filesystem::remove(dir / "dangling");
+    CHECK_FALSE(std::filesystem::exists(dir / "missing")); // nothing created through the link
+
+    // A regular file is replaced.
+    auto fresh = ringio::mapped<record>::create(dir / "target", record{0, 6, {}},
+                                                {.replace_existing = true});
+    CHECK(read_value<record>(dir / "target").value == 6);
+}
+
+TEST_CASE("mapped: replace_existing leaves a device node in place", "[mapped][errors]") {
+    temp_dir dir;
+    if (::mknod((dir / "null").c_str(), S_IFCHR | 0600, ::makedev(1, 3)) != 0) {
+        WARN("SKIPPED: cannot make a device node here (needs CAP_MKNOD)");
+        return;
+    }
+    require_error(
+        [&] {
+            return ringio::mapped<record>::create(dir / "null", record{},
+                                                  {.replace_existing = true});
+        },
+        std::errc::file_exists, (dir / "null").string(), "a character device, not a regular file");
+    CHECK(file_type(dir / "null") == S_IFCHR);
 }
 
 // Anonymous memory and memfds
@@ -374,6 +569,44 @@ TEST_CASE("mapped: a device is ENODEV", "[mapped][errors]") {
                   std::errc::no_such_device, "/dev/null", "character device");
     require_error([] { return ringio::mapped<std::byte[]>::open("/dev/zero", 4096); },
                   std::errc::no_such_device, "/dev/zero", "character device");
+}
+
+TEST_CASE("mapped: a socket is ENODEV, by path or by descriptor", "[mapped][errors]") {
+    temp_dir dir;
+    const auto socket = bind_unix_socket(dir / "socket");
+    require_error([&] { return ringio::mapped<const record>::open(dir / "socket"); },
+                  std::errc::no_such_device, (dir / "socket").string(), "a socket");
+    require_error([&] { return ringio::mapped<record>::open(dir / "socket"); },
+                  std::errc::no_such_device, (dir / "socket").string(), "a socket");
+    require_error([&] { return ringio::mapped<const record>::open(socket.get()); },
+                  std::errc::no_such_device, "fd " + std::to_string(socket.get()), "a socket");
+}
+
+TEST_CASE("mapped: a device without a driver is ENODEV, not open's ENXIO", "[mapped][errors]") {
+    temp_dir dir;
+    // Character major 511 has no driver: open(2) refuses the node with ENXIO, which ringio
+    // keeps for a file too short.
+    if (::mknod((dir / "nodriver").c_str(), S_IFCHR | 0600, ::makedev(511, 0)) != 0) {
+        WARN("SKIPPED: cannot make a device node here (needs CAP_MKNOD)");
+        return;
+    }
+    require_error([&] { return ringio::mapped<const record>::open(dir / "nodriver"); },
+                  std::errc::no_such_device, (dir / "nodriver").string(),
+                  "a character device, not a regular file");
+}
+
+TEST_CASE("mapped: messages quote the path, so that any path is named on one line",
+          "[mapped][errors]") {
+    temp_dir dir;
+    require_error([] { return ringio::mapped<const record>::open(""); },
+                  std::errc::no_such_file_or_directory, "mapped: open \"\": ");
+    require_error([] { return ringio::mapped<record>::create("", record{}); },
+                  std::errc::no_such_file_or_directory, "mapped: create \"\": ");
+    const std::string odd = (dir / "a \"b\"\nc").string();
+    const std::string what = message_of([&] { ringio::mapped<const record>::open(odd); },
+                                        std::errc::no_such_file_or_directory);
+    CHECK_THAT(what, Contains("/a \\\"b\\\"\\x0ac\": No such file or directory"));
+    CHECK(what.find('\n') == std::string::npos);
 }
 
 TEST_CASE("mapped: no permission is EACCES, even when the tests run as root", "[mapped][errors]") {

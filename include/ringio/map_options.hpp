@@ -34,8 +34,9 @@ struct map_options {
 struct create_options {
     /// Mode bits of the new file, less the process's umask.
     ::mode_t permissions = 0600;
-    /// Unlinks an existing file first (processes that map it keep their pages); otherwise an
-    /// existing file is an error (EEXIST).
+    /// Unlinks an existing regular file first (processes that map it keep their pages); anything
+    /// else there (a directory, a symbolic link, a FIFO, a socket, a device) is EEXIST, as is an
+    /// existing file without this option.
     bool replace_existing = false;
     /// Faults every page in at once (`MAP_POPULATE`).
     bool populate = false;

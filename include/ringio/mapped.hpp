@@ -36,7 +36,7 @@ public:
     mapped() noexcept = default;
 
     /// Maps the `T` at `options.offset` of the file at `path`; never past the file's end.
-    /// Errors: ENOENT, EACCES, EISDIR; ENODEV (not a regular file: a FIFO, a device);
+    /// Errors: ENOENT, EACCES, EISDIR; ENODEV (not a regular file: a FIFO, a socket, a device);
     /// ENXIO (the file is shorter than offset + sizeof(T)); EINVAL (the offset misaligns T);
     /// EOVERFLOW (the offset is too large).
     static mapped open(const std::filesystem::path& path, map_options options = {}) {
@@ -64,7 +64,8 @@ public:
     /// Creates the file at `path` holding `initial`, its blocks allocated (`posix_fallocate`: a
     /// full disk fails here, not with SIGBUS later), and maps it shared and writable. The file
     /// is removed again if a later step fails.
-    /// Errors: EEXIST (unless `replace_existing`), ENOSPC, EACCES, ENOENT (no such directory).
+    /// Errors: EEXIST (a file there; with `replace_existing`, anything but a regular file),
+    /// EFBIG (the file size limit, never SIGXFSZ), ENOSPC, EACCES, EROFS, ENOENT (no directory).
     static mapped create(const std::filesystem::path& path, const T& initial,
                          create_options options = {})
     requires(!std::is_const_v<T>)
@@ -289,8 +290,8 @@ public:
     /// Invalidates every pointer, reference, iterator and span into the array: it may move.
     /// Other processes' views keep their size until they grow too.
     /// Errors: EINVAL (fewer elements than now), ENXIO (the file is too short for a read-only or
-    /// private view), ENOSPC, EOVERFLOW, ENOTSUP (anonymous shared memory), EPERM (a sealed
-    /// memfd).
+    /// private view), ENOSPC, EFBIG (the file size limit, never SIGXFSZ), EOVERFLOW, ENOTSUP
+    /// (anonymous shared memory), EPERM (a sealed memfd).
     void grow(std::size_t count) { grow_to(count, nullptr); }
     /// As above, reporting errors through `ec`.
     void grow(std::size_t count, std::error_code& ec) { grow_to(count, &ec); }

@@ -11,8 +11,10 @@
 #include <bit>
 #include <cerrno>
 #include <concepts>
+#include <cstddef>
 #include <cstdint>
 #include <ctime>
+#include <string>
 #include <system_error>
 #include <type_traits>
 
@@ -62,17 +64,21 @@ public:
     /// The integer type, without `const`.
     using value_type = std::remove_const_t<I>;
 
-    /// Refers to `object`. Throws `std::system_error` (EINVAL) if it is not aligned as
-    /// `std::atomic_ref` requires; fields of a `mapped<T>` always are where that is
-    /// `alignof(I)`, as on x86-64 and AArch64.
+    /// Refers to `object`. Throws `std::system_error` (EINVAL), on every architecture, if it is
+    /// not aligned as `std::atomic_ref` requires.
     explicit shared_atomic_ref(I& object) : object_(&object) {
-        if constexpr (std::atomic_ref<value_type>::required_alignment > alignof(value_type)) {
-            if (reinterpret_cast<std::uintptr_t>(object_) %
-                    std::atomic_ref<value_type>::required_alignment !=
-                0) {
-                detail::throw_error(detail::error_from_result(-EINVAL),
-                                    "shared_atomic_ref: misaligned integer");
-            }
+        // Checked even where required_alignment is alignof(I), as on x86-64: a misaligned
+        // integer (in a packed struct, or cast from bytes) would make every futex call EINVAL,
+        // and an access split across cache lines is not atomic. Binding a reference to it is
+        // undefined, so the compiler may assume the alignment and fold the test away (clang
+        // does at -O1): the empty asm hides from it what it knows about the address.
+        constexpr std::size_t alignment = std::atomic_ref<value_type>::required_alignment;
+        auto address = reinterpret_cast<std::uintptr_t>(object_);
+        __asm__("" : "+r"(address));
+        if (address % alignment != 0) {
+            detail::throw_error(detail::error_from_result(-EINVAL),
+                                "shared_atomic_ref: the integer is not aligned to " +
+                                    std::to_string(alignment) + " bytes");
         }
     }
 

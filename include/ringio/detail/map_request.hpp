@@ -1,13 +1,22 @@
 #pragma once
 
+/// What to map, the checks before mapping, and the file steps around it (`fstat`, `lstat`,
+/// replacing a file, allocating its blocks within the file size limit).
+
 #include <ringio/detail/error.hpp>
 
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <ctime>
 #include <limits>
 #include <string>
 #include <system_error>
@@ -92,8 +101,48 @@ inline map_failure check_request(const map_request& r, std::size_t& bytes) {
     return r.whole_file ? map_failure{} : bytes_for(r.offset, r.count, r.element_size, bytes);
 }
 
+/// Names a path in an error message: in double quotes, with `"`, `\` and control characters
+/// escaped (`\xNN`), so that an empty path, spaces or a newline cannot blur the message's one
+/// line. Unlike `quote` for network text, a path is never cut, and UTF-8 stays readable.
+inline std::string quote_path(const std::string& path) {
+    constexpr const char* hex = "0123456789abcdef";
+    std::string out = "\"";
+    for (const char c : path) {
+        const auto byte = static_cast<unsigned char>(c);
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += c;
+        } else if (byte < 0x20 || byte == 0x7f) {
+            out += "\\x";
+            out += hex[byte >> 4U];
+            out += hex[byte & 0xfU];
+        } else {
+            out += c;
+        }
+    }
+    return out + '"';
+}
+
+/// What a file that is not a regular file is, in words.
+inline const char* file_kind(::mode_t mode) noexcept {
+    return S_ISDIR(mode)    ? "a directory"
+           : S_ISLNK(mode)  ? "a symbolic link"
+           : S_ISFIFO(mode) ? "a FIFO"
+           : S_ISSOCK(mode) ? "a socket"
+           : S_ISCHR(mode)  ? "a character device"
+           : S_ISBLK(mode)  ? "a block device"
+                            : "not a regular file";
+}
+
+/// The failure for something other than a regular file where one is needed: ENODEV, mmap's own
+/// error for "cannot be mapped".
+inline map_failure not_a_regular_file(::mode_t mode) {
+    return map_problem(std::errc::no_such_device,
+                       std::string(file_kind(mode)) + ", not a regular file");
+}
+
 /// Reads the size of the regular file open as `fd`, refusing anything else: a directory
-/// (EISDIR), or a FIFO, socket or device (ENODEV, mmap's own error for "cannot be mapped").
+/// (EISDIR), or a FIFO, socket or device (ENODEV).
 inline map_failure regular_file_size(int fd, std::uint64_t& size) {
     struct ::stat st {};
     if (::fstat(fd, &st) != 0) {
@@ -105,13 +154,96 @@ inline map_failure regular_file_size(int fd, std::uint64_t& size) {
     // Regular files and memfds only: a FIFO has no pages, and a device's st_size says nothing
     // about what can be mapped without SIGBUS.
     if (!S_ISREG(st.st_mode)) {
-        return map_problem(std::errc::no_such_device,
-                           S_ISFIFO(st.st_mode)  ? "a FIFO, not a regular file"
-                           : S_ISCHR(st.st_mode) ? "a character device, not a regular file"
-                           : S_ISBLK(st.st_mode) ? "a block device, not a regular file"
-                                                 : "not a regular file");
+        return not_a_regular_file(st.st_mode);
     }
     size = static_cast<std::uint64_t>(st.st_size);
+    return {};
+}
+
+/// The failure for an `open` of `path` that failed with `error`. open(2) refuses a socket, and a
+/// device without a driver, with ENXIO, which ringio uses for a file too short: those become
+/// ENODEV, as when `fstat` finds them.
+inline map_failure open_failure(const std::string& path, std::error_code error) {
+    struct ::stat st {};
+    if (error == std::errc::no_such_device_or_address && ::stat(path.c_str(), &st) == 0 &&
+        !S_ISREG(st.st_mode)) {
+        return not_a_regular_file(st.st_mode);
+    }
+    return {error, {}};
+}
+
+/// Says what is in the way at `path` when `create` finds it taken (EEXIST): empty for a regular
+/// file, else what it is.
+inline std::string what_exists(const std::string& path) {
+    struct ::stat st {};
+    if (::lstat(path.c_str(), &st) != 0 || S_ISREG(st.st_mode)) {
+        return {};
+    }
+    return std::string(file_kind(st.st_mode)) + ", not a regular file";
+}
+
+/// Unlinks the regular file at `path`, if there is one, for `create` with `replace_existing`.
+/// Anything else there (a directory, a symbolic link, a FIFO, a socket, a device) is left in place
+/// and is EEXIST, as without `replace_existing`. `lstat` and `unlink` are two steps: a file
+/// swapped in between by another process is not noticed.
+inline map_failure unlink_regular_file(const std::string& path) {
+    struct ::stat st {};
+    if (::lstat(path.c_str(), &st) != 0) {
+        return {}; // nothing there, or a bad path: creating the file says why
+    }
+    if (!S_ISREG(st.st_mode)) {
+        return map_problem(std::errc::file_exists,
+                           what_exists(path) + ": only a regular file is replaced");
+    }
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+        return {last_error(), "unlink"};
+    }
+    return {};
+}
+
+/// Runs `call`, which returns 0 or an errno value, with SIGXFSZ blocked in the calling thread:
+/// a call past the file size limit then fails with EFBIG instead of killing the process (the
+/// kernel sends SIGXFSZ to the calling thread). A SIGXFSZ the call made pending is consumed;
+/// one that was pending before is left to the program, as is the signal mask.
+template <class Call>
+int without_sigxfsz(Call call) {
+    ::sigset_t xfsz;
+    ::sigset_t old;
+    ::sigset_t pending;
+    sigemptyset(&xfsz);
+    sigaddset(&xfsz, SIGXFSZ);
+    ::pthread_sigmask(SIG_BLOCK, &xfsz, &old);
+    const bool was_pending = ::sigpending(&pending) == 0 && sigismember(&pending, SIGXFSZ) == 1;
+    const int rc = call();
+    if (rc == EFBIG && !was_pending) {
+        const ::timespec now{};
+        while (::sigtimedwait(&xfsz, nullptr, &now) < 0 && errno == EINTR) {
+        }
+    }
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    return rc;
+}
+
+/// Makes the file open as `fd` at least `to` bytes long, with real blocks from `from` on
+/// (`posix_fallocate`), so that a full disk fails here and not with SIGBUS at the first write to a
+/// page. A size past the file size limit (RLIMIT_FSIZE) is EFBIG, found before any system call
+/// changes the file, and never the SIGXFSZ that would kill the process.
+inline map_failure allocate_blocks(int fd, std::uint64_t from, std::uint64_t to) {
+    ::rlimit limit{};
+    if (::getrlimit(RLIMIT_FSIZE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY &&
+        to > limit.rlim_cur) {
+        return map_problem(std::errc::file_too_large,
+                           std::to_string(to) +
+                               " bytes are past the file size limit (RLIMIT_FSIZE " +
+                               std::to_string(limit.rlim_cur) + " bytes)");
+    }
+    // posix_fallocate returns the error instead of setting errno.
+    const int rc = without_sigxfsz([&] {
+        return ::posix_fallocate(fd, static_cast<::off_t>(from), static_cast<::off_t>(to - from));
+    });
+    if (rc != 0) {
+        return {error_from_result(-rc), "posix_fallocate"};
+    }
     return {};
 }
 

@@ -1,5 +1,7 @@
 #pragma once
 
+/// The untyped mapping behind every `mapped` view: its factories, growing, syncing and checking.
+
 #include <ringio/detail/error.hpp>
 #include <ringio/detail/fd.hpp>
 #include <ringio/detail/map_request.hpp>
@@ -52,7 +54,7 @@ public:
 
     /// Opens the file at `path` and maps the requested view of it.
     static mapping open(const std::filesystem::path& path, map_request r, std::error_code* out) {
-        mapping m(r, path.string());
+        mapping m(r, quote_path(path.string()));
         map_failure f = check_request(r, m.region_.bytes);
         if (!f.code) {
             // O_NONBLOCK: opening a FIFO for reading must not wait for a writer; it is refused
@@ -60,7 +62,7 @@ public:
             // writable one.
             const int access = r.writable && r.shared ? O_RDWR : O_RDONLY;
             m.fd_.reset(::open(path.c_str(), access | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
-            f = m.fd_ ? m.attach(r) : map_failure{last_error(), {}};
+            f = m.fd_ ? m.attach(r) : open_failure(path.string(), last_error());
         }
         return m.finish("open", f, out);
     }
@@ -77,22 +79,25 @@ public:
         return m.finish("open", f, out);
     }
 
-    /// Creates a new file at `path` (replacing an existing one if asked), allocates its blocks and
-    /// maps it shared and writable. The file is removed again if a later step fails.
+    /// Creates a new file at `path` (replacing an existing regular file if asked), allocates its
+    /// blocks and maps it shared and writable. The file is removed again if a later step fails.
     static mapping create(const std::filesystem::path& path, map_request r, ::mode_t permissions,
                           bool replace_existing, std::error_code* out) {
-        mapping m(r, path.string());
+        mapping m(r, quote_path(path.string()));
         map_failure f = check_request(r, m.region_.bytes);
         // Unlinking, not truncating, the old file: a process that still maps it keeps its pages
         // instead of getting SIGBUS.
-        if (!f.code && replace_existing && ::unlink(path.c_str()) != 0 && errno != ENOENT) {
-            f = {last_error(), "unlink"};
+        if (!f.code && replace_existing) {
+            f = unlink_regular_file(path.string());
         }
         if (!f.code) {
             m.fd_.reset(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY,
                                permissions));
             if (!m.fd_) {
                 f = {last_error(), {}};
+                if (f.code == std::errc::file_exists) {
+                    f.detail = what_exists(path.string());
+                }
             } else if (f = m.allocate(); !f.code) {
                 f = m.map_region();
             }
@@ -234,19 +239,16 @@ private:
         return map_region();
     }
 
-    // Gives a new file (or memfd) its size with real blocks, so that a full disk fails here and
-    // not with SIGBUS at the first write to a page.
+    // Gives a new file (or memfd) its size with real blocks, so that a full disk or the file
+    // size limit fails here and not with SIGBUS or SIGXFSZ later.
     map_failure allocate() {
         const std::uint64_t size = region_.offset + region_.bytes;
         if (size == 0) {
             return {};
         }
-        // posix_fallocate returns the error instead of setting errno.
-        if (const int rc = ::posix_fallocate(fd_.get(), 0, static_cast<::off_t>(size)); rc != 0) {
-            return {error_from_result(-rc), "posix_fallocate"};
-        }
-        region_.grown = true;
-        return {};
+        map_failure f = allocate_blocks(fd_.get(), 0, size);
+        region_.grown = !f.code;
+        return f;
     }
 
     map_failure map_region() {
@@ -332,13 +334,9 @@ private:
             return file_too_short(file_size, region_.offset, bytes,
                                   "; only a shared writable view extends its file");
         }
-        const auto from = static_cast<::off_t>(file_size);
-        if (const int rc = ::posix_fallocate(fd_.get(), from, static_cast<::off_t>(needed) - from);
-            rc != 0) {
-            return {error_from_result(-rc), "posix_fallocate"};
-        }
-        region_.grown = true;
-        return {};
+        map_failure f = allocate_blocks(fd_.get(), file_size, needed);
+        region_.grown = region_.grown || !f.code;
+        return f;
     }
 
     // Reports `f`, if it is a failure, naming the operation and the mapping; the message is
