@@ -40,7 +40,8 @@ Modes (TCP to 127.0.0.1 unless said otherwise):
   stall      --peers N connections send without pause and never read; once they have stopped
              (no byte for 0.5 s, or after --settle T seconds) a healthy client echoes --echoes E
              messages of --size S bytes, --gap G seconds apart, each timed (one that takes
-             --echo-timeout X seconds ends it). Prints p50_us= p99_us= max_us=, and with
+             --echo-timeout X seconds ends it; peers the server drops are counted in
+             peers_closed=). Prints p50_us= p99_us= max_us=, and with
              --server-pid P the server's resident KiB before, with the peers stalled, and after.
   messages   --connections N, alternately IPv4 and IPv6, all open before any traffic, each
              sending --messages M messages of log-uniform sizes from 1 byte to --max-size B,
@@ -325,11 +326,11 @@ int run_stall(const options& o, const address& target) {
         return quantile(healthy.seconds, q) * 1e6;
     };
     std::printf("peers=%zu echoes=%zu completed=%zu p50_us=%.0f p99_us=%.0f max_us=%.0f "
-                "connect_us=%.0f peer_mib=%.1f settled=%d timed_out=%d",
+                "connect_us=%.0f peer_mib=%.1f peers_closed=%zu settled=%d timed_out=%d",
                 o.peers, o.echoes, healthy.seconds.size(), us(0.5), us(0.99), us(1.0),
                 healthy.connect_seconds * 1e6,
-                static_cast<double>(peers.bytes_sent()) / (1024.0 * 1024.0), settled ? 1 : 0,
-                healthy.failure.empty() ? 0 : 1);
+                static_cast<double>(peers.bytes_sent()) / (1024.0 * 1024.0),
+                peers.closed_by_server(), settled ? 1 : 0, healthy.failure.empty() ? 0 : 1);
     if (o.server_pid > 0) {
         std::printf(
             " server_rss_before_kib=%ld server_rss_stalled_kib=%ld server_rss_after_kib=%ld",

@@ -66,6 +66,11 @@ public:
             if (sent > 0) {
                 bytes_ += static_cast<std::size_t>(sent);
                 last_sent_ = clock_type::now();
+            } else if (sent < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+                // A server may drop a peer that never reads: counted, not a failure.
+                ::close(p.fd);
+                p.fd = -1;
+                ++closed_;
             } else if (sent < 0 && errno != EAGAIN && errno != EINTR) {
                 fail_errno("stalled peer " + std::to_string(i) + ": send");
             }
@@ -87,6 +92,7 @@ public:
     }
 
     std::size_t bytes_sent() const { return bytes_; }
+    std::size_t closed_by_server() const { return closed_; }
 
 private:
     struct peer {
@@ -115,6 +121,7 @@ private:
     std::vector<epoll_event> events_;
     std::size_t connecting_ = 0;
     std::size_t bytes_ = 0;
+    std::size_t closed_ = 0;
     clock_type::time_point last_sent_;
 };
 
