@@ -229,7 +229,7 @@ TEST_CASE("mapped: a read-only view reads the file and cannot write", "[mapped]"
 
 TEST_CASE("mapped: create sizes and allocates the file and stores the initial value", "[mapped]") {
     temp_dir dir;
-    auto view = ringio::mapped<record>::create(dir / "r", record{0, 9, {'n', 'e', 'w'}});
+    auto view = ringio::mapped<record>::create(dir / "r", {}, record{0, 9, {'n', 'e', 'w'}});
     CHECK(view->value == 9);
     CHECK(std::string(view->note.data()) == "new");
     struct stat st {};
@@ -238,7 +238,7 @@ TEST_CASE("mapped: create sizes and allocates the file and stores the initial va
     CHECK(st.st_blocks > 0); // allocated, not a hole that a full disk could refuse later
     CHECK(read_value<record>(dir / "r").value == 9);
 
-    auto array = ringio::mapped<std::uint64_t[]>::create(dir / "a", 1000, 7);
+    auto array = ringio::mapped<std::uint64_t[]>::create(dir / "a", 1000, {}, 7);
     CHECK(array.size() == 1000);
     CHECK(std::ranges::all_of(array, [](std::uint64_t v) { return v == 7; }));
     CHECK(std::filesystem::file_size(dir / "a") == 8000);
@@ -246,12 +246,11 @@ TEST_CASE("mapped: create sizes and allocates the file and stores the initial va
 
 TEST_CASE("mapped: create refuses an existing file unless told to replace it", "[mapped]") {
     temp_dir dir;
-    auto old = ringio::mapped<record>::create(dir / "r", record{0, 1, {}});
-    require_error([&] { return ringio::mapped<record>::create(dir / "r", record{}); },
-                  std::errc::file_exists, (dir / "r").string());
+    auto old = ringio::mapped<record>::create(dir / "r", {}, 0U, 1);
+    require_error([&] { return ringio::mapped<record>::create(dir / "r"); }, std::errc::file_exists,
+                  (dir / "r").string());
 
-    auto fresh =
-        ringio::mapped<record>::create(dir / "r", record{0, 2, {}}, {.replace_existing = true});
+    auto fresh = ringio::mapped<record>::create(dir / "r", {.replace_existing = true}, 0U, 2);
     CHECK(fresh->value == 2);
     CHECK(read_value<record>(dir / "r").value == 2);
     // The old file was unlinked, not truncated: its mapping keeps its pages (no SIGBUS).
@@ -269,7 +268,7 @@ TEST_CASE("mapped: a full disk is ENOSPC at create, not SIGBUS later, and leaves
             return child_skipped;
         }
         std::error_code ec;
-        auto view = ringio::mapped<std::byte[]>::create(dir / "full", 1 << 20, std::byte{}, {}, ec);
+        auto view = ringio::mapped<std::byte[]>::create(dir / "full", 1 << 20, {}, ec);
         if (ec != std::errc::no_space_on_device) {
             return 2;
         }
@@ -291,7 +290,7 @@ TEST_CASE("mapped: a file size limit is EFBIG at create, without SIGXFSZ, and le
             return 1;
         }
         std::error_code ec;
-        auto view = ringio::mapped<std::byte[]>::create(dir / "big", 1 << 20, std::byte{}, {}, ec);
+        auto view = ringio::mapped<std::byte[]>::create(dir / "big", 1 << 20, {}, ec);
         if (ec != std::errc::file_too_large || !view.empty()) {
             return 2;
         }
@@ -305,7 +304,7 @@ TEST_CASE("mapped: a file size limit is EFBIG at create, without SIGXFSZ, and le
             return 4;
         }
         // A memfd is a file too, under the same limit.
-        auto memfd = ringio::mapped<std::byte[]>::memfd("ringio-test", 1 << 20, std::byte{}, ec);
+        auto memfd = ringio::mapped<std::byte[]>::memfd("ringio-test", 1 << 20, ec);
         if (ec != std::errc::file_too_large || !memfd.empty()) {
             return 5;
         }
@@ -325,7 +324,7 @@ TEST_CASE("mapped: growing past the file size limit is EFBIG and keeps the view"
         if (!limit_file_size(64 * 1024)) {
             return 1;
         }
-        auto array = ringio::mapped<std::uint64_t[]>::create(dir / "a", 1024, 7);
+        auto array = ringio::mapped<std::uint64_t[]>::create(dir / "a", 1024, {}, 7);
         std::error_code ec;
         array.grow(1 << 20, ec);
         if (ec != std::errc::file_too_large || array.size() != 1024 || array[1023] != 7 ||
@@ -396,14 +395,12 @@ TEST_CASE("mapped: replace_existing replaces only a regular file, and leaves any
         const std::filesystem::path path = dir / name;
         const ::mode_t type = file_type(path);
         require_error(
-            [&] {
-                return ringio::mapped<record>::create(path, record{}, {.replace_existing = true});
-            },
+            [&] { return ringio::mapped<record>::create(path, {.replace_existing = true}); },
             std::errc::file_exists, "mapped: create \"" + path.string() + "\"",
             std::string(kind) + ", not a regular file: only a regular file is replaced");
         // Without replace_existing, the same error says what is in the way.
-        require_error([&] { return ringio::mapped<record>::create(path, record{}); },
-                      std::errc::file_exists, path.string(), kind);
+        require_error([&] { return ringio::mapped<record>::create(path); }, std::errc::file_exists,
+                      path.string(), kind);
         CHECK(file_type(path) == type);
     }
     CHECK(read_value<record>(dir / "target").value == 5); // the link's target is untouched
@@ -411,8 +408,7 @@ TEST_CASE("mapped: replace_existing replaces only a regular file, and leaves any
     CHECK_FALSE(std::filesystem::exists(dir / "missing")); // nothing created through the link
 
     // A regular file is replaced.
-    auto fresh = ringio::mapped<record>::create(dir / "target", record{0, 6, {}},
-                                                {.replace_existing = true});
+    auto fresh = ringio::mapped<record>::create(dir / "target", {.replace_existing = true}, 0U, 6);
     CHECK(read_value<record>(dir / "target").value == 6);
 }
 
@@ -423,10 +419,7 @@ TEST_CASE("mapped: replace_existing leaves a device node in place", "[mapped][er
         return;
     }
     require_error(
-        [&] {
-            return ringio::mapped<record>::create(dir / "null", record{},
-                                                  {.replace_existing = true});
-        },
+        [&] { return ringio::mapped<record>::create(dir / "null", {.replace_existing = true}); },
         std::errc::file_exists, (dir / "null").string(), "a character device, not a regular file");
     CHECK(file_type(dir / "null") == S_IFCHR);
 }
@@ -434,7 +427,7 @@ TEST_CASE("mapped: replace_existing leaves a device node in place", "[mapped][er
 // Anonymous memory and memfds
 
 TEST_CASE("mapped: anonymous shared memory is shared with a forked child both ways", "[mapped]") {
-    auto view = ringio::mapped<record>::anonymous_shared(record{0, 1, {}});
+    auto view = ringio::mapped<record>::anonymous(ringio::map_mode::shared, record{0, 1, {}});
     view->value = 2; // before the fork: the child sees it
     ringio::shared_atomic_ref ready{view->ready};
     const pid_t child = fork_child([&] {
@@ -456,7 +449,7 @@ TEST_CASE("mapped: anonymous shared memory is shared with a forked child both wa
 }
 
 TEST_CASE("mapped: anonymous private memory is copied on fork, not shared", "[mapped]") {
-    auto view = ringio::mapped<record>::anonymous_private(record{0, 1, {}});
+    auto view = ringio::mapped<record>::anonymous(ringio::map_mode::private_copy, 0U, 1);
     CHECK(run_in_child([&] {
               view->value = 5;
               return view->value;
@@ -466,7 +459,7 @@ TEST_CASE("mapped: anonymous private memory is copied on fork, not shared", "[ma
 
 TEST_CASE("mapped: a memfd is shared through its descriptor and sealed against resizing",
           "[mapped]") {
-    auto view = ringio::mapped<record>::memfd("ringio-test", record{0, 6, {}});
+    auto view = ringio::mapped<record>::memfd("ringio-test", 0U, 6);
     REQUIRE(view.fd() >= 0);
     auto other = ringio::mapped<record>::open(view.fd());
     other->value = 7;
@@ -514,21 +507,21 @@ TEST_CASE("mapped: an array maps from a descriptor, whole or counted", "[mapped]
 
 TEST_CASE("mapped: every descriptor a view holds is close-on-exec", "[mapped]") {
     temp_dir dir;
-    auto created = ringio::mapped<record>::create(dir / "r", record{});
+    auto created = ringio::mapped<record>::create(dir / "r");
     auto opened = ringio::mapped<const record>::open(dir / "r");
     auto duplicated = ringio::mapped<const record>::open(opened.fd());
     auto memfd = ringio::mapped<record>::memfd("ringio-test");
     for (const int fd : {created.fd(), opened.fd(), duplicated.fd(), memfd.fd()}) {
         CHECK((::fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
     }
-    CHECK(ringio::mapped<record>::anonymous_shared().fd() == -1);
+    CHECK(ringio::mapped<record>::anonymous().fd() == -1);
 }
 
 TEST_CASE("mapped: files it creates are private to their owner unless told otherwise", "[mapped]") {
     temp_dir dir;
     const ::mode_t old_umask = ::umask(022);
-    auto private_file = ringio::mapped<record>::create(dir / "p", record{});
-    auto public_file = ringio::mapped<record>::create(dir / "q", record{}, {.permissions = 0644});
+    auto private_file = ringio::mapped<record>::create(dir / "p");
+    auto public_file = ringio::mapped<record>::create(dir / "q", {.permissions = 0644});
     ::umask(old_umask);
     CHECK((std::filesystem::status(dir / "p").permissions() & std::filesystem::perms::all) ==
           (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write));
@@ -543,7 +536,7 @@ TEST_CASE("mapped: a missing file is ENOENT", "[mapped][errors]") {
     temp_dir dir;
     require_error([&] { return ringio::mapped<record>::open(dir / "missing"); },
                   std::errc::no_such_file_or_directory, (dir / "missing").string());
-    require_error([&] { return ringio::mapped<record>::create(dir / "no/such/dir", record{}); },
+    require_error([&] { return ringio::mapped<record>::create(dir / "no/such/dir"); },
                   std::errc::no_such_file_or_directory, (dir / "no/such/dir").string());
 }
 
@@ -600,7 +593,7 @@ TEST_CASE("mapped: messages quote the path, so that any path is named on one lin
     temp_dir dir;
     require_error([] { return ringio::mapped<const record>::open(""); },
                   std::errc::no_such_file_or_directory, "mapped: open \"\": ");
-    require_error([] { return ringio::mapped<record>::create("", record{}); },
+    require_error([] { return ringio::mapped<record>::create(""); },
                   std::errc::no_such_file_or_directory, "mapped: create \"\": ");
     const std::string odd = (dir / "a \"b\"\nc").string();
     const std::string what = message_of([&] { ringio::mapped<const record>::open(odd); },
@@ -711,8 +704,12 @@ TEST_CASE("mapped: sizes and offsets that overflow are EOVERFLOW", "[mapped][err
                 dir / "f", 2, {.offset = std::numeric_limits<off_t>::max() - 1});
         },
         std::errc::value_too_large, path, "overflow");
-    require_error([] { return ringio::mapped<std::uint64_t[]>::anonymous_private(max / 2); },
-                  std::errc::value_too_large, "anonymous private memory", "overflow");
+    require_error(
+        [] {
+            return ringio::mapped<std::uint64_t[]>::anonymous(max / 2,
+                                                              ringio::map_mode::private_copy);
+        },
+        std::errc::value_too_large, "anonymous private memory", "overflow");
 }
 
 TEST_CASE("mapped: the error_code forms report errors and return an empty view",
@@ -724,7 +721,7 @@ TEST_CASE("mapped: the error_code forms report errors and return an empty view",
     CHECK_FALSE(view);
     CHECK(view.get() == nullptr);
 
-    auto created = ringio::mapped<record>::create(dir / "r", record{0, 1, {}}, {}, ec);
+    auto created = ringio::mapped<record>::create(dir / "r", {}, ec, 0U, 1);
     CHECK_FALSE(ec); // success clears it
     CHECK(created->value == 1);
 
@@ -758,7 +755,7 @@ TEST_CASE("mapped: any aligned offset works, across page boundaries", "[mapped]"
 }
 
 TEST_CASE("mapped: an array has container vocabulary", "[mapped]") {
-    auto array = ringio::mapped<int[]>::anonymous_private(5, 1);
+    auto array = ringio::mapped<int[]>::anonymous(5, ringio::map_mode::private_copy, 1);
     STATIC_REQUIRE(std::ranges::contiguous_range<ringio::mapped<int[]>>);
     STATIC_REQUIRE(std::ranges::sized_range<ringio::mapped<int[]>>);
     CHECK(array.size() == 5);
@@ -781,7 +778,7 @@ TEST_CASE("mapped: an empty array maps nothing and is valid", "[mapped]") {
     auto from_file = ringio::mapped<int[]>::open(dir / "empty");
     auto counted = ringio::mapped<int[]>::open(dir / "empty", 0);
     auto created = ringio::mapped<int[]>::create(dir / "new", 0);
-    auto anonymous = ringio::mapped<int[]>::anonymous_shared(0);
+    auto anonymous = ringio::mapped<int[]>::anonymous(0);
     auto memfd = ringio::mapped<int[]>::memfd("ringio-test", 0);
     for (auto* array : {&from_file, &counted, &created, &anonymous, &memfd}) {
         CHECK(array->empty());
@@ -799,7 +796,7 @@ TEST_CASE("mapped: an empty array maps nothing and is valid", "[mapped]") {
 
 TEST_CASE("mapped: growing a shared writable view extends the file", "[mapped]") {
     temp_dir dir;
-    auto array = ringio::mapped<std::uint64_t[]>::create(dir / "a", 3, 5);
+    auto array = ringio::mapped<std::uint64_t[]>::create(dir / "a", 3, {}, 5);
     const std::size_t count = 3 * ringio::detail::page_size();
     array.grow(count);
     REQUIRE(array.size() == count);
@@ -816,7 +813,7 @@ TEST_CASE("mapped: growing a shared writable view extends the file", "[mapped]")
 
 TEST_CASE("mapped: growing another view needs the file long enough already", "[mapped]") {
     temp_dir dir;
-    auto writer = ringio::mapped<std::uint32_t[]>::create(dir / "a", 2, 1);
+    auto writer = ringio::mapped<std::uint32_t[]>::create(dir / "a", 2, {}, 1);
     auto reader = ringio::mapped<const std::uint32_t[]>::open(dir / "a", {.offset = 4});
     auto copy =
         ringio::mapped<std::uint32_t[]>::open(dir / "a", {.mode = ringio::map_mode::private_copy});
@@ -834,16 +831,16 @@ TEST_CASE("mapped: growing another view needs the file long enough already", "[m
 }
 
 TEST_CASE("mapped: growing anonymous memory", "[mapped]") {
-    auto growing = ringio::mapped<int[]>::anonymous_private(2, 3);
+    auto growing = ringio::mapped<int[]>::anonymous(2, ringio::map_mode::private_copy, 3);
     growing.grow(100000);
     CHECK(growing[1] == 3);
     CHECK(growing[99999] == 0);
-    auto empty = ringio::mapped<int[]>::anonymous_private(0);
+    auto empty = ringio::mapped<int[]>::anonymous(0, ringio::map_mode::private_copy);
     empty.grow(10);
     CHECK(empty.size() == 10);
 
     // Anonymous shared memory and a sealed memfd keep their size.
-    auto shared = ringio::mapped<int[]>::anonymous_shared(2);
+    auto shared = ringio::mapped<int[]>::anonymous(2);
     require_error([&] { shared.grow(3); }, std::errc::operation_not_supported,
                   "anonymous shared memory", "fixed size");
     auto sealed = ringio::mapped<int[]>::memfd("ringio-test", 2);
@@ -855,7 +852,7 @@ TEST_CASE("mapped: growing anonymous memory", "[mapped]") {
 
 TEST_CASE("mapped: check reports a file truncated under the view", "[mapped]") {
     temp_dir dir;
-    auto view = ringio::mapped<record>::create(dir / "r", record{});
+    auto view = ringio::mapped<record>::create(dir / "r");
     view.check();
     // Another process truncates the file: touching the view would now raise SIGBUS.
     CHECK(run_in_child([&] { return ::truncate((dir / "r").c_str(), 0) == 0 ? 0 : 1; }) == 0);
@@ -870,12 +867,12 @@ TEST_CASE("mapped: check reports a file truncated under the view", "[mapped]") {
               ::signal(SIGBUS, SIG_DFL);
               return view->value;
           }) == 128 + SIGBUS);
-    ringio::mapped<record>::anonymous_shared().check();
+    ringio::mapped<record>::anonymous().check();
 }
 
 TEST_CASE("mapped: sync flushes shared views and does nothing for private ones", "[mapped]") {
     temp_dir dir;
-    auto view = ringio::mapped<record>::create(dir / "r", record{});
+    auto view = ringio::mapped<record>::create(dir / "r");
     view->value = 1;
     view.sync();
     std::error_code ec = std::make_error_code(std::errc::interrupted);
@@ -885,12 +882,12 @@ TEST_CASE("mapped: sync flushes shared views and does nothing for private ones",
     copy->value = 2;
     copy.sync();
     CHECK(read_value<record>(dir / "r").value == 1);
-    ringio::mapped<record>::anonymous_shared().sync();
+    ringio::mapped<record>::anonymous().sync();
 }
 
 TEST_CASE("mapped: advice is passed to the kernel", "[mapped]") {
     temp_dir dir;
-    auto array = ringio::mapped<int[]>::create(dir / "a", 4096, 1);
+    auto array = ringio::mapped<int[]>::create(dir / "a", 4096, {}, 1);
     for (const auto advice :
          {ringio::map_advice::normal, ringio::map_advice::random, ringio::map_advice::sequential,
           ringio::map_advice::will_need, ringio::map_advice::dont_need}) {
@@ -903,8 +900,8 @@ TEST_CASE("mapped: advice is passed to the kernel", "[mapped]") {
 }
 
 TEST_CASE("mapped: move assignment unmaps the old region first", "[mapped]") {
-    auto first = ringio::mapped<record>::anonymous_private(record{0, 1, {}});
-    auto second = ringio::mapped<record>::anonymous_private(record{0, 2, {}});
+    auto first = ringio::mapped<record>::anonymous(ringio::map_mode::private_copy, 0U, 1);
+    auto second = ringio::mapped<record>::anonymous(ringio::map_mode::private_copy, 0U, 2);
     const record* old = first.get();
     REQUIRE(is_mapped(old));
     first = std::move(second);
