@@ -26,12 +26,14 @@
 #include <array>
 #include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <initializer_list>
 #include <limits>
 #include <numeric>
 #include <ranges>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -156,6 +158,62 @@ ringio::detail::unique_fd bind_unix_socket(const std::filesystem::path& path) {
     struct ::stat st {};
     return ::lstat(path.c_str(), &st) == 0 ? st.st_mode & S_IFMT : 0;
 }
+
+// Records how it was constructed: its arguments, and its own address, which an object built
+// elsewhere and copied would not hold. Value-initialized, it holds a = -1 and the rest zero.
+struct probe {
+    probe() = default;
+    probe(std::int32_t first, std::int32_t second)
+        : a(first), b(second), at(reinterpret_cast<std::uintptr_t>(this)) {
+        if (first < 0) {
+            throw std::invalid_argument("probe: a negative argument");
+        }
+        ++constructed;
+    }
+
+    std::int32_t a = -1;
+    std::int32_t b;
+    std::uintptr_t at;
+
+    static inline int constructed = 0; // by the constructor with arguments, since reset
+};
+
+// Larger than the stack of the thread that creates it: a temporary would overflow it.
+struct big {
+    big() = default;
+    explicit big(std::uint8_t fill) { bytes.fill(fill); }
+
+    std::array<std::uint8_t, std::size_t{1} << 20> bytes;
+};
+
+constexpr std::size_t small_stack = 256 * 1024;
+
+// Runs `body` in a thread whose stack is `stack_bytes` long, in a forked child, where a stack
+// overflow is a status (128 + SIGSEGV) rather than the end of the test program.
+template <class Body>
+int on_small_stack(std::size_t stack_bytes, Body body) {
+    return run_in_child([&] {
+        ::pthread_attr_t attributes;
+        ::pthread_t thread;
+        void* status = nullptr;
+        auto run = [](void* b) -> void* {
+            return reinterpret_cast<void*>(static_cast<std::intptr_t>((*static_cast<Body*>(b))()));
+        };
+        if (::pthread_attr_init(&attributes) != 0 ||
+            ::pthread_attr_setstacksize(&attributes, stack_bytes) != 0 ||
+            ::pthread_create(&thread, &attributes, run, &body) != 0 ||
+            ::pthread_join(thread, &status) != 0) {
+            return 1;
+        }
+        return static_cast<int>(reinterpret_cast<std::intptr_t>(status));
+    });
+}
+
+// Whether `mapped<T>::create(path, args...)` compiles.
+template <class T, class... Args>
+concept can_create = requires(const std::filesystem::path& path, Args&&... args) {
+    ringio::mapped<T>::create(path, std::forward<Args>(args)...);
+};
 
 } // namespace
 
@@ -422,6 +480,222 @@ TEST_CASE("mapped: replace_existing leaves a device node in place", "[mapped][er
         [&] { return ringio::mapped<record>::create(dir / "null", {.replace_existing = true}); },
         std::errc::file_exists, (dir / "null").string(), "a character device, not a regular file");
     CHECK(file_type(dir / "null") == S_IFCHR);
+}
+
+// Creating in place
+
+TEST_CASE("mapped: create, memfd and anonymous construct T from their arguments, in place",
+          "[mapped][in_place]") {
+    temp_dir dir;
+    std::error_code ec = std::make_error_code(std::errc::interrupted);
+    std::vector<ringio::mapped<probe>> views;
+    views.push_back(ringio::mapped<probe>::create(dir / "p", {}, 1, 2));
+    views.push_back(ringio::mapped<probe>::create(dir / "q", {.populate = true}, ec, 3, 4));
+    CHECK_FALSE(ec);
+    views.push_back(ringio::mapped<probe>::memfd("ringio-test", 5, 6));
+    views.push_back(ringio::mapped<probe>::memfd("ringio-test", ec, 7, 8));
+    views.push_back(ringio::mapped<probe>::anonymous(ringio::map_mode::shared, 9, 10));
+    views.push_back(ringio::mapped<probe>::anonymous(ringio::map_mode::private_copy, ec, 11, 12));
+    CHECK_FALSE(ec);
+    std::int32_t expected = 1;
+    for (const auto& view : views) {
+        INFO("view " << (expected + 1) / 2);
+        CHECK(view->a == expected);
+        CHECK(view->b == expected + 1);
+        CHECK(view->at == reinterpret_cast<std::uintptr_t>(view.get())); // built where it lives
+        expected += 2;
+    }
+    CHECK(read_value<probe>(dir / "p").b == 2);
+    CHECK(read_value<probe>(dir / "q").b == 4);
+    // A copy of a whole value is a constructor argument too.
+    const record value{0, 13, {'c', 'o', 'p', 'y'}};
+    CHECK(ringio::mapped<record>::memfd("ringio-test", value)->value == 13);
+    CHECK(ringio::mapped<record>::anonymous(ringio::map_mode::shared, value)->note == value.note);
+}
+
+TEST_CASE("mapped: without arguments a new object is value-initialized", "[mapped][in_place]") {
+    temp_dir dir;
+    std::error_code ec;
+    std::vector<ringio::mapped<probe>> views;
+    views.push_back(ringio::mapped<probe>::create(dir / "p"));
+    views.push_back(ringio::mapped<probe>::create(dir / "q", {}, ec));
+    views.push_back(ringio::mapped<probe>::memfd("ringio-test"));
+    views.push_back(ringio::mapped<probe>::memfd("ringio-test", ec));
+    views.push_back(ringio::mapped<probe>::anonymous());
+    views.push_back(ringio::mapped<probe>::anonymous(ringio::map_mode::private_copy, ec));
+    for (const auto& view : views) {
+        CHECK(view->a == -1); // its default member initializer ran
+        CHECK(view->b == 0);
+        CHECK(view->at == 0);
+    }
+    auto array = ringio::mapped<probe[]>::create(dir / "a", 3);
+    CHECK(std::ranges::all_of(array, [](const probe& p) { return p.a == -1 && p.b == 0; }));
+}
+
+TEST_CASE("mapped: a new array constructs each element from the same arguments, in place",
+          "[mapped][in_place]") {
+    temp_dir dir;
+    std::error_code ec = std::make_error_code(std::errc::interrupted);
+    std::vector<ringio::mapped<probe[]>> arrays;
+    arrays.push_back(ringio::mapped<probe[]>::create(dir / "a", 3, {}, 1, 2));
+    arrays.push_back(ringio::mapped<probe[]>::create(dir / "b", 3, {}, ec, 1, 2));
+    arrays.push_back(ringio::mapped<probe[]>::memfd("ringio-test", 3, 1, 2));
+    arrays.push_back(ringio::mapped<probe[]>::memfd("ringio-test", 3, ec, 1, 2));
+    arrays.push_back(ringio::mapped<probe[]>::anonymous(3, ringio::map_mode::shared, 1, 2));
+    arrays.push_back(
+        ringio::mapped<probe[]>::anonymous(3, ringio::map_mode::private_copy, ec, 1, 2));
+    CHECK_FALSE(ec);
+    for (const auto& array : arrays) {
+        REQUIRE(array.size() == 3);
+        for (const probe& element : array) {
+            CHECK(element.a == 1);
+            CHECK(element.b == 2);
+            CHECK(element.at == reinterpret_cast<std::uintptr_t>(&element));
+        }
+    }
+    // Copies of one value: each element holds its bytes, the copied object's address included.
+    const probe one(5, 6);
+    auto copies = ringio::mapped<probe[]>::anonymous(4, ringio::map_mode::shared, one);
+    CHECK(std::ranges::all_of(
+        copies, [&](const probe& p) { return std::memcmp(&p, &one, sizeof one) == 0; }));
+}
+
+TEST_CASE("mapped: a large T is never built as a temporary, even on a small stack",
+          "[mapped][in_place]") {
+    STATIC_REQUIRE(sizeof(big) > 2 * small_stack);
+    temp_dir dir;
+    const int status = on_small_stack(small_stack, [&] {
+        auto created = ringio::mapped<big>::create(dir / "b", {}, std::uint8_t{7});
+        auto zeroed = ringio::mapped<big>::memfd("ringio-test");
+        auto shared = ringio::mapped<big>::anonymous(ringio::map_mode::shared, std::uint8_t{8});
+        auto array =
+            ringio::mapped<big[]>::anonymous(2, ringio::map_mode::private_copy, std::uint8_t{9});
+        const bool right = created->bytes.back() == 7 && zeroed->bytes.back() == 0 &&
+                           shared->bytes.front() == 8 && array[1].bytes.back() == 9;
+        return right ? 0 : 2;
+    });
+    CHECK(status == 0); // 128 + SIGSEGV if a temporary overflowed the stack
+    CHECK(read_value<std::uint8_t>(dir / "b", sizeof(big) - 1) == 7);
+}
+
+TEST_CASE("mapped: a failed factory constructs nothing", "[mapped][in_place][errors]") {
+    temp_dir dir;
+    write_value(dir / "taken", record{});
+    probe::constructed = 0;
+    std::error_code ec;
+    CHECK_FALSE(ringio::mapped<probe>::create(dir / "taken", {}, ec, 1, 2));
+    CHECK(ec == std::errc::file_exists);
+    CHECK_FALSE(ringio::mapped<probe>::memfd(std::string(300, 'n'), ec, 1, 2));
+    CHECK(ec == std::errc::invalid_argument);
+    const auto max = std::numeric_limits<std::size_t>::max();
+    CHECK(ringio::mapped<probe[]>::anonymous(max / 8, ringio::map_mode::shared, ec, 1, 2).empty());
+    CHECK(ec == std::errc::value_too_large);
+    CHECK(probe::constructed == 0);
+}
+
+TEST_CASE("mapped: an exception from T's constructor propagates, leaving no file or descriptor",
+          "[mapped][in_place][errors]") {
+    temp_dir dir;
+    const int before = open_fd_count();
+    std::error_code ec;
+    CHECK_THROWS_AS(ringio::mapped<probe>::create(dir / "p", {}, -1, 0), std::invalid_argument);
+    CHECK_THROWS_AS(ringio::mapped<probe>::create(dir / "p", {}, ec, -1, 0), std::invalid_argument);
+    CHECK_THROWS_AS(ringio::mapped<probe[]>::create(dir / "a", 3, {}, -1, 0),
+                    std::invalid_argument);
+    CHECK_THROWS_AS(ringio::mapped<probe>::memfd("ringio-test", -1, 0), std::invalid_argument);
+    CHECK_THROWS_AS(ringio::mapped<probe[]>::anonymous(3, ringio::map_mode::shared, -1, 0),
+                    std::invalid_argument);
+    CHECK(std::filesystem::is_empty(dir.path())); // the new files were removed again
+    CHECK(open_fd_count() == before);
+}
+
+TEST_CASE(
+    "mapped: options come before the constructor's arguments, so neither is taken for the other",
+    "[mapped][in_place]") {
+    STATIC_REQUIRE(can_create<record>);
+    STATIC_REQUIRE(can_create<record, ringio::create_options>);
+    STATIC_REQUIRE(can_create<record, ringio::create_options, record>);
+    STATIC_REQUIRE(can_create<record, ringio::create_options, unsigned, int>);
+    STATIC_REQUIRE(can_create<record, ringio::create_options, std::error_code&, unsigned, int>);
+    STATIC_REQUIRE_FALSE(can_create<record, record>); // a value is not options
+    STATIC_REQUIRE_FALSE(can_create<record, ringio::create_options, int, int, int, int>);
+    STATIC_REQUIRE_FALSE(can_create<const record, ringio::create_options>);
+    // A bool can be constructed from an error_code; the error code is still taken as one.
+    std::error_code ec = std::make_error_code(std::errc::interrupted);
+    auto flag = ringio::mapped<bool>::memfd("ringio-test", ec);
+    CHECK_FALSE(ec);
+    CHECK_FALSE(*flag);
+    auto flags = ringio::mapped<bool[]>::anonymous(2, ringio::map_mode::shared, ec);
+    CHECK_FALSE(ec);
+    CHECK(flags.size() == 2);
+}
+
+TEST_CASE("mapped: create errors: no permission, a read-only file system, a name too long, "
+          "EOVERFLOW",
+          "[mapped][errors]") {
+    temp_dir dir;
+    require_error([&] { return ringio::mapped<record>::create(dir / std::string(300, 'n')); },
+                  std::errc::filename_too_long, "mapped: create");
+    const auto max = std::numeric_limits<std::size_t>::max();
+    require_error([&] { return ringio::mapped<record[]>::create(dir / "huge", max / 4); },
+                  std::errc::value_too_large, "mapped: create", "overflow");
+    CHECK_FALSE(std::filesystem::exists(dir / "huge"));
+
+    std::filesystem::permissions(dir.path(), std::filesystem::perms::all);
+    std::filesystem::create_directory(dir / "locked");
+    std::filesystem::permissions(dir / "locked", std::filesystem::perms::owner_all |
+                                                     std::filesystem::perms::others_exec);
+    CHECK(run_in_child([&] {
+              std::error_code ec;
+              return !drop_privileges()                                             ? 1
+                     : ringio::mapped<record>::create(dir / "locked" / "f", {}, ec) ? 2
+                     : ec == std::errc::permission_denied                           ? 0
+                                                                                    : 3;
+          }) == 0);
+
+    const int status = run_in_child([&] {
+        if (::unshare(CLONE_NEWNS) != 0 ||
+            ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+            ::mount("tmpfs", dir.path().c_str(), "tmpfs", MS_RDONLY, nullptr) != 0) {
+            return child_skipped;
+        }
+        std::error_code ec;
+        auto view = ringio::mapped<std::byte[]>::create(dir / "f", 16, {}, ec);
+        return ec == std::errc::read_only_file_system && view.empty() ? 0 : 2;
+    });
+    if (status == child_skipped) {
+        WARN("SKIPPED: cannot mount a read-only tmpfs here (needs CAP_SYS_ADMIN)");
+    } else {
+        CHECK(status == 0);
+    }
+}
+
+TEST_CASE("mapped: memfd errors: a name too long is EINVAL, no descriptor left is EMFILE",
+          "[mapped][errors]") {
+    require_error([] { return ringio::mapped<record>::memfd(std::string(300, 'n')); },
+                  std::errc::invalid_argument, "mapped: memfd memfd:nnn", "memfd_create");
+    const int status = run_in_child([] {
+        const ::rlimit limit{32, 32};
+        if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+            return 1;
+        }
+        while (::dup(0) >= 0) {
+        }
+        std::error_code ec;
+        auto view = ringio::mapped<std::uint32_t[]>::memfd("ringio-test", 4, ec, 1U);
+        return ec == std::errc::too_many_files_open && view.empty() ? 0 : 2;
+    });
+    CHECK(status == 0);
+}
+
+TEST_CASE("mapped: anonymous memory past what the kernel can give is ENOMEM", "[mapped][errors]") {
+    const std::size_t huge = std::size_t{1} << 62;
+    require_error([&] { return ringio::mapped<std::byte[]>::anonymous(huge); },
+                  std::errc::not_enough_memory, "mapped: map anonymous shared memory", "mmap");
+    std::error_code ec;
+    auto view = ringio::mapped<std::byte[]>::anonymous(huge, ringio::map_mode::private_copy, ec);
+    CHECK(ec == std::errc::not_enough_memory);
+    CHECK(view.empty());
 }
 
 // Anonymous memory and memfds
