@@ -246,7 +246,8 @@ class mapped<T[]> : public detail::mapped_base<T[]> {
     static_assert(detail::diagnose_mappable<T>());
     using base = detail::mapped_base<T[]>;
     template <class... Args>
-    static constexpr bool makes_ = !std::is_const_v<T> && std::constructible_from<T, Args&...>;
+    static constexpr bool makes_ =
+        !std::is_const_v<T> && std::constructible_from<T, const Args&...>;
 
 public:
     /// The element type, `const` for a read-only view.
@@ -288,7 +289,7 @@ public:
     template <class... Args>
     static mapped create(const std::filesystem::path& path, std::size_t count,
                          create_options options = {}, const Args&... args)
-    requires makes_<const Args...>
+    requires makes_<Args...>
     {
         return base::create_file(path, count, options, nullptr, args...);
     }
@@ -296,7 +297,7 @@ public:
     template <class... Args>
     static mapped create(const std::filesystem::path& path, std::size_t count,
                          create_options options, std::error_code& ec, const Args&... args)
-    requires makes_<const Args...>
+    requires makes_<Args...>
     {
         return base::create_file(path, count, options, &ec, args...);
     }
@@ -304,7 +305,7 @@ public:
     /// Creates a sealed memfd of `count` elements, each `T(args...)`, as `mapped<T>::memfd`.
     template <class... Args>
     static mapped memfd(std::string_view name, std::size_t count, const Args&... args)
-    requires makes_<const Args...>
+    requires makes_<Args...>
     {
         return base::memfd_of(name, count, nullptr, args...);
     }
@@ -312,7 +313,7 @@ public:
     template <class... Args>
     static mapped memfd(std::string_view name, std::size_t count, std::error_code& ec,
                         const Args&... args)
-    requires makes_<const Args...>
+    requires makes_<Args...>
     {
         return base::memfd_of(name, count, &ec, args...);
     }
@@ -321,7 +322,7 @@ public:
     template <class... Args>
     static mapped anonymous(std::size_t count, map_mode mode = map_mode::shared,
                             const Args&... args)
-    requires makes_<const Args...>
+    requires makes_<Args...>
     {
         return base::anonymous_of(mode, count, nullptr, args...);
     }
@@ -329,7 +330,7 @@ public:
     template <class... Args>
     static mapped anonymous(std::size_t count, map_mode mode, std::error_code& ec,
                             const Args&... args)
-    requires makes_<const Args...>
+    requires makes_<Args...>
     {
         return base::anonymous_of(mode, count, &ec, args...);
     }

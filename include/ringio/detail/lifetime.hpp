@@ -29,9 +29,8 @@ inline constexpr bool is_std_atomic_v = std::is_same_v<T, std::atomic_flag>;
 template <class U>
 inline constexpr bool is_std_atomic_v<std::atomic<U>> = true;
 
-/// Starts the lifetime of `count` objects of `T` in mapped storage whose bytes already hold their
-/// values, reading and writing nothing: the one place where ringio turns mapped bytes into
-/// objects. See docs/design.md, "Object lifetime".
+/// Starts the lifetime of `count` objects of `T` in mapped storage whose bytes hold their values,
+/// reading and writing nothing: the one place where mapped bytes become objects.
 template <class T>
 T* start_lifetime_as_array(void* storage, std::size_t count) noexcept {
 #if defined(__cpp_lib_start_lifetime_as)

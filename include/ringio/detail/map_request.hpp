@@ -89,9 +89,8 @@ inline map_failure bytes_for(std::uint64_t offset, std::size_t count, std::size_
     return {};
 }
 
-/// Checks a request's arithmetic before any system call: an offset that keeps `T` aligned (the
-/// page size is a multiple of its alignment) and fits in `off_t`, a length that does not
-/// overflow. Sets `bytes` unless the length depends on the file.
+/// Checks a request's arithmetic before any system call: an aligned offset within `off_t`, a
+/// length that does not overflow. Sets `bytes` unless the length depends on the file.
 inline map_failure check_request(const map_request& r, std::size_t& bytes) {
     if (r.element_align > page_size() || r.offset % r.element_align != 0) {
         return map_problem(std::errc::invalid_argument,
@@ -139,9 +138,8 @@ inline std::string not_regular(::mode_t mode) {
     return std::string(kind) + ", not a regular file";
 }
 
-/// Reads the size of the regular file (or memfd) open as `fd`. A directory is EISDIR; a FIFO,
-/// socket or device is ENODEV, mmap's "cannot be mapped": a device's size says nothing of what
-/// maps without SIGBUS.
+/// Reads the size of the regular file (or memfd) open as `fd`; a directory is EISDIR, anything
+/// else ENODEV (mmap's "cannot be mapped").
 inline map_failure regular_file_size(int fd, std::uint64_t& size) {
     struct ::stat st {};
     if (::fstat(fd, &st) != 0) {
@@ -174,13 +172,13 @@ inline std::string what_exists(const std::string& path) {
 }
 
 /// Unlinks the regular file at `path`, if there is one, for `replace_existing`; anything else
-/// there stays and is EEXIST. `lstat` and `unlink` are two steps: a file swapped in between by
-/// another process is not noticed.
+/// there stays and is EEXIST.
 inline map_failure unlink_regular_file(const std::string& path) {
     struct ::stat st {};
     if (::lstat(path.c_str(), &st) != 0) {
         return {}; // nothing there, or a bad path: creating the file says why
     }
+    // A file that another process swaps in between lstat and unlink is not noticed.
     if (!S_ISREG(st.st_mode)) {
         return map_problem(std::errc::file_exists,
                            not_regular(st.st_mode) + ": only a regular file is replaced");
@@ -191,9 +189,8 @@ inline map_failure unlink_regular_file(const std::string& path) {
     return {};
 }
 
-/// Runs `call`, which returns 0 or an errno value, with SIGXFSZ blocked in the calling thread
-/// (where the kernel sends it): past the file size limit it then fails with EFBIG instead of
-/// killing the process. A SIGXFSZ it made pending is consumed; one pending before is kept.
+/// Runs `call`, which returns 0 or an errno value, with SIGXFSZ blocked in the calling thread:
+/// past the file size limit it fails with EFBIG instead of killing the process.
 template <class Call>
 int without_sigxfsz(Call call) {
     ::sigset_t xfsz;
@@ -204,6 +201,8 @@ int without_sigxfsz(Call call) {
     ::pthread_sigmask(SIG_BLOCK, &xfsz, &old);
     const bool was_pending = ::sigpending(&pending) == 0 && sigismember(&pending, SIGXFSZ) == 1;
     const int rc = call();
+    // The kernel sends SIGXFSZ to the calling thread: consume the one the call raised, and leave
+    // one that was pending before to the program.
     if (rc == EFBIG && !was_pending) {
         const ::timespec now{};
         while (::sigtimedwait(&xfsz, nullptr, &now) < 0 && errno == EINTR) {
@@ -213,9 +212,8 @@ int without_sigxfsz(Call call) {
     return rc;
 }
 
-/// Makes the file open as `fd` at least `to` bytes long with real blocks from `from` on, so that a
-/// full disk fails here and not with SIGBUS at a first write. Past RLIMIT_FSIZE it is EFBIG,
-/// found before the file changes, and never SIGXFSZ.
+/// Makes the file open as `fd` at least `to` bytes long with real blocks from `from` on: a full
+/// disk or RLIMIT_FSIZE fails here (ENOSPC, EFBIG), not with SIGBUS or SIGXFSZ later.
 inline map_failure allocate_blocks(int fd, std::uint64_t from, std::uint64_t to) {
     ::rlimit limit{};
     if (::getrlimit(RLIMIT_FSIZE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY &&

@@ -20,10 +20,9 @@
 namespace ringio::detail {
 
 /// Owns one mapped region, untyped, and the descriptor of the file behind it (if any); move-only.
-///
-/// Invariants: `region_.base` is null exactly when nothing is mapped; the view starts
-/// `region_.offset % page_size()` bytes into the region (the slack of a page-aligned `mmap`) and
-/// is `region_.bytes` long; the file held the whole view when it was made or last grown.
+// Invariants: `region_.base` is null exactly when nothing is mapped; the view starts
+// `region_.offset % page_size()` bytes into the region (the slack of a page-aligned `mmap`) and
+// is `region_.bytes` long; the file held the whole view when it was made or last grown.
 class mapping {
 public:
     mapping() noexcept = default;
