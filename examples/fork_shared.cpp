@@ -23,7 +23,7 @@ struct shared_state {
 };
 
 int run() {
-    auto shared = ringio::mapped<shared_state>::anonymous_shared();
+    auto shared = ringio::mapped<shared_state>::anonymous(); // shared, value-initialized
     int plain = 1;
     ringio::shared_atomic_ref done{shared->done};
 

@@ -25,7 +25,8 @@ struct account {
 };
 
 int run(const char* path, bool pause) {
-    ringio::mapped<account>::create(path, account{0, 100}); // unmapped at once; the file stays
+    // account(0, 100), constructed in the new file; unmapped at once, and the file stays.
+    ringio::mapped<account>::create(path, {}, 0, 100);
 
     auto view = ringio::mapped<account>::open(path, {.mode = ringio::map_mode::private_copy});
     view->balance += 50;

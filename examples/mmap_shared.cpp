@@ -40,7 +40,7 @@ int update(const char* path) {
 }
 
 int run(const char* path, bool pause) {
-    auto view = ringio::mapped<account>::create(path, account{0, 100});
+    auto view = ringio::mapped<account>::create(path, {}, 0, 100); // account(0, 100), in place
     std::printf("parent: balance %lld\n", static_cast<long long>(view->balance));
     if (pause) {
         std::printf("paused: press Enter to go on\n");

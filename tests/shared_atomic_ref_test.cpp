@@ -100,7 +100,7 @@ TEST_CASE("shared_atomic_ref: only lock-free integers are accepted, and only 32 
 }
 
 TEST_CASE("shared_atomic_ref: wait_for times out when nobody writes", "[shared_atomic_ref]") {
-    auto view = ringio::mapped<state>::anonymous_shared();
+    auto view = ringio::mapped<state>::anonymous();
     ringio::shared_atomic_ref ready{view->ready};
     const auto start = std::chrono::steady_clock::now();
     CHECK_FALSE(ready.wait_for(0, 50ms));
@@ -123,7 +123,7 @@ TEST_CASE("shared_atomic_ref: a timeout too long for the clock waits without one
 }
 
 TEST_CASE("shared_atomic_ref: a notify wakes a waiter in a forked process", "[shared_atomic_ref]") {
-    auto view = ringio::mapped<state>::anonymous_shared();
+    auto view = ringio::mapped<state>::anonymous();
     ringio::shared_atomic_ref ready{view->ready};
     // The child waits; a timeout turns a lost wake-up into a failure, not a hang.
     const pid_t child = fork_child([&] {
@@ -143,7 +143,7 @@ TEST_CASE("shared_atomic_ref: a waiter wakes when another process that mapped th
           "notifies",
           "[shared_atomic_ref]") {
     temp_dir dir;
-    ringio::mapped<state>::create(dir / "s", state{});
+    ringio::mapped<state>::create(dir / "s");
     auto view = ringio::mapped<const state>::open(dir / "s");
     ringio::shared_atomic_ref ready{view->ready}; // a read-only view can wait
     const pid_t child = fork_child([&] {
@@ -161,7 +161,7 @@ TEST_CASE("shared_atomic_ref: a waiter wakes when another process that mapped th
 }
 
 TEST_CASE("shared_atomic_ref: notify_all wakes every waiting process", "[shared_atomic_ref]") {
-    auto view = ringio::mapped<state>::anonymous_shared();
+    auto view = ringio::mapped<state>::anonymous();
     ringio::shared_atomic_ref ready{view->ready};
     ringio::shared_atomic_ref waiting{view->answer};
     auto waiter = [&] {
