@@ -1,5 +1,7 @@
 #pragma once
 
+/// The options of `mapped`'s factories: sharing, offset, creation, and advice to the kernel.
+
 #include <sys/mman.h>
 #include <sys/types.h>
 
@@ -7,15 +9,12 @@
 
 namespace ringio {
 
-/// Whether writes to a mapping are shared with the file and other processes or kept private.
-/// With `mapped<const T>` both are read-only: `shared` is the plain read-only view, and
-/// `private_copy` a private read-only one.
+/// Whether writes to a mapping reach the file and other processes, or stay in this process.
 enum class map_mode {
-    /// `MAP_SHARED`: writes reach the file and every process that maps it, and outlive the
-    /// process.
+    /// `MAP_SHARED`: writes reach the file and every process that maps it.
     shared,
-    /// `MAP_PRIVATE`: writes are copied on write and stay in this process; the file and other
-    /// processes keep the original. Until this process writes a page, it sees what others write.
+    /// `MAP_PRIVATE`: writes are copied on write and stay in this process; until it writes a
+    /// page, it sees what others write there.
     private_copy,
 };
 
@@ -23,19 +22,17 @@ enum class map_mode {
 struct map_options {
     /// Shared with the file and other processes, or a private copy.
     map_mode mode = map_mode::shared;
-    /// Byte offset of the view in the file: any multiple of `alignof(T)`; ringio rounds the
-    /// mapping down to a page and keeps the slack.
+    /// Byte offset of the view in the file: any multiple of `alignof(T)`.
     std::uint64_t offset = 0;
     /// Faults every page in at once (`MAP_POPULATE`) instead of at first touch.
     bool populate = false;
 };
 
-/// How to create a file for a mapping; a created file is always mapped shared and writable.
+/// How to create a file for a mapping, which is always shared and writable.
 struct create_options {
     /// Mode bits of the new file, less the process's umask.
     ::mode_t permissions = 0600;
-    /// Unlinks an existing file first (processes that map it keep their pages); otherwise an
-    /// existing file is an error (EEXIST).
+    /// Unlinks an existing regular file first; anything else there is EEXIST, as without it.
     bool replace_existing = false;
     /// Faults every page in at once (`MAP_POPULATE`).
     bool populate = false;
@@ -51,8 +48,7 @@ enum class map_advice : int {
     sequential = MADV_SEQUENTIAL,
     /// The view will be needed soon: start reading it in.
     will_need = MADV_WILLNEED,
-    /// The view is not needed now: drop its pages. A shared view reads them back from the file;
-    /// a private view loses its changes (the file's or zero bytes come back).
+    /// Drop the view's pages: a shared view reads them back, a private one loses its changes.
     dont_need = MADV_DONTNEED,
 };
 

@@ -1,5 +1,7 @@
 #pragma once
 
+/// The concept `mappable`: the types whose objects can live in mapped memory.
+
 #include <ringio/detail/lifetime.hpp>
 
 #include <type_traits>
@@ -17,11 +19,8 @@ inline constexpr bool mappable_element_v =
 
 } // namespace detail
 
-/// True when objects of type `T` can live in mapped memory: an object type that is trivially
-/// copyable (its bytes are its value) and implicit-lifetime (mapped bytes can become objects
-/// without a constructor), neither a pointer nor holding one as an element (an address means
-/// nothing in another process), and not const or volatile. `std::atomic` is rejected: map a plain
-/// integer and use `shared_atomic_ref`. See docs/design.md, "What mappable admits".
+/// True for object types that are trivially copyable and implicit-lifetime, hold no pointer as an
+/// element, are not `std::atomic`, and are neither const nor volatile.
 template <class T>
 concept mappable = std::is_object_v<T> && !std::is_const_v<T> && !std::is_volatile_v<T> &&
                    detail::mappable_element_v<std::remove_all_extents_t<T>>;

@@ -1,5 +1,7 @@
 #pragma once
 
+/// shared_atomic_ref: atomic access to an integer shared between processes, and waiting on it.
+
 #include <ringio/detail/chrono.hpp>
 #include <ringio/detail/error.hpp>
 
@@ -11,8 +13,10 @@
 #include <bit>
 #include <cerrno>
 #include <concepts>
+#include <cstddef>
 #include <cstdint>
 #include <ctime>
+#include <string>
 #include <system_error>
 #include <type_traits>
 
@@ -20,11 +24,9 @@ namespace ringio {
 
 namespace detail {
 
-// FUTEX_WAIT_BITSET without FUTEX_PRIVATE_FLAG: the kernel keys a shared futex by the page
-// behind the address (the file or shmem object and the offset), so a waiter in one process is
-// found by a waker in another that maps the same page at any address. The deadline is absolute,
-// on CLOCK_MONOTONIC, so retries after a spurious wake-up need no recomputation; null waits
-// forever. Returns 0 or -errno.
+// FUTEX_WAIT_BITSET without FUTEX_PRIVATE_FLAG: the kernel keys a shared futex by the page behind
+// the address, so a waker in any process that maps the page finds the waiter. The deadline is
+// absolute (CLOCK_MONOTONIC), so a retry needs no recomputation; null waits forever. 0 or -errno.
 inline int futex_wait(const void* word, std::uint32_t expected,
                       const ::timespec* deadline) noexcept {
     const long rc = ::syscall(SYS_futex, word, FUTEX_WAIT_BITSET, expected, deadline, nullptr,
@@ -39,20 +41,14 @@ inline void futex_wake(const void* word, int count) noexcept {
 
 } // namespace detail
 
-/// An integer type that `shared_atomic_ref` accepts: lock-free as `std::atomic_ref`, hence
-/// address-free, so it works between processes ([atomics.lockfree]). `const` for read-only use.
+/// An integer type that `shared_atomic_ref` accepts: lock-free, hence address-free, so that it
+/// works between processes ([atomics.lockfree]); `const` for read-only use.
 template <class I>
 concept shared_integer = std::integral<std::remove_const_t<I>> && !std::is_volatile_v<I> &&
                          std::atomic_ref<std::remove_const_t<I>>::is_always_lock_free;
 
-/// Atomic access to an integer in memory shared between processes (a field of a `mapped<T>`),
-/// and a wait/notify that works across processes. A reference: it owns nothing, and the integer
-/// must outlive it. `shared_atomic_ref<const I>` (from a read-only view) can load and wait.
-///
-/// Why not a plain loop or `volatile`: the optimiser may hoist a plain load out of a loop and
-/// never see another process's store, and `volatile` orders nothing. Why not
-/// `std::atomic::wait`: libstdc++ and libc++ wait on process-private futexes, which a notify
-/// from another process never wakes. See docs/design.md, "Waiting across processes".
+/// Atomic access to an integer in memory shared between processes, and a wait/notify that works
+/// across them. A reference: the integer must outlive it. `const I` can load and wait only.
 template <shared_integer I>
 class shared_atomic_ref {
     // Declared first: the requires-clauses below name it.
@@ -62,17 +58,19 @@ public:
     /// The integer type, without `const`.
     using value_type = std::remove_const_t<I>;
 
-    /// Refers to `object`. Throws `std::system_error` (EINVAL) if it is not aligned as
-    /// `std::atomic_ref` requires; fields of a `mapped<T>` always are where that is
-    /// `alignof(I)`, as on x86-64 and AArch64.
+    /// Refers to `object`; throws `std::system_error` (EINVAL) if it is not aligned as
+    /// `std::atomic_ref` requires, on every architecture.
     explicit shared_atomic_ref(I& object) : object_(&object) {
-        if constexpr (std::atomic_ref<value_type>::required_alignment > alignof(value_type)) {
-            if (reinterpret_cast<std::uintptr_t>(object_) %
-                    std::atomic_ref<value_type>::required_alignment !=
-                0) {
-                detail::throw_error(detail::error_from_result(-EINVAL),
-                                    "shared_atomic_ref: misaligned integer");
-            }
+        // Checked even where required_alignment is alignof(I): the futex refuses a misaligned
+        // word, and an access split across cache lines is not atomic. The compiler may assume a
+        // reference is aligned and fold the test away: the empty asm hides the address from it.
+        constexpr std::size_t alignment = std::atomic_ref<value_type>::required_alignment;
+        auto address = reinterpret_cast<std::uintptr_t>(object_);
+        __asm__("" : "+r"(address));
+        if (address % alignment != 0) {
+            detail::throw_error(detail::error_from_result(-EINVAL),
+                                "shared_atomic_ref: the integer is not aligned to " +
+                                    std::to_string(alignment) + " bytes");
         }
     }
 
@@ -130,35 +128,26 @@ public:
         return ref().fetch_sub(value, order);
     }
 
-    /// Blocks until the value differs from `old`, as read with `order` (use acquire or
-    /// seq_cst to see what the other process wrote before its store). Wakes on a `notify_*`
-    /// from any process that maps the same memory; spurious wake-ups and signals are absorbed.
-    /// 32-bit integers only: a futex word is 32 bits.
-    /// Errors: throws `std::system_error` for an unexpected futex error (none is known).
+    /// Blocks until the value, read with `order`, differs from `old`; woken by a `notify_*` from
+    /// any process that maps the same memory. 32-bit integers only: a futex word is 32 bits.
     void wait(value_type old, std::memory_order order = std::memory_order_seq_cst) const
     requires(sizeof(value_type) == 4)
     {
         wait_on(old, order, nullptr);
     }
 
-    /// As `wait`, but gives up at `deadline`. Returns true when the value differs from `old`,
-    /// false when the deadline passed with the value still `old`.
+    /// As `wait`, but gives up at `deadline`: false when it passed with the value still `old`.
     bool wait_until(value_type old, std::chrono::steady_clock::time_point deadline,
                     std::memory_order order = std::memory_order_seq_cst) const
     requires(sizeof(value_type) == 4)
     {
         // steady_clock is CLOCK_MONOTONIC in libstdc++ and libc++, the futex's clock.
-        const auto since_epoch = deadline.time_since_epoch();
-        const auto seconds = std::chrono::floor<std::chrono::seconds>(since_epoch);
-        ::timespec ts{};
-        ts.tv_sec = static_cast<std::time_t>(seconds.count());
-        ts.tv_nsec = static_cast<long>(
-            std::chrono::duration_cast<std::chrono::nanoseconds>(since_epoch - seconds).count());
+        const auto ns = std::chrono::nanoseconds(deadline.time_since_epoch()).count();
+        const ::timespec ts{.tv_sec = ns / 1'000'000'000, .tv_nsec = ns % 1'000'000'000};
         return wait_on(old, order, &ts);
     }
 
-    /// As `wait`, but gives up after `timeout`. Returns true when the value differs from `old`,
-    /// false on timeout.
+    /// As `wait`, but gives up after `timeout`: false when it passed with the value still `old`.
     bool wait_for(value_type old, std::chrono::nanoseconds timeout,
                   std::memory_order order = std::memory_order_seq_cst) const
     requires(sizeof(value_type) == 4)
@@ -170,8 +159,7 @@ public:
         return wait_until(old, now + timeout, order);
     }
 
-    /// Wakes one process or thread waiting on this integer. Call it after the store the waiter
-    /// waits for: the futex compares the value under its own lock, so no wake-up is lost.
+    /// Wakes one process or thread waiting on this integer; call it after the store it waits for.
     void notify_one() const noexcept
     requires(sizeof(value_type) == 4)
     {

@@ -14,7 +14,7 @@ struct record {
 int main() {
 #if defined(RINGIO_CASE_atomic)
     // std::atomic is not implicit-lifetime in C++20: the message points to shared_atomic_ref.
-    auto view = ringio::mapped<std::atomic<int>>::anonymous_shared();
+    auto view = ringio::mapped<std::atomic<int>>::anonymous();
 #elif defined(RINGIO_CASE_volatile)
     auto view = ringio::mapped<volatile int[]>::open("file");
 #elif defined(RINGIO_CASE_pointer)
@@ -24,7 +24,13 @@ int main() {
     auto view = ringio::mapped<const record>::open("file");
     view->value = 1;
 #elif defined(RINGIO_CASE_create_read_only)
-    auto view = ringio::mapped<const record>::create("file", record{});
+    auto view = ringio::mapped<const record>::create("file", {}, 0U, 1);
+#elif defined(RINGIO_CASE_value_for_options)
+    // The options come before the object's constructor arguments: a value cannot be taken for them.
+    auto view = ringio::mapped<record>::create("file", record{0, 1});
+#elif defined(RINGIO_CASE_no_such_constructor)
+    // Arguments that construct no T are refused at the call, before anything is created.
+    auto view = ringio::mapped<record>::anonymous(ringio::map_mode::shared, 1, 2, 3);
 #elif defined(RINGIO_CASE_store_read_only)
     auto view = ringio::mapped<const record>::open("file");
     ringio::shared_atomic_ref(view->ready).store(1);

@@ -131,7 +131,7 @@ TEST_CASE("every descriptor ringio opens is close-on-exec and no child inherits 
         ringio::sync_wait(fast, exercise(fast, listener, streams));
         ringio::buffer_ring buffers(fast, 4, 64);
         ringio::receiver incoming(streams.front(), buffers);
-        auto created = ringio::mapped<record>::create(dir / "created", record{1});
+        auto created = ringio::mapped<record>::create(dir / "created", {}, 1);
         auto opened = ringio::mapped<const record>::open(dir / "created");
         auto duplicated = ringio::mapped<const record>::open(opened.fd());
         auto memfd = ringio::mapped<record>::memfd("ringio-descriptors-test");

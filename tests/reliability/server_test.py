@@ -159,11 +159,11 @@ def in_threads(jobs):
 
 
 def tcp_load(arguments):
-    """load_client's TCP run against echo_server: every byte of every connection verified."""
+    """load_client's messages against echo_server: every byte of every connection verified."""
     port = support.free_port(socket.SOCK_STREAM)
     with start(arguments, port, "tcp") as server:
         baseline = len(descriptors(server.pid))
-        run_client(arguments, "tcp", port)
+        run_client(arguments, "messages", port)
         wait_descriptors(server, baseline, "after the load")
         echo_once(port, 65536, 1)
         stop(server)
@@ -171,11 +171,11 @@ def tcp_load(arguments):
 
 
 def udp_load(arguments):
-    """load_client's UDP run against udp_echo: every datagram answered whole, or counted lost."""
+    """load_client's datagrams against udp_echo: every datagram answered whole, or counted lost."""
     port = support.free_port(socket.SOCK_DGRAM)
     with start(arguments, port, "udp") as server:
         baseline = len(descriptors(server.pid))
-        run_client(arguments, "udp", port)
+        run_client(arguments, "datagrams", port)
         check_equal(len(descriptors(server.pid)), baseline, "udp_echo's descriptors after the load")
         stop(server)
         check_equal(server.errors(), b"", "udp_echo's stderr")
@@ -187,7 +187,8 @@ def stop_under_load(arguments, protocol):
     kind = socket.SOCK_DGRAM if protocol == "udp" else socket.SOCK_STREAM
     port = support.free_port(kind)
     with start(arguments, port, protocol) as server:
-        with support.Process(client_command(arguments, protocol, port)) as client:
+        mode = "datagrams" if protocol == "udp" else "messages"
+        with support.Process(client_command(arguments, mode, port)) as client:
             time.sleep(1.0)
             check(client.running(), f"the load ended before the stop\n{client.describe()}")
             stop(server)
@@ -209,7 +210,7 @@ def soak(arguments):
     port = support.free_port(socket.SOCK_STREAM)
     with start(arguments, port, "tcp") as server:
         baseline = len(descriptors(server.pid))
-        command = [arguments.client, "tcp", port, "--duration", seconds, *arguments.client_arg]
+        command = [arguments.client, "messages", port, "--duration", seconds, *arguments.client_arg]
         samples = []  # (seconds since the start, resident KiB, descriptors)
         begin = time.monotonic()
         with support.Process(command) as client:

@@ -1,5 +1,7 @@
 #pragma once
 
+/// Object lifetime in mapped storage: the implicit-lifetime trait and starting objects' lifetime.
+
 #include <atomic>
 #include <cstddef>
 #include <memory>
@@ -8,9 +10,8 @@
 
 namespace ringio::detail {
 
-/// True when `T` is an implicit-lifetime type: one whose objects can come into being without a
-/// constructor call, by the creation of suitable storage. Uses the standard trait where the
-/// library has it (C++23), else the C++20 definition ([class.prop]/9) spelled with C++20 traits.
+/// True when objects of `T` can come into being without a constructor call, by the creation of
+/// suitable storage: the C++23 trait where the library has it, else its C++20 definition.
 template <class T>
 inline constexpr bool is_implicit_lifetime_v =
 #if defined(__cpp_lib_is_implicit_lifetime)
@@ -22,29 +23,21 @@ inline constexpr bool is_implicit_lifetime_v =
       std::is_trivially_copy_constructible_v<T> || std::is_trivially_move_constructible_v<T>));
 #endif
 
-/// True for `std::atomic<U>` and `std::atomic_flag`, which `mappable` rejects with a message of
-/// its own: g++ and clang both call `std::atomic<int>` trivially copyable.
+/// True for `std::atomic<U>` and `std::atomic_flag`, which g++ and clang call trivially copyable.
 template <class T>
 inline constexpr bool is_std_atomic_v = std::is_same_v<T, std::atomic_flag>;
 template <class U>
 inline constexpr bool is_std_atomic_v<std::atomic<U>> = true;
 
-/// Starts the lifetime of an array of `count` objects of type `T` in mapped storage whose bytes
-/// already hold their values, and returns a pointer to its first element. Reads and writes
-/// nothing: the bytes, and so the values, stay as they are.
-///
-/// This is the one place where ringio turns mapped bytes into objects.
-/// `std::start_lifetime_as_array` (C++23) is used where the library has it. Otherwise: the storage
-/// comes from `mmap` or `mremap`, calls the compiler cannot see into, so it cannot assume anything
-/// about the objects there (as with `malloc` before C++20 named it); the empty `asm` statement,
-/// which may read and write every byte, extends that to storage the program has seen before;
-/// `std::launder` then yields a pointer to the object at that address. See docs/design.md, "Object
-/// lifetime", for why `std::memmove(p, p, n)` is not used.
+/// Starts the lifetime of `count` objects of `T` in mapped storage whose bytes hold their values,
+/// reading and writing nothing: the one place where mapped bytes become objects.
 template <class T>
 T* start_lifetime_as_array(void* storage, std::size_t count) noexcept {
 #if defined(__cpp_lib_start_lifetime_as)
     return std::start_lifetime_as_array<T>(storage, count);
 #else
+    // The storage comes from mmap or mremap, which the compiler cannot see into; the asm, which
+    // may read and write every byte, extends that to storage the program has seen before.
     static_cast<void>(count);
     __asm__ __volatile__("" : : "r"(storage) : "memory");
     return std::launder(static_cast<T*>(storage));

@@ -1,5 +1,7 @@
 #pragma once
 
+/// The untyped mapping behind every `mapped` view: made in one place, grown, synced and checked.
+
 #include <ringio/detail/error.hpp>
 #include <ringio/detail/fd.hpp>
 #include <ringio/detail/map_request.hpp>
@@ -9,10 +11,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstddef>
 #include <cstdint>
-#include <filesystem>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -20,12 +20,9 @@
 namespace ringio::detail {
 
 /// Owns one mapped region, untyped, and the descriptor of the file behind it (if any); move-only.
-/// `mapped<T>` and `mapped<T[]>` are typed views over it.
-///
-/// Invariants: `region_.base` is null exactly when nothing is mapped (an empty view); the view
-/// starts `region_.offset % page_size()` bytes into the region (the slack of a page-aligned
-/// `mmap`) and is `region_.bytes` long; the file held at least `region_.offset + region_.bytes`
-/// bytes when the view was set up or last grown.
+// Invariants: `region_.base` is null exactly when nothing is mapped; the view starts
+// `region_.offset % page_size()` bytes into the region (the slack of a page-aligned `mmap`) and
+// is `region_.bytes` long; the file held the whole view when it was made or last grown.
 class mapping {
 public:
     mapping() noexcept = default;
@@ -50,90 +47,33 @@ public:
 
     ~mapping() { unmap(); }
 
-    /// Opens the file at `path` and maps the requested view of it.
-    static mapping open(const std::filesystem::path& path, map_request r, std::error_code* out) {
-        mapping m(r, path.string());
+    /// Maps what `r` asks for, then calls `fill(view, bytes)` to put objects there. Every failure
+    /// goes through `out` (or is thrown) and returns an empty mapping, having closed and unmapped
+    /// everything and removed a new file; so does an exception from `fill`, which propagates.
+    template <class Fill>
+    static mapping make(const map_request& r, std::error_code* out, Fill&& fill) {
+        mapping m(r);
         map_failure f = check_request(r, m.region_.bytes);
         if (!f.code) {
-            // O_NONBLOCK: opening a FIFO for reading must not wait for a writer; it is refused
-            // after fstat. A read-only descriptor suffices for every mapping but a shared
-            // writable one.
-            const int access = r.writable && r.shared ? O_RDWR : O_RDONLY;
-            m.fd_.reset(::open(path.c_str(), access | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
-            f = m.fd_ ? m.attach(r) : map_failure{last_error(), {}};
+            f = m.acquire(r);
         }
-        return m.finish("open", f, out);
-    }
-
-    /// Maps the requested view of the file open as `fd`, through a duplicate of it: the caller
-    /// keeps `fd` and closes it when it likes.
-    static mapping open(int fd, map_request r, std::error_code* out) {
-        mapping m(r, "fd " + std::to_string(fd));
-        map_failure f = check_request(r, m.region_.bytes);
-        if (!f.code) {
-            m.fd_.reset(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
-            f = m.fd_ ? m.attach(r) : map_failure{last_error(), "dup"};
-        }
-        return m.finish("open", f, out);
-    }
-
-    /// Creates a new file at `path` (replacing an existing one if asked), allocates its blocks and
-    /// maps it shared and writable. The file is removed again if a later step fails.
-    static mapping create(const std::filesystem::path& path, map_request r, ::mode_t permissions,
-                          bool replace_existing, std::error_code* out) {
-        mapping m(r, path.string());
-        map_failure f = check_request(r, m.region_.bytes);
-        // Unlinking, not truncating, the old file: a process that still maps it keeps its pages
-        // instead of getting SIGBUS.
-        if (!f.code && replace_existing && ::unlink(path.c_str()) != 0 && errno != ENOENT) {
-            f = {last_error(), "unlink"};
-        }
-        if (!f.code) {
-            m.fd_.reset(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY,
-                               permissions));
-            if (!m.fd_) {
-                f = {last_error(), {}};
-            } else if (f = m.allocate(); !f.code) {
-                f = m.map_region();
-            }
-            if (f.code && m.fd_) {
-                ::unlink(path.c_str());
-            }
-        }
-        return m.finish("create", f, out);
-    }
-
-    /// Creates a memfd of the view's size, seals it against shrinking and growing, and maps it
-    /// shared and writable.
-    static mapping memfd(const std::string& name, map_request r, std::error_code* out) {
-        mapping m(r, "memfd:" + name);
-        map_failure f = check_request(r, m.region_.bytes);
-        if (!f.code) {
-            m.fd_.reset(::memfd_create(name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING));
-            if (!m.fd_) {
-                f = {last_error(), "memfd_create"};
-            } else if (f = m.allocate(); !f.code) {
-                // F_SEAL_SEAL: nobody can lift the other seals either.
-                if (::fcntl(m.fd_.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) !=
-                    0) {
-                    f = {last_error(), "F_ADD_SEALS"};
-                } else {
-                    f = m.map_region();
-                }
-            }
-        }
-        return m.finish("memfd", f, out);
-    }
-
-    /// Maps anonymous memory (zero-filled), shared across fork() or private to this process.
-    static mapping anonymous(map_request r, std::error_code* out) {
-        mapping m(r, r.shared ? "anonymous shared memory" : "anonymous private memory");
-        m.region_.flags |= MAP_ANONYMOUS;
-        map_failure f = check_request(r, m.region_.bytes);
         if (!f.code) {
             f = m.map_region();
         }
-        return m.finish("map", f, out);
+        try {
+            if (!f.code && m.region_.base != nullptr) {
+                fill(m.view(), m.region_.bytes);
+            }
+        } catch (...) {
+            m.discard(r);
+            throw;
+        }
+        if (f.code) {
+            m.discard(r);
+        }
+        constexpr const char* operations[] = {"open", "open", "create", "memfd", "map"};
+        m.fail(f, operations[static_cast<int>(r.source)], out);
+        return f.code ? mapping{} : std::move(m);
     }
 
     /// The first byte of the view; null when the view is empty.
@@ -148,27 +88,22 @@ public:
     [[nodiscard]] int fd() const noexcept { return fd_.get(); }
 
     /// Lengthens the view to `count` elements of `element_size` bytes, moving it if need be.
-    /// A shared writable file mapping extends the file (zero-filled, blocks allocated); any
-    /// other must find the file long enough already.
     void grow(std::size_t count, std::size_t element_size, std::error_code* out) {
         fail(grow_to(count, element_size), "grow", out);
     }
 
-    /// Writes the view's dirty pages to the file and waits for them (`MS_SYNC`), then flushes
-    /// the file's size if ringio grew the file. Does nothing for private or anonymous memory.
+    /// `msync(MS_SYNC)`, then `fdatasync` if ringio grew the file; nothing without a shared file.
     void sync(std::error_code* out) { fail(sync_file(), "sync", out); }
 
     /// Gives the kernel `advice` (an `MADV_*` value) about the view.
     void advise(int advice, std::error_code* out) const {
-        map_failure f;
-        if (region_.base != nullptr && ::madvise(region_.base, length(), advice) != 0) {
-            f = {last_error(), "madvise"};
-        }
-        fail(f, "advise", out);
+        const bool failed =
+            region_.base != nullptr && ::madvise(region_.base, length(), advice) != 0;
+        fail(failed ? map_failure{last_error(), "madvise"} : map_failure{}, "advise", out);
     }
 
-    /// Checks that the file still holds the whole view: fails with ENXIO when another process
-    /// has truncated it, where touching the view would raise SIGBUS.
+    /// Fails with ENXIO when the file no longer holds the whole view (another process truncated
+    /// it: touching the view would raise SIGBUS).
     void check(std::error_code* out) const {
         map_failure f;
         std::uint64_t file_size = 0;
@@ -193,10 +128,26 @@ private:
         bool grown = false; // ringio extended the file since the last sync
     };
 
-    mapping(const map_request& r, std::string name) : name_(std::move(name)) {
+    explicit mapping(const map_request& r) {
         region_.offset = r.offset;
         region_.prot = r.writable ? PROT_READ | PROT_WRITE : PROT_READ;
         region_.flags = (r.shared ? MAP_SHARED : MAP_PRIVATE) | (r.populate ? MAP_POPULATE : 0);
+        switch (r.source) {
+        case map_source::path:
+        case map_source::new_file:
+            name_ = quote_path(r.name);
+            break;
+        case map_source::fd:
+            name_ = "fd " + std::to_string(r.fd);
+            break;
+        case map_source::memfd:
+            name_ = "memfd:" + r.name;
+            break;
+        case map_source::anonymous:
+            name_ = r.shared ? "anonymous shared memory" : "anonymous private memory";
+            region_.flags |= MAP_ANONYMOUS;
+            break;
+        }
     }
 
     [[nodiscard]] std::size_t slack() const noexcept { return region_.offset % page_size(); }
@@ -209,44 +160,79 @@ private:
         }
     }
 
-    // Checks the open file against the request and maps the view; never past the file's end.
-    map_failure attach(const map_request& r) {
+    // Takes the descriptor that `r` names (none for anonymous memory), checks an existing file
+    // against the view, and gives a new one its size.
+    map_failure acquire(const map_request& r) {
+        switch (r.source) {
+        case map_source::path:
+            // O_NONBLOCK: a FIFO must be refused (after fstat), not wait for a writer. Only a
+            // shared writable view needs to write through the descriptor.
+            fd_.reset(::open(r.name.c_str(), (r.writable && r.shared ? O_RDWR : O_RDONLY) |
+                                                 O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+            return fd_ ? fit(r) : open_failure(r.name, last_error());
+        case map_source::fd:
+            fd_.reset(::fcntl(r.fd, F_DUPFD_CLOEXEC, 0));
+            return fd_ ? fit(r) : map_failure{last_error(), "dup"};
+        case map_source::new_file:
+            // Unlinking, not truncating, an old file: a process that maps it keeps its pages.
+            if (map_failure f = r.replace_existing ? unlink_regular_file(r.name) : map_failure{};
+                f.code) {
+                return f;
+            }
+            fd_.reset(::open(r.name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY,
+                             r.permissions));
+            if (!fd_) {
+                const std::error_code error = last_error();
+                return {error, error == std::errc::file_exists ? what_exists(r.name) : ""};
+            }
+            return allocate();
+        case map_source::memfd:
+            fd_.reset(::memfd_create(r.name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING));
+            if (!fd_) {
+                return {last_error(), "memfd_create"};
+            }
+            if (map_failure f = allocate(); f.code) {
+                return f;
+            }
+            // F_SEAL_SEAL: nobody can lift the other seals either.
+            if (::fcntl(fd_.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+                return {last_error(), "F_ADD_SEALS"};
+            }
+            return {};
+        case map_source::anonymous:
+            return {};
+        }
+        return {};
+    }
+
+    // Checks that the open file holds the view, or sizes a whole-file view to what fits.
+    map_failure fit(const map_request& r) {
         std::uint64_t file_size = 0;
         if (map_failure f = regular_file_size(fd_.get(), file_size); f.code) {
             return f;
         }
-        if (r.whole_file) {
-            if (r.offset > file_size) {
-                return map_problem(std::errc::no_such_device_or_address,
-                                   "offset " + std::to_string(r.offset) +
-                                       " is past the end of the file (" +
-                                       std::to_string(file_size) + " bytes)");
-            }
-            const std::uint64_t fits = (file_size - r.offset) / r.element_size;
-            if (map_failure f = bytes_for(r.offset, static_cast<std::size_t>(fits), r.element_size,
-                                          region_.bytes);
-                f.code) {
-                return f;
-            }
-        } else if (file_size < r.offset + region_.bytes) {
-            return file_too_short(file_size, r.offset, region_.bytes, "");
+        if (!r.whole_file) {
+            return file_size < r.offset + region_.bytes
+                       ? file_too_short(file_size, r.offset, region_.bytes, "")
+                       : map_failure{};
         }
-        return map_region();
+        if (r.offset > file_size) {
+            return map_problem(std::errc::no_such_device_or_address,
+                               "offset " + std::to_string(r.offset) +
+                                   " is past the end of the file (" + std::to_string(file_size) +
+                                   " bytes)");
+        }
+        const std::uint64_t fits = (file_size - r.offset) / r.element_size;
+        return bytes_for(r.offset, static_cast<std::size_t>(fits), r.element_size, region_.bytes);
     }
 
-    // Gives a new file (or memfd) its size with real blocks, so that a full disk fails here and
-    // not with SIGBUS at the first write to a page.
+    // Gives a new file its size with real blocks: a full disk or the file size limit fails here,
+    // not with SIGBUS or SIGXFSZ later.
     map_failure allocate() {
         const std::uint64_t size = region_.offset + region_.bytes;
-        if (size == 0) {
-            return {};
-        }
-        // posix_fallocate returns the error instead of setting errno.
-        if (const int rc = ::posix_fallocate(fd_.get(), 0, static_cast<::off_t>(size)); rc != 0) {
-            return {error_from_result(-rc), "posix_fallocate"};
-        }
-        region_.grown = true;
-        return {};
+        map_failure f = size == 0 ? map_failure{} : allocate_blocks(fd_.get(), 0, size);
+        region_.grown = size != 0 && !f.code;
+        return f;
     }
 
     map_failure map_region() {
@@ -262,6 +248,16 @@ private:
         return {};
     }
 
+    // After a failure: removes a file that this mapping created (O_EXCL: a descriptor means it
+    // did), then unmaps and closes.
+    void discard(const map_request& r) noexcept {
+        if (r.source == map_source::new_file && fd_) {
+            ::unlink(r.name.c_str());
+        }
+        unmap();
+        fd_.reset();
+    }
+
     map_failure sync_file() {
         if (!fd_ || (region_.flags & MAP_SHARED) == 0) {
             return {};
@@ -271,12 +267,10 @@ private:
             return {last_error(), "msync"};
         }
         // msync writes data; the file's new size is metadata, which only fdatasync promises.
-        if (region_.grown) {
-            if (::fdatasync(fd_.get()) != 0) {
-                return {last_error(), "fdatasync"};
-            }
-            region_.grown = false;
+        if (region_.grown && ::fdatasync(fd_.get()) != 0) {
+            return {last_error(), "fdatasync"};
         }
+        region_.grown = false;
         return {};
     }
 
@@ -302,7 +296,6 @@ private:
         if (map_failure f = fd_ ? extend_file(bytes) : map_failure{}; f.code) {
             return f;
         }
-        // The view may move: every pointer into it is invalidated.
         const std::size_t old_length = length();
         const std::size_t old_bytes = std::exchange(region_.bytes, bytes);
         map_failure f;
@@ -320,7 +313,8 @@ private:
         return f;
     }
 
-    // Makes the file hold a view of `bytes` at the view's offset.
+    // Makes the file hold a view of `bytes` at the view's offset: only a shared writable view
+    // extends its file.
     map_failure extend_file(std::size_t bytes) {
         const std::uint64_t needed = region_.offset + bytes;
         std::uint64_t file_size = 0;
@@ -332,22 +326,16 @@ private:
             return file_too_short(file_size, region_.offset, bytes,
                                   "; only a shared writable view extends its file");
         }
-        const auto from = static_cast<::off_t>(file_size);
-        if (const int rc = ::posix_fallocate(fd_.get(), from, static_cast<::off_t>(needed) - from);
-            rc != 0) {
-            return {error_from_result(-rc), "posix_fallocate"};
-        }
-        region_.grown = true;
-        return {};
+        map_failure f = allocate_blocks(fd_.get(), file_size, needed);
+        region_.grown = region_.grown || !f.code;
+        return f;
     }
 
-    // Reports `f`, if it is a failure, naming the operation and the mapping; the message is
-    // built only for the throwing form.
+    // Reports `f`, if it is a failure, naming the operation and the mapping (the message is
+    // built only for the throwing form); clears `out` on success.
     void fail(const map_failure& f, const char* operation, std::error_code* out) const {
         if (!f.code) {
-            if (out != nullptr) {
-                out->clear();
-            }
+            clear(out);
             return;
         }
         std::string what;
@@ -360,19 +348,9 @@ private:
         report(f.code, out, what);
     }
 
-    // Ends a factory: reports `f`, and returns the mapping, or an empty one after a failure
-    // (closing the descriptor and unmapping whatever was mapped).
-    mapping finish(const char* operation, const map_failure& f, std::error_code* out) {
-        fail(f, operation, out);
-        if (f.code) {
-            return {};
-        }
-        return std::move(*this);
-    }
-
     region region_;
     unique_fd fd_;
-    std::string name_; // the path, "fd N", "memfd:NAME" or the kind of anonymous memory
+    std::string name_; // the quoted path, "fd N", "memfd:NAME" or the kind of anonymous memory
 };
 
 } // namespace ringio::detail

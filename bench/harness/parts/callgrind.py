@@ -1,0 +1,154 @@
+"""callgrind: user-space instructions per round trip, in two shapes of load. Counted: the
+difference between the totals after K1 and after K2 round trips, so that start-up and connection
+set-up cancel. Timed: a closed loop whose warm-up is zeroed out of the counts, then the
+instructions of a counted stretch over its round trips."""
+
+import subprocess
+from pathlib import Path
+
+from ..core import BenchError, Load, ServerRun, load_argv, log, median
+from ..fmt import fmt_ratio, verdict
+from ..servers import REFERENCE, is_ringio, tcp_servers
+
+NAME = "callgrind"
+CONNECTIONS, SIZE = 50, 128
+
+
+def total(prefix):
+    """The instructions of every dump written under `prefix`."""
+    found = [int(line.split()[1])
+             for path in Path(prefix).parent.glob(Path(prefix).name + "*")
+             for line in path.read_text(errors="replace").splitlines()
+             if line.startswith("summary:")]
+    if not found:
+        raise BenchError(f"no callgrind totals in {prefix}*")
+    return sum(found)
+
+
+class Profiled:
+    """A server under callgrind. Valgrind does not deliver SIGTERM to a process blocked in
+    io_uring_enter, so its counters are zeroed and dumped through vgdb (callgrind_control), and
+    the server is then killed."""
+
+    def __init__(self, server, ctx, label):
+        self.prefix = Path(ctx.tmp) / f"{server.slug}.{label}.out"
+        self.vgdb = Path(ctx.tmp) / "vgdb"
+        wrapper = ["valgrind", "--tool=callgrind", "--collect-atstart=yes",
+                   f"--callgrind-out-file={self.prefix}", f"--vgdb-prefix={self.vgdb}"]
+        self.run = ServerRun(server, ctx.logdir, wrapper, ready_timeout=120, kill=True)
+
+    def __enter__(self):
+        self.run.__enter__()
+        return self
+
+    def control(self, action):
+        done = subprocess.run(["callgrind_control", f"--vgdb-prefix={self.vgdb}", action,
+                               str(self.run.pid)], capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise BenchError(f"callgrind_control {action} failed: {done.stdout} {done.stderr}")
+
+    def __exit__(self, *exc):
+        return self.run.__exit__(*exc)
+
+
+def counted(ctx, server, k):
+    """The total after k round trips, the connections held open until the profile is written:
+    the server's clean-up of them, which the dump might or might not catch, stays out."""
+    with Profiled(server, ctx, k) as profiled:
+        argv = load_argv("rate", profiled.run.port, "--connections", CONNECTIONS, "--size", SIZE,
+                         "--round-trips", k, "--keep-open", "--stall", 60)
+        with Load(argv) as load:
+            load.wait_line("round_trips")
+            profiled.run.alive_or_fail()
+            profiled.control("--dump")
+    return total(profiled.prefix)
+
+
+def timed(ctx, server):
+    """Instructions per round trip of a closed loop: the warm-up's counts zeroed while the load
+    pauses, then a counted stretch that ends with every round finished."""
+    cfg = ctx.cfg
+    with Profiled(server, ctx, "timed") as profiled:
+        argv = load_argv("rate", profiled.run.port, "--connections", CONNECTIONS, "--size", SIZE,
+                         "--warmup", cfg.callgrind_warmup, "--seconds", cfg.callgrind_seconds,
+                         "--pause", "--keep-open", "--stall", 60)
+        with Load(argv, stdin=True) as load:
+            load.wait_line("paused")
+            profiled.control("--zero")
+            load.send_line()
+            fields = load.wait_line("round_trips")
+            profiled.run.alive_or_fail()
+            profiled.control("--dump")
+    return total(profiled.prefix), int(fields["round_trips"])
+
+
+def run(ctx):
+    """Bursts (a run in which the server finds fewer completions per wake-up for a while) only
+    ever add instructions, so each server is measured in interleaved rounds and the counted
+    slope is taken between the smallest totals at K1 and at K2."""
+    cfg = ctx.cfg
+    k1, k2 = cfg.callgrind_counts
+    servers = tcp_servers(ctx.ringio)
+    rounds = {s.name: [] for s in servers}
+    timed_rounds = {s.name: [] for s in servers}
+    for rep in range(cfg.callgrind_reps):
+        for server in servers:
+            totals = {k: counted(ctx, server, k) for k in (k1, k2)}
+            rounds[server.name].append(totals)
+            ir, trips = timed(ctx, server)
+            timed_rounds[server.name].append({"ir": ir, "round_trips": trips})
+            log(f"callgrind round {rep + 1}/{cfg.callgrind_reps} {server.name}: counted "
+                f"{slope(totals, k1, k2):,.0f} Ir per round trip (totals {totals[k1]:,} at {k1}, "
+                f"{totals[k2]:,} at {k2}); timed {ir / trips:,.0f} ({ir:,} over {trips:,})")
+    return {"counts": [k1, k2], "warmup": cfg.callgrind_warmup, "seconds": cfg.callgrind_seconds,
+            "servers": {name: summary(rounds[name], timed_rounds[name], k1, k2)
+                        for name in rounds}}
+
+
+def slope(totals, k1, k2):
+    """Instructions per round trip between the totals at K1 and at K2 round trips."""
+    return (totals[k2] - totals[k1]) / (k2 - k1)
+
+
+def summary(rounds, timed_rounds, k1, k2):
+    low = {k: min(r[k] for r in rounds) for k in (k1, k2)}
+    return {"ir_per_round_trip": slope(low, k1, k2),
+            "samples": [slope(r, k1, k2) for r in rounds],
+            "totals": [{str(k): r[k] for k in (k1, k2)} for r in rounds],
+            "timed_ir_per_round_trip": median([t["ir"] / t["round_trips"] for t in timed_rounds]),
+            "timed": timed_rounds}
+
+
+def targets(res, ctx):
+    cg = res.get(NAME, {}).get("servers", {})
+    target = "user-space instructions per round trip <= 180"
+    if not cg:
+        return [(target, "not measured in this run", "")]
+    peers = ", ".join(f"{k} {v['ir_per_round_trip']:,.0f}" for k, v in cg.items()
+                      if not is_ringio(k))
+    v = cg["ringio"]["ir_per_round_trip"]
+    ref = cg[REFERENCE]["ir_per_round_trip"]
+    timed = cg["ringio"]["timed_ir_per_round_trip"]
+    return [(target, f"{v:,.0f} counted ({timed:,.0f} timed), {fmt_ratio(v / ref)}x raw "
+                     f"liburing's: {verdict(v <= 180)}", peers)]
+
+
+def report(res, ctx):
+    cg = res[NAME]
+    servers = cg["servers"]
+    ref = servers[REFERENCE]
+    rows = []
+    for name, v in servers.items():
+        samples = v["samples"]
+        timed = [t["ir"] / t["round_trips"] for t in v["timed"]]
+        rows.append([name, f"{v['ir_per_round_trip']:,.0f}",
+                     f"{min(samples):,.0f}-{max(samples):,.0f}",
+                     f"{v['ir_per_round_trip'] / ref['ir_per_round_trip']:.2f}",
+                     f"{v['timed_ir_per_round_trip']:,.0f}",
+                     f"{min(timed):,.0f}-{max(timed):,.0f}",
+                     f"{v['timed_ir_per_round_trip'] / ref['timed_ir_per_round_trip']:.2f}"])
+    trips = median([t["round_trips"] for v in servers.values() for t in v["timed"]])
+    k1, k2 = cg["counts"]
+    return {"k1": k1, "k2": k2, "warmup": cg["warmup"], "seconds": cg["seconds"],
+            "reps": ctx.cfg.callgrind_reps, "rows": rows, "connections": CONNECTIONS,
+            "size": SIZE, "timed_round_trips": trips}

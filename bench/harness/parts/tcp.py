@@ -1,0 +1,125 @@
+"""tcp: round trips per second over the grid of connections x message sizes."""
+
+from pathlib import Path
+import subprocess
+
+from ..core import BenchError, Meter, ServerRun, log, measured, median, paired, rate_load, rotate
+from ..fmt import fmt_rate, fmt_ratio, verdict
+from ..servers import REFERENCE, REFERENCE_DIRECT, is_ringio, tcp_servers
+
+NAME = "tcp"
+GRID = [(1, 128), (1, 4096), (50, 128), (50, 4096), (500, 128), (500, 4096)]
+QUICK_GRID = [(50, 128)]
+# The grid point the TCP target is judged on gets three times the rounds.
+TARGET_POINT = (50, 128)
+
+
+def run(ctx):
+    cfg = ctx.cfg
+    servers = tcp_servers(ctx.ringio)
+    results = {}
+    for (n, size) in (QUICK_GRID if cfg.quick else GRID):
+        point = {s.name: {"rates": [], "cpu": []} for s in servers}
+        rounds = cfg.target_rounds if (n, size) == TARGET_POINT else cfg.rounds
+        for r in range(rounds):
+            for server in rotate(servers, r):
+                what = f"tcp N={n} S={size} round {r + 1}/{rounds} {server.name}"
+
+                def attempt():
+                    with ServerRun(server, ctx.logdir) as run:
+                        with Meter(run.pid) as meter:
+                            rate = rate_load(run, n, size, cfg.seconds, cfg.warmup)
+                            meter.stop()
+                        run.alive_or_fail()
+                    return rate, meter
+
+                rate, meter = measured(cfg, what, attempt)
+                busy = meter.server / meter.wall
+                point[server.name]["rates"].append(rate)
+                point[server.name]["cpu"].append(busy)
+                log(f"{what}: {rate:,.0f}/s, server CPU {busy:.0%}, others {meter.foreign:.0%}")
+        results[f"{n}x{size}"] = point
+    return results
+
+
+def targets(res, ctx):
+    tcp = res.get(NAME, {})
+    if "50x128" not in tcp:
+        return [("TCP echo 50 x 128 B: >= 0.95x raw liburing, ahead of every other peer",
+                 "not measured in this run", "")]
+    p = tcp["50x128"]
+    ref = median(p[REFERENCE]["rates"])
+    others = {k: median(v["rates"]) for k, v in p.items()
+              if not is_ringio(k) and k not in (REFERENCE, REFERENCE_DIRECT)}
+    best = max(others, key=others.get)
+    peers = (f"raw liburing {fmt_rate(ref)}/s; best other peer {best} {others[best] / ref:.2f}x; "
+             "raw liburing on direct descriptors "
+             f"{median(p[REFERENCE_DIRECT]['rates']) / ref:.2f}x")
+    # Judged on the paired ratios: the medians of whole runs drift with the host.
+    to_ref = paired(p, "ringio", REFERENCE)[0]
+    to_others = {k: paired(p, "ringio", k)[0] for k in others}
+    ahead = all(r > 1 for r in to_others.values())
+    closest = min(to_others, key=to_others.get)
+    mine = (f"{to_ref:.2f}x raw liburing round by round "
+            f"({median(p['ringio']['rates']) / ref:.2f}x of the medians); "
+            f"{to_others[closest]:.2f}x the closest other peer, {closest} "
+            f"({'ahead' if ahead else 'behind'}): {verdict(to_ref >= 0.95 and ahead)}")
+    return [("TCP echo 50 x 128 B: >= 0.95x raw liburing, ahead of every other peer", mine, peers)]
+
+
+def report(res, ctx):
+    tcp = res[NAME]
+    names = [s.name for s in tcp_servers({})]
+    others = [n for n in names if n != "ringio"]
+    rates, spread, ratios = [], [], []
+    for p, point in tcp.items():
+        n, s = p.split("x")
+        label = f"{n} x {s} B"
+        ref = median(point[REFERENCE]["rates"])
+        rates.append([label] + [
+            f"{fmt_rate(median(point[k]['rates']))} "
+            f"({fmt_ratio(median(point[k]['rates']) / ref)}; {median(point[k]['cpu']):.0%})"
+            for k in names])
+        spread.append([label] + [
+            f"{min(point[k]['rates']) / median(point[k]['rates']):.2f} to "
+            f"{max(point[k]['rates']) / median(point[k]['rates']):.2f}" for k in names])
+        ratios.append([label] + [
+            "{} ({}/{})".format(fmt_ratio(r), wins, rounds)
+            for r, wins, rounds in (paired(point, "ringio", k) for k in others)])
+    return {"names": names, "others": others, "rates": rates, "spread": spread,
+            "ratios": ratios, "target_point": TARGET_POINT}
+
+
+def chart(tcp, png, tmp):
+    """The medians of the grid, relative to the reference, as a clustered histogram."""
+    names = [s.name for s in tcp_servers({})]
+    data = Path(tmp) / "tcp.dat"
+    top = 1.0
+    with open(data, "w") as f:
+        f.write("point " + " ".join(f'"{n}"' for n in names) + "\n")
+        for p, point in tcp.items():
+            ref = median(point[REFERENCE]["rates"])
+            row = [median(point[n]["rates"]) / ref for n in names]
+            top = max([top] + row)
+            n, s = p.split("x")
+            f.write(f'"{n} x {s} B" ' + " ".join(f"{v:.4f}" for v in row) + "\n")
+    script = Path(tmp) / "tcp.gp"
+    script.write_text(f"""
+set terminal pngcairo size 1000,520 font "sans,10" noenhanced
+set output "{png}"
+set title "TCP echo: round trips per second relative to the raw liburing server (median)"
+set style data histogram
+set style histogram cluster gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set ylabel "ratio to raw liburing"
+set xlabel "connections x message size"
+set yrange [0:{top * 1.15:.2f}]
+set grid ytics
+set key outside right top vertical
+set arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2 lc rgb "#444444"
+plot for [i=2:{len(names) + 1}] "{data}" using i:xtic(1) title columnheader(i)
+""")
+    done = subprocess.run(["gnuplot", str(script)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise BenchError(f"gnuplot failed: {done.stderr}")
