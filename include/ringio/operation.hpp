@@ -247,6 +247,9 @@ private:
             if (op.result_ >= 0 && op.op_.again(op.result_)) {
                 const bool closed = op.owner_ != nullptr && op.core == nullptr;
                 if (!op.cancel_requested_ && !op.timed_out_ && !closed) {
+                    if (op.owner_ != nullptr) {
+                        op.owner_ = op.core; // the descriptor may have moved meanwhile
+                    }
                     op.submit();
                     return;
                 }
