@@ -366,22 +366,30 @@ TEST_CASE("operation: after its descriptor is closed, it fails with EBADF and ne
                       "read fd " + old_number + ": " + std::strerror(EBADF));
 }
 
-TEST_CASE("operation: refused after its descriptor closed, it does not hold on to the "
-          "descriptor",
+TEST_CASE("operation: on a closed descriptor, it does not hold on to the descriptor",
           "[operation]") {
-    // The refused request completes later (a NOP): by then the descriptor may be gone, and
-    // another built in its place, whose requests its close must still cancel.
+    // The failed request completes later: by then the descriptor may be gone, and another
+    // built in its place, whose requests its close must still cancel.
     ringio::io_context context;
     owned_pipe first_pipe;
     owned_pipe second_pipe;
-    std::optional<ringio::descriptor> place{std::in_place, context, first_pipe.read_end.release()};
+    std::optional<ringio::descriptor> place;
     std::array<char, 8> buffer{};
     std::error_code refused;
-    ringio::spawn(context, [&]() -> ringio::task<> {
-        auto op = place->read(buffer);
-        place->close();
-        co_await op.into(refused);
-    }());
+    SECTION("closed after the operation was made") {
+        place.emplace(context, first_pipe.read_end.release());
+        ringio::spawn(context, [&]() -> ringio::task<> {
+            auto op = place->read(buffer);
+            place->close();
+            co_await op.into(refused);
+        }());
+    }
+    SECTION("never open") {
+        place.emplace(context, -1);
+        ringio::spawn(context, [&]() -> ringio::task<> {
+            co_await place->read(buffer).into(refused);
+        }());
+    }
     place.reset();
     place.emplace(context, second_pipe.read_end.release());
     std::error_code cancelled;
@@ -389,7 +397,7 @@ TEST_CASE("operation: refused after its descriptor closed, it does not hold on t
         std::array<char, 8> other{};
         co_await place->read(other).with_timeout(5s).into(cancelled);
     }());
-    context.poll(); // the refused request completes
+    context.poll(); // the failed request completes
     place->close();
     context.run();
     CHECK(refused == std::errc::bad_file_descriptor);
