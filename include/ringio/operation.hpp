@@ -141,7 +141,9 @@ public:
             const auto seconds = std::chrono::floor<std::chrono::seconds>(end);
             deadline_ = {seconds.count(), (end - seconds).count()};
         }
-        if (owner_ != nullptr) {
+        // Only a request on an open descriptor joins its list: a closed one's list is never
+        // emptied, and it may be destroyed before such a request completes (with EBADF).
+        if (owner_ != nullptr && fd_ >= 0 && owner_->fd() == fd_) {
             owner_->link(*this);
         }
         submit();
