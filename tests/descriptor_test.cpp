@@ -602,10 +602,11 @@ TEST_CASE("descriptor: close cancels what is in flight on it", "[descriptor]") {
     owned_pipe pipe;
     ringio::descriptor owned(context, pipe.read_end.release());
     std::error_code error;
-    ringio::spawn(context, [&]() -> ringio::task<> {
+    auto reader = [&]() -> ringio::task<> {
         std::array<char, 8> buffer{};
         co_await owned.read(buffer).with_timeout(10s).into(error);
-    }());
+    };
+    ringio::spawn(context, reader());
     context.poll();
     const auto start = std::chrono::steady_clock::now();
     owned.close();
@@ -620,10 +621,11 @@ TEST_CASE("descriptor: release gives the number up open, its requests cancelled"
     ringio::descriptor owned(context, pipe.read_end.release());
     const int number = owned.native_handle();
     std::error_code error;
-    ringio::spawn(context, [&]() -> ringio::task<> {
+    auto reader = [&]() -> ringio::task<> {
         std::array<char, 8> buffer{};
         co_await owned.read(buffer).into(error);
-    }());
+    };
+    ringio::spawn(context, reader());
     context.poll();
     const ringio::detail::unique_fd released{owned.release()};
     CHECK(released.get() == number);
@@ -646,11 +648,12 @@ TEST_CASE("descriptor: a request in flight follows a move", "[descriptor]") {
     const int number = first.native_handle();
     std::error_code error;
     std::string got;
-    ringio::spawn(context, [&]() -> ringio::task<> {
+    auto reader = [&]() -> ringio::task<> {
         std::string buffer(8, '\0');
         buffer.resize(co_await first.read(buffer).into(error));
         got = buffer;
-    }());
+    };
+    ringio::spawn(context, reader());
     context.poll();
     ringio::descriptor second = std::move(first);
     CHECK_FALSE(first.is_open()); // NOLINT(bugprone-use-after-move): moved from, empty
@@ -696,9 +699,10 @@ TEST_CASE("descriptor: read_exact goes on after a move between two of its steps"
     std::error_code error;
     std::array<char, 6> buffer{};
     std::size_t got = 0;
-    ringio::spawn(context, [&]() -> ringio::task<> {
+    auto reader = [&]() -> ringio::task<> {
         got = co_await first->read_exact(buffer).into(error);
-    }());
+    };
+    ringio::spawn(context, reader());
     context.poll();
     ringio::descriptor second = std::move(*first);
     first.reset(); // the moved-from descriptor is gone before the next step is submitted
@@ -711,9 +715,10 @@ TEST_CASE("descriptor: read_exact goes on after a move between two of its steps"
     CHECK(std::string_view(buffer.data(), buffer.size()) == "abcdef");
 
     // And the moved-to descriptor's close still cancels it between steps.
-    ringio::spawn(context, [&]() -> ringio::task<> {
+    auto reader_after_move = [&]() -> ringio::task<> {
         got = co_await second.read_exact(buffer).into(error);
-    }());
+    };
+    ringio::spawn(context, reader_after_move());
     context.poll();
     ringio::descriptor third = std::move(second);
     REQUIRE(::write(pipe.write_end.get(), "gh", 2) == 2);

@@ -179,9 +179,10 @@ TEST_CASE("operation: a request on a descriptor is cancelled when it closes", "[
     ringio::descriptor readable(context, pipe.read_end.release());
     std::error_code error;
     unsigned ready = 0;
-    ringio::spawn(context, [&]() -> ringio::task<> {
+    auto poller = [&]() -> ringio::task<> {
         ready = co_await poll_in(readable).with_timeout(10s).into(error);
-    }());
+    };
+    ringio::spawn(context, poller());
     context.poll();
     const auto start = std::chrono::steady_clock::now();
     readable.close();
@@ -294,14 +295,15 @@ TEST_CASE("cancel: completes a pending request once with ECANCELED", "[operation
     read_operation* pending = nullptr;
     std::error_code error;
     int resumed = 0;
-    ringio::spawn(context, [&]() -> ringio::task<> {
+    auto waiter = [&]() -> ringio::task<> {
         auto op = readable.read(buffer);
         pending = &op;
         co_await op.with_timeout(10s).into(error);
         CHECK_FALSE(op.pending());
         pending = nullptr;
         ++resumed;
-    }());
+    };
+    ringio::spawn(context, waiter());
     context.poll();
     REQUIRE(pending != nullptr);
     CHECK(pending->pending());
@@ -376,27 +378,30 @@ TEST_CASE("operation: on a closed descriptor, it does not hold on to the descrip
     std::optional<ringio::descriptor> place;
     std::array<char, 8> buffer{};
     std::error_code refused;
+    auto closed_first = [&]() -> ringio::task<> {
+        auto op = place->read(buffer);
+        place->close();
+        co_await op.into(refused);
+    };
+    auto never_open = [&]() -> ringio::task<> {
+        co_await place->read(buffer).into(refused);
+    };
     SECTION("closed after the operation was made") {
         place.emplace(context, first_pipe.read_end.release());
-        ringio::spawn(context, [&]() -> ringio::task<> {
-            auto op = place->read(buffer);
-            place->close();
-            co_await op.into(refused);
-        }());
+        ringio::spawn(context, closed_first());
     }
     SECTION("never open") {
         place.emplace(context, -1);
-        ringio::spawn(context, [&]() -> ringio::task<> {
-            co_await place->read(buffer).into(refused);
-        }());
+        ringio::spawn(context, never_open());
     }
     place.reset();
     place.emplace(context, second_pipe.read_end.release());
     std::error_code cancelled;
-    ringio::spawn(context, [&]() -> ringio::task<> {
+    auto reader = [&]() -> ringio::task<> {
         std::array<char, 8> other{};
         co_await place->read(other).with_timeout(5s).into(cancelled);
-    }());
+    };
+    ringio::spawn(context, reader());
     context.poll(); // the failed request completes
     place->close();
     context.run();
@@ -422,18 +427,20 @@ TEST_CASE("descriptor: closing one cancels exactly its own requests", "[operatio
     };
     ringio::spawn(context, read_closing(closing_errors[0]));
     ringio::spawn(context, read_closing(closing_errors[1]));
-    ringio::spawn(context, [&]() -> ringio::task<> {
+    auto read_other = [&]() -> ringio::task<> {
         std::string buffer(8, '\0');
         buffer.resize(co_await other.read(buffer).with_timeout(10s).into(other_error));
         other_got = buffer;
-    }());
-    ringio::spawn(context, [&]() -> ringio::task<> {
+    };
+    ringio::spawn(context, read_other());
+    auto read_raw = [&]() -> ringio::task<> {
         std::string buffer(8, '\0');
         buffer.resize(co_await ringio::read(context, raw_pipe.read_end.get(), buffer)
                           .with_timeout(10s)
                           .into(raw_error));
         raw_got = buffer;
-    }());
+    };
+    ringio::spawn(context, read_raw());
     context.poll();
     closing.close();
     context.poll();
