@@ -167,7 +167,7 @@ TEST_CASE("io_context: restart clears a stop that no run consumed", "[io_context
     context.run(); // runs to the end: the stop was cleared
     CHECK(slept);
 
-    // An unconsumed stop makes the next run return after one turn.
+    // A stop that no run consumed makes the next run return at once, and is consumed by it.
     bool second = false;
     ringio::spawn(context, [](ringio::io_context& ctx, bool& done) -> ringio::task<> {
         co_await ringio::sleep_for(ctx, 20ms);
