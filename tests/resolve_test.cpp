@@ -44,22 +44,21 @@ TEST_CASE("resolve: returns every result in getaddrinfo's order", "[resolve]") {
             expected.emplace_back(entry->ai_addr, entry->ai_addrlen);
         }
         ::freeaddrinfo(list);
-        CHECK(ringio::resolve(
-                  host, "7", {.type = ringio::socket_type::datagram, .passive = true}) == expected);
+        CHECK(ringio::resolve(host, "7", {.type = SOCK_DGRAM, .passive = true}) == expected);
     }
 }
 
 TEST_CASE("resolve: restricts the result to the family asked for", "[resolve]") {
-    const auto v4 = ringio::resolve("localhost", "80", {.family = ringio::ip_family::v4});
+    const auto v4 = ringio::resolve("localhost", "80", {.family = AF_INET});
     REQUIRE_FALSE(v4.empty());
     CHECK(std::all_of(v4.begin(), v4.end(), [](const endpoint& e) { return e.is_v4(); }));
     CHECK(contains(v4, endpoint::loopback_v4(80)));
 
-    const auto v6 = ringio::resolve("::1", "80", {.family = ringio::ip_family::v6});
+    const auto v6 = ringio::resolve("::1", "80", {.family = AF_INET6});
     CHECK(v6 == std::vector{endpoint::loopback_v6(80)});
 
     std::error_code ec;
-    CHECK(ringio::resolve("::1", "80", {.family = ringio::ip_family::v4}, ec).empty());
+    CHECK(ringio::resolve("::1", "80", {.family = AF_INET}, ec).empty());
     CHECK(ec);
 }
 
@@ -77,7 +76,7 @@ TEST_CASE("resolve: takes numeric hosts without a lookup", "[resolve]") {
 }
 
 TEST_CASE("resolve: gives one endpoint per address for either socket type", "[resolve]") {
-    for (const auto type : {ringio::socket_type::stream, ringio::socket_type::datagram}) {
+    for (const auto type : {SOCK_STREAM, SOCK_DGRAM}) {
         const auto endpoints = ringio::resolve("127.0.0.1", "9", {.type = type});
         CHECK(endpoints == std::vector{endpoint::parse("127.0.0.1:9")});
     }
@@ -99,12 +98,12 @@ TEST_CASE("resolve: an empty passive host gives the wildcard addresses", "[resol
     REQUIRE_FALSE(endpoints.empty());
     CHECK((contains(endpoints, endpoint::any_v4(8080)) ||
            contains(endpoints, endpoint::any_v6(8080))));
-    const auto v4 = ringio::resolve("", "8080", {.family = ringio::ip_family::v4, .passive = true});
+    const auto v4 = ringio::resolve("", "8080", {.family = AF_INET, .passive = true});
     CHECK(v4 == std::vector{endpoint::any_v4(8080)});
 }
 
 TEST_CASE("resolve: an empty host that is not passive gives loopback", "[resolve]") {
-    const auto v4 = ringio::resolve("", "8080", {.family = ringio::ip_family::v4});
+    const auto v4 = ringio::resolve("", "8080", {.family = AF_INET});
     CHECK(v4 == std::vector{endpoint::loopback_v4(8080)});
 }
 

@@ -194,7 +194,8 @@ public:
             }
         }
         waiter_ = waiter;
-        if (owner_ != nullptr) {
+        // A descriptor that was never open has a list nobody empties: stay out of it.
+        if (owner_ != nullptr && fd_ >= 0) {
             owner_->link(*this);
         }
         submit();
@@ -300,6 +301,7 @@ private:
             if (op.result_ >= 0 && op.op_.again(op.result_)) {
                 const bool closed = op.owner_ != nullptr && op.core == nullptr;
                 if (!op.cancel_requested_ && !op.timed_out_ && !closed) {
+                    op.owner_ = op.owner_ != nullptr ? op.core : nullptr; // it may have moved
                     op.submit();
                     return;
                 }

@@ -98,19 +98,19 @@ struct record {
 
 ringio::task<> exercise(ringio::io_context& context, ringio::tcp_listener& listener,
                         std::vector<ringio::tcp_stream>& kept) {
-    // A stream connect opens, the one accept gives, one from the multishot acceptor, and one
+    // A stream connect opens, the one accept gives, one from the multishot accept, and one
     // that connect by name opens.
     ringio::tcp_stream client(context);
-    co_await client.connect(listener.address());
+    co_await client.connect(listener.local_endpoint());
     kept.push_back(std::move(client));
-    kept.push_back((co_await listener.accept()).stream);
-    ringio::acceptor incoming(listener);
+    kept.push_back(co_await listener.accept());
+    auto incoming = listener.accept_all();
     ringio::tcp_stream second(context);
-    co_await second.connect(listener.address());
+    co_await second.connect(listener.local_endpoint());
     kept.push_back(std::move(second));
-    kept.push_back((co_await incoming.next()).stream);
-    kept.push_back(
-        co_await ringio::connect(context, "127.0.0.1", std::to_string(listener.address().port())));
+    kept.push_back(co_await incoming.next());
+    kept.push_back(co_await ringio::connect(context, "127.0.0.1",
+                                            std::to_string(listener.local_endpoint().port())));
 }
 
 } // namespace
@@ -123,14 +123,14 @@ TEST_CASE("every descriptor ringio opens is close-on-exec and no child inherits 
         ringio::io_context fast;
         ringio::io_context plain{{.fast_flags = false}};
         ringio::udp_socket bound(fast, endpoint::loopback_v4(0));
-        ringio::udp_socket unbound(fast, ringio::ip_family::v4);
+        ringio::udp_socket unbound(fast, AF_INET);
         ringio::udp_socket v6(fast, endpoint::any_v6(0));
         ringio::tcp_listener listener(fast, endpoint::loopback_v4(0));
         ringio::tcp_listener listener_v6(plain, endpoint::any_v6(0));
         std::vector<ringio::tcp_stream> streams;
         ringio::sync_wait(fast, exercise(fast, listener, streams));
         ringio::buffer_ring buffers(fast, 4, 64);
-        ringio::receiver incoming(streams.front(), buffers);
+        auto incoming = streams.front().receive(buffers);
         auto created = ringio::mapped<record>::create(dir / "created", {}, 1);
         auto opened = ringio::mapped<const record>::open(dir / "created");
         auto duplicated = ringio::mapped<const record>::open(opened.fd());
@@ -145,8 +145,8 @@ TEST_CASE("every descriptor ringio opens is close-on-exec and no child inherits 
             }
         }
         // Two rings, three UDP sockets, two listeners, five streams (three connected, two
-        // accepted: the connection by name is queued by the acceptor and closed with it) and six
-        // mapped files.
+        // accepted: the connection by name is queued by the multishot accept and closed with it)
+        // and six mapped files.
         CHECK(opened_now.size() == 2 + 3 + 2 + 5 + 6);
         for (const int fd : opened_now) {
             INFO("descriptor " << fd << " -> " << target_of(fd));

@@ -153,3 +153,12 @@ void destroy_while_awaited(io_context& context, std::unique_ptr<Owned> owned, Wa
 }
 
 } // namespace ringio::testing
+
+namespace ringio::testing {
+
+/// True while `fd` names an open descriptor of this process.
+inline bool fd_is_open(int fd) {
+    return ::fcntl(fd, F_GETFD) != -1;
+}
+
+} // namespace ringio::testing
