@@ -278,14 +278,21 @@ def server(argv, port, protocol, sockets=1, **options):
     return process
 
 
-def run(argv, input=b"", timeout=15.0):
-    """Runs a program to its end; returns (status, stdout, stderr)."""
+def run(argv, input=b"", timeout=15.0, closed=()):
+    """Runs a program to its end, with the descriptors `closed` (0 for standard input, 1 for
+    output) closed; returns (status, stdout, stderr)."""
     argv = [str(arg) for arg in argv]
+
+    def prepare():
+        _die_with_parent()
+        for fd in closed:
+            os.close(fd)
+
     try:
-        result = subprocess.run(argv, input=input, capture_output=True, timeout=timeout, preexec_fn=_die_with_parent)
+        result = subprocess.run(argv, input=input, capture_output=True, timeout=timeout, preexec_fn=prepare)
     except subprocess.TimeoutExpired as expired:
         raise Failure(f"{' '.join(argv)}: still running after {timeout} s\n"
-                      f"  stdout: {expired.stdout!r}\n  stderr: {expired.stderr!r}") from None
+                      f"  stdout: {expired.stdout or b''!r}\n  stderr: {expired.stderr or b''!r}") from None
     return result.returncode, result.stdout, result.stderr
 
 

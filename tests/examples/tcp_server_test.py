@@ -202,6 +202,15 @@ def output_reader_gone(binary):
                                      ["tcp_server: standard output", "Broken pipe"])
 
 
+def closed_standard_stream(binary):
+    # Started with standard output closed: one line and status 1 at once, rather than printing
+    # into whatever descriptor took its number.
+    port = support.free_port(socket.SOCK_STREAM)
+    status, out, err = support.run([binary, port], timeout=5, closed=[1])
+    support.check_one_error_line(status, out, err, "a closed output",
+                                 ["tcp_server: standard output", "Bad file descriptor"])
+
+
 def busy_port(binary):
     with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as taken:
         taken.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
@@ -232,6 +241,7 @@ if __name__ == "__main__":
                 out_of_descriptors,
                 stop_while_the_output_is_blocked,
                 output_reader_gone,
+                closed_standard_stream,
                 busy_port,
                 usage,
             )

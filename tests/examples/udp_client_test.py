@@ -151,6 +151,17 @@ def output_reader_gone(binary):
                                          ["udp_client: standard output", "Broken pipe"])
 
 
+def closed_standard_stream(binary):
+    # Started with standard input or output closed: one line and status 1 at once, rather than
+    # reading from or printing into whatever descriptor took its number.
+    with EchoServer(socket.AF_INET, "127.0.0.1") as server:
+        for fd, name in ((0, "standard input"), (1, "standard output")):
+            status, out, err = support.run([binary, "127.0.0.1", server.port], b"hello\n", timeout=5, closed=[fd])
+            support.check_one_error_line(status, out, err, f"a closed {name}",
+                                         [f"udp_client: {name}", "Bad file descriptor"])
+        check_equal(server.received, [], "the datagrams sent")
+
+
 def unknown_host(binary):
     status, out, err = support.run([binary, "nohost.invalid", "9"], input=b"hello\n")
     support.check_one_error_line(status, out, err, "an unknown host", ['udp_client: resolve "nohost.invalid"'])
@@ -176,6 +187,7 @@ if __name__ == "__main__":
                 answers_only_from_the_server,
                 nothing_listening_on_the_port,
                 output_reader_gone,
+                closed_standard_stream,
                 unknown_host,
                 usage,
             )

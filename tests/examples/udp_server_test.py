@@ -159,6 +159,15 @@ def output_reader_gone(binary):
                                      ["udp_server: standard output", "Broken pipe"])
 
 
+def closed_standard_stream(binary):
+    # Started with standard output closed: one line and status 1 at once, rather than printing
+    # into whatever descriptor took its number.
+    port = support.free_port(socket.SOCK_DGRAM)
+    status, out, err = support.run([binary, port], timeout=5, closed=[1])
+    support.check_one_error_line(status, out, err, "a closed output",
+                                 ["udp_server: standard output", "Bad file descriptor"])
+
+
 def busy_port(binary):
     with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as taken:
         taken.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
@@ -187,6 +196,7 @@ if __name__ == "__main__":
                 a_failing_resolver_stops_nothing,
                 stop_while_the_output_is_blocked,
                 output_reader_gone,
+                closed_standard_stream,
                 busy_port,
                 usage,
             )
