@@ -73,39 +73,48 @@ inline ringio::host_and_service name_of_peer(const ringio::endpoint& peer) {
     return ringio::name_of(peer.unmapped(), {.numeric_host = true, .numeric_service = true});
 }
 
-// Standard output, written through the ring so that a slow terminal or pipe never stalls the
-// other coroutines. One print of up to PIPE_BUF (4096) bytes to a pipe is never split by
-// another writer's.
+// Standard output and standard error, written through the ring so that a slow terminal or
+// pipe never stalls the other coroutines. One write of up to PIPE_BUF (4096) bytes to a pipe is
+// never split by another writer's.
 //
-// A reader that has gone ends the program: SIGPIPE is ignored, so the write fails with EPIPE
-// instead of killing the process, and print throws (`standard output: Broken pipe`). A reader
-// that stops reading must not keep the program from stopping: stop() cancels the prints
-// waiting for it, and from then on a print that cannot finish within half a second is dropped.
-class standard_output {
+// An output whose reader has gone ends the program: SIGPIPE is ignored, so the write fails with
+// EPIPE instead of killing the process, and print throws (`standard output: Broken pipe`). A
+// reader that stops reading must not keep the program from stopping: stop() cancels the writes
+// waiting for it, and from then on a write that cannot finish within half a second is dropped.
+class output {
 public:
-    explicit standard_output(ringio::io_context& context) : context_(&context) {
+    explicit output(ringio::io_context& context) : context_(&context) {
         ::signal(SIGPIPE, SIG_IGN);
     }
 
+    // Writes `text` to standard output.
     ringio::task<> print(std::string text) {
-        std::error_code error;
-        auto write =
-            ringio::write_all(*context_, STDOUT_FILENO, std::as_bytes(std::span(text)), error);
-        if (stopping_) {
-            write.with_timeout(std::chrono::milliseconds(500));
-        }
-        co_await write;
+        const std::error_code error = co_await write(STDOUT_FILENO, std::move(text));
         if (error && !stopping_) {
             throw std::system_error(error, "standard output");
         }
     }
 
+    // Writes `text` to standard error; a failure there is dropped, having nowhere to be told.
+    ringio::task<> warn(std::string text) { co_await write(STDERR_FILENO, std::move(text)); }
+
     void stop() noexcept {
         stopping_ = true;
         context_->cancel_fd(STDOUT_FILENO);
+        context_->cancel_fd(STDERR_FILENO);
     }
 
 private:
+    ringio::task<std::error_code> write(int fd, std::string text) {
+        std::error_code error;
+        auto all = ringio::write_all(*context_, fd, std::as_bytes(std::span(text)), error);
+        if (stopping_) {
+            all.with_timeout(std::chrono::milliseconds(500));
+        }
+        co_await all;
+        co_return error;
+    }
+
     ringio::io_context* context_;
     bool stopping_ = false;
 };

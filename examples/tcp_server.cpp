@@ -13,8 +13,8 @@
 //
 // PORT is a number from 1 to 65535; anything else on the command line is a usage error
 // (status 2). SIGINT or SIGTERM stops the server, closing every connection, and it exits 0,
-// even while its output is blocked. An output whose reader has gone ends it with one line and
-// status 1, as does any other error.
+// even while its output or error output is blocked. An output whose reader has gone ends it
+// with one line and status 1, as does any other error.
 
 #include "common.hpp"
 
@@ -37,23 +37,20 @@ namespace {
 // The open connections, so that a stop signal can close them all.
 using connections = std::list<ringio::tcp_stream>;
 
-ringio::task<> session(connections& open, connections::iterator client,
-                       examples::standard_output& out) {
+ringio::task<> session(connections& open, connections::iterator client, examples::output& out) {
     ringio::tcp_stream& stream = *client;
     // 4096 bytes is PIPE_BUF: a write of up to that many bytes to a pipe is never split by
     // another client's.
     std::array<char, 4096> buffer;
     std::size_t used = 0;
     bool mid_line = false; // a piece of a long line was printed without its end
+    std::string failure;   // why the connection ended, when it failed
     for (;;) {
         std::size_t size = 0;
         try {
             size = co_await stream.read(std::as_writable_bytes(std::span(buffer).subspan(used)));
         } catch (const std::system_error& error) {
-            // A reset or a failed read ends this client only. A closed stream is the stop signal.
-            if (stream.is_open()) {
-                std::fprintf(stderr, "tcp_server: %s\n", error.what());
-            }
+            failure = error.what();
             break;
         }
         if (size == 0) {
@@ -74,6 +71,10 @@ ringio::task<> session(connections& open, connections::iterator client,
             used -= whole;
         }
     }
+    // A reset or a failed read ends this client only. A closed stream is the stop signal.
+    if (!failure.empty() && stream.is_open()) {
+        co_await out.warn("tcp_server: " + failure + "\n");
+    }
     if (used > 0 || mid_line) {
         co_await out.print(std::string(buffer.data(), used) + '\n'); // the end of the last line
     }
@@ -82,7 +83,7 @@ ringio::task<> session(connections& open, connections::iterator client,
 }
 
 ringio::task<> accept_clients(ringio::tcp_listener& listener, connections& open,
-                              examples::standard_output& out) {
+                              examples::output& out) {
     for (;;) {
         std::error_code error;
         auto [stream, peer] = co_await listener.accept(error);
@@ -92,7 +93,7 @@ ringio::task<> accept_clients(ringio::tcp_listener& listener, connections& open,
         if (error) {
             // Out of descriptors (EMFILE, ENFILE), or a connection that died in the queue: the
             // listener itself is fine. Waiting a little lets descriptors free up, and never spins.
-            std::fprintf(stderr, "tcp_server: accept: %s\n", error.message().c_str());
+            co_await out.warn("tcp_server: accept: " + error.message() + "\n");
             co_await ringio::sleep_for(listener.context(), 100ms);
             continue;
         }
@@ -102,9 +103,9 @@ ringio::task<> accept_clients(ringio::tcp_listener& listener, connections& open,
 }
 
 ringio::task<> stop_on_signal(examples::stop_signals& signals, ringio::tcp_listener& listener,
-                              connections& open, examples::standard_output& out) {
+                              connections& open, examples::output& out) {
     co_await signals.wait(listener.context());
-    // Each close cancels what is pending on that socket, and stop() the prints waiting for a
+    // Each close cancels what is pending on that socket, and stop() the writes waiting for a
     // blocked output; every coroutine then ends by itself.
     listener.close();
     for (ringio::tcp_stream& stream : open) {
@@ -124,7 +125,7 @@ int main(int argc, char* argv[]) {
         examples::require_open(STDOUT_FILENO, "standard output");
         examples::stop_signals signals;
         ringio::io_context context;
-        examples::standard_output out(context);
+        examples::output out(context);
         auto listener = examples::open_server<ringio::tcp_listener>(context, argv[1],
                                                                     ringio::socket_type::stream);
         connections open;

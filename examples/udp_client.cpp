@@ -35,8 +35,8 @@ namespace {
 
 constexpr auto answer_timeout = 2s;
 
-ringio::task<> send_line(ringio::udp_socket& socket, examples::standard_output& out,
-                         ringio::endpoint server, std::string line) {
+ringio::task<> send_line(ringio::udp_socket& socket, examples::output& out, ringio::endpoint server,
+                         std::string line) {
     co_await socket.sendto(std::as_bytes(std::span(line)), server);
 
     std::array<char, 65536> answer; // the largest datagram
@@ -58,7 +58,7 @@ ringio::task<> send_line(ringio::udp_socket& socket, examples::standard_output& 
     co_await out.print(std::move(text));
 }
 
-ringio::task<> send_lines(ringio::udp_socket& socket, examples::standard_output& out,
+ringio::task<> send_lines(ringio::udp_socket& socket, examples::output& out,
                           ringio::endpoint server) {
     std::array<char, 4096> input;
     std::string line; // what has been read of the current line
@@ -93,7 +93,7 @@ int main(int argc, char* argv[]) {
         const ringio::endpoint server =
             ringio::resolve(argv[1], argv[2], {.type = ringio::socket_type::datagram}).front();
         ringio::io_context context;
-        examples::standard_output out(context);
+        examples::output out(context);
         ringio::udp_socket socket(context,
                                   server.is_v6() ? ringio::ip_family::v6 : ringio::ip_family::v4);
         // Connected, the socket takes datagrams from the server alone (and is bound to a free

@@ -12,9 +12,9 @@
 // failed when DNS could not answer.
 //
 // PORT is a number from 1 to 65535; anything else on the command line is a usage error
-// (status 2). SIGINT or SIGTERM stops the server, which then exits 0, even while its output is
-// blocked. An output whose reader has gone ends it with one line and status 1, as does any
-// other error.
+// (status 2). SIGINT or SIGTERM stops the server, which then exits 0, even while its output or
+// error output is blocked. An output whose reader has gone ends it with one line and status 1,
+// as does any other error.
 
 #include "common.hpp"
 
@@ -31,7 +31,7 @@ namespace {
 
 constexpr std::size_t buffer_size = 1024;
 
-ringio::task<> serve(ringio::udp_socket& socket, examples::standard_output& out) {
+ringio::task<> serve(ringio::udp_socket& socket, examples::output& out) {
     std::array<char, buffer_size> buffer;
     for (;;) {
         std::error_code error;
@@ -52,24 +52,23 @@ ringio::task<> serve(ringio::udp_socket& socket, examples::standard_output& out)
         }
         co_await out.print(std::move(text));
         if (received.truncated) {
-            std::fprintf(stderr,
-                         "udp_server: the message from %s port %s was longer than %zu bytes; "
-                         "the rest was discarded\n",
-                         host.c_str(), port.c_str(), buffer_size);
+            co_await out.warn("udp_server: the message from " + host + " port " + port +
+                              " was longer than " + std::to_string(buffer_size) +
+                              " bytes; the rest was discarded\n");
         }
 
         const std::string_view reply = "thank you\n";
         co_await socket.sendto(std::as_bytes(std::span(reply)), received.sender, error);
         // A sender we cannot answer is not a reason to stop serving the others.
         if (error && socket.is_open()) {
-            std::fprintf(stderr, "udp_server: sendto %s port %s: %s\n", host.c_str(), port.c_str(),
-                         error.message().c_str());
+            co_await out.warn("udp_server: sendto " + host + " port " + port + ": " +
+                              error.message() + "\n");
         }
     }
 }
 
 ringio::task<> stop_on_signal(examples::stop_signals& signals, ringio::udp_socket& socket,
-                              examples::standard_output& out) {
+                              examples::output& out) {
     co_await signals.wait(socket.context());
     socket.close();
     out.stop();
@@ -86,7 +85,7 @@ int main(int argc, char* argv[]) {
         examples::require_open(STDOUT_FILENO, "standard output");
         examples::stop_signals signals;
         ringio::io_context context;
-        examples::standard_output out(context);
+        examples::output out(context);
         auto socket = examples::open_server<ringio::udp_socket>(context, argv[1],
                                                                 ringio::socket_type::datagram);
         ringio::spawn(context, serve(socket, out));

@@ -90,14 +90,14 @@ class Process:
     """A program running in the background whose standard output and error are collected as
     they come; killed on leaving the `with` block if still running."""
 
-    def __init__(self, argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, **options):
-        """`stdout` other than PIPE (a descriptor the test holds) is not collected."""
+    def __init__(self, argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **options):
+        """`stdout` or `stderr` other than PIPE (a descriptor the test holds) is not collected."""
         self.argv = [str(arg) for arg in argv]
         self.process = subprocess.Popen(
             self.argv,
             stdin=stdin,
             stdout=stdout,
-            stderr=subprocess.PIPE,
+            stderr=stderr,
             preexec_fn=_die_with_parent,
             **options,
         )
@@ -105,12 +105,10 @@ class Process:
         self._err = bytearray()
         self._lock = threading.Lock()
         self._readers = [
-            threading.Thread(target=self._collect, args=(self.process.stderr, self._err), daemon=True),
+            threading.Thread(target=self._collect, args=(stream, into), daemon=True)
+            for stream, into in ((self.process.stdout, self._out), (self.process.stderr, self._err))
+            if stream is not None
         ]
-        if stdout == subprocess.PIPE:
-            self._readers.append(
-                threading.Thread(target=self._collect, args=(self.process.stdout, self._out), daemon=True)
-            )
         for reader in self._readers:
             reader.start()
 
@@ -135,7 +133,10 @@ class Process:
             return bytes(self._err)
 
     def describe(self):
-        return f"{' '.join(self.argv)}\n  stdout: {self.output()!r}\n  stderr: {self.errors()!r}"
+        def shown(data):  # the start and end of a long output
+            return repr(data) if len(data) <= 2000 else f"{data[:1000]!r} ... {data[-1000:]!r}"
+
+        return f"{' '.join(self.argv)}\n  stdout: {shown(self.output())}\n  stderr: {shown(self.errors())}"
 
     def running(self):
         return self.process.poll() is None

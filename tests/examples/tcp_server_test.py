@@ -188,6 +188,40 @@ def stop_while_the_output_is_blocked(binary):
             os.close(writer)
 
 
+def stop_while_the_error_output_is_blocked(binary):
+    # Standard error is a pipe nobody reads, and clients keep resetting their connections, each
+    # reset a line on stderr: the server waits for the pipe, yet SIGTERM stops it at once.
+    port = support.free_port(socket.SOCK_STREAM)
+    reader, writer = os.pipe()
+    done = threading.Event()
+
+    def resets():
+        while not done.is_set():
+            try:
+                with connect("127.0.0.1", port) as s:
+                    s.sendall(b"x")
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                time.sleep(0.01)  # the backlog is full: the server has stopped accepting
+
+    try:
+        with start(binary, port, stderr=writer) as server:
+            os.close(writer)
+            writer = None
+            client = threading.Thread(target=resets)
+            client.start()
+            try:
+                support.wait_until_pipe_stalls(reader, "tcp_server's stderr")
+                server.stop(within=5)
+            finally:
+                done.set()
+                client.join(10)
+    finally:
+        os.close(reader)
+        if writer is not None:
+            os.close(writer)
+
+
 def output_reader_gone(binary):
     # Standard output is a pipe whose reader has gone: one line and status 1, not SIGPIPE.
     port = support.free_port(socket.SOCK_STREAM)
@@ -240,6 +274,7 @@ if __name__ == "__main__":
                 stopping_closes_every_connection,
                 out_of_descriptors,
                 stop_while_the_output_is_blocked,
+                stop_while_the_error_output_is_blocked,
                 output_reader_gone,
                 closed_standard_stream,
                 busy_port,

@@ -115,12 +115,13 @@ def a_failing_resolver_stops_nothing(binary):
         check_equal(server.errors(), b"", "stderr")
 
 
-def fill_the_output(s, port, server):
-    """Sends datagrams until one is not answered: each is printed before it is answered, so the
-    server is then waiting for its standard output to take more."""
+def fill_the_output(s, port, server, size):
+    """Sends datagrams of `size` bytes until one is not answered: each is printed (and noted
+    when truncated) before it is answered, so the server is then waiting for an output to take
+    more."""
     s.settimeout(0.5)
     for count in range(10000):
-        s.sendto(b"%d " % count + b"x" * 1000, ("127.0.0.1", port))
+        s.sendto(b"%d " % count + b"x" * size, ("127.0.0.1", port))
         try:
             s.recvfrom(65536)
         except socket.timeout:
@@ -128,22 +129,33 @@ def fill_the_output(s, port, server):
     raise Failure(f"every datagram was answered: the output never blocked\n{server.describe()}")
 
 
-def stop_while_the_output_is_blocked(binary):
-    # Standard output is a pipe nobody reads: SIGTERM still stops the server at once.
+def check_stop_while_blocked(binary, stream, size):
+    # `stream` ("stdout" or "stderr") is a pipe nobody reads, and datagrams of `size` bytes come
+    # until the server waits for that pipe: SIGTERM still stops it at once.
     port = support.free_port(socket.SOCK_DGRAM)
     reader, writer = os.pipe()
     try:
-        with start(binary, port, stdout=writer) as server, client(socket.AF_INET, "127.0.0.1") as s:
+        with start(binary, port, **{stream: writer}) as server, client(socket.AF_INET, "127.0.0.1") as s:
             os.close(writer)
             writer = None
-            fill_the_output(s, port, server)
-            support.wait_until_pipe_stalls(reader, "udp_server's output")
+            fill_the_output(s, port, server, size)
+            support.wait_until_pipe_stalls(reader, f"udp_server's {stream}")
             server.stop(within=5)
-            check_equal(server.errors(), b"", "stderr")
+            if stream == "stdout":
+                check_equal(server.errors(), b"", "stderr")
     finally:
         os.close(reader)
         if writer is not None:
             os.close(writer)
+
+
+def stop_while_the_output_is_blocked(binary):
+    check_stop_while_blocked(binary, "stdout", 1000)
+
+
+def stop_while_the_error_output_is_blocked(binary):
+    # Each datagram longer than the buffer adds a line to stderr.
+    check_stop_while_blocked(binary, "stderr", 2 * BUFFER_SIZE)
 
 
 def output_reader_gone(binary):
@@ -195,6 +207,7 @@ if __name__ == "__main__":
                 datagrams_that_fill_or_exceed_the_buffer,
                 a_failing_resolver_stops_nothing,
                 stop_while_the_output_is_blocked,
+                stop_while_the_error_output_is_blocked,
                 output_reader_gone,
                 closed_standard_stream,
                 busy_port,
