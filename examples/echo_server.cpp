@@ -33,6 +33,7 @@
 
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -42,6 +43,7 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -109,7 +111,11 @@ ringio::task<> serve(ringio::io_context& context, ringio::tcp_listener& listener
         }
         if (error) {
             // Out of descriptors, or a connection aborted before it was taken: keep serving.
-            std::fprintf(stderr, "echo_server: accept: %s\n", error.message().c_str());
+            // Said through the ring, so that a stderr nobody reads cannot hold the thread past
+            // a stop (which cancels the write); a failure to say it is dropped.
+            const std::string line = "echo_server: accept: " + error.message() + "\n";
+            co_await ringio::write_all(context, STDERR_FILENO, std::as_bytes(std::span(line)),
+                                       error);
             co_await ringio::sleep_for(context, 50ms);
             continue;
         }
