@@ -14,8 +14,7 @@
 // SO_REUSEPORT, and the kernel spreads connections among them; a port already taken is still
 // reported, but while the server runs, any program of the same user that sets SO_REUSEPORT may
 // join the group and take a share of the connections. (One listening socket that every
-// thread's ring accepts on would close that gap; a tcp_listener cannot yet be shared between
-// contexts.)
+// thread's ring accepts on would close that gap, but a tcp_listener belongs to one context.)
 //
 // PORT is a number from 1 to 65535, N from 1 to 256, each option at most once and after the
 // port; anything else is a usage error (status 2). A port that is taken, or any other error,
