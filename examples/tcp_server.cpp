@@ -71,15 +71,18 @@ ringio::task<> session(connections& open, connections::iterator client, examples
             used -= whole;
         }
     }
-    // A reset or a failed read ends this client only. A closed stream is the stop signal.
-    if (!failure.empty() && stream.is_open()) {
+    // A reset or a failed read ends this client only; a stream closed by stop_on_signal is no
+    // failure. The connection is released before anything is said about it, which may wait
+    // for a slow output.
+    const bool stopped = !stream.is_open();
+    open.erase(client);
+    if (!failure.empty() && !stopped) {
         co_await out.warn("tcp_server: " + failure + "\n");
     }
     if (used > 0 || mid_line) {
         co_await out.print(std::string(buffer.data(), used) + '\n'); // the end of the last line
     }
     co_await out.print("connection terminated\n");
-    open.erase(client);
 }
 
 ringio::task<> accept_clients(ringio::tcp_listener& listener, connections& open,
