@@ -1,8 +1,7 @@
 // echo_server PORT [--threads N] [--simple]
 //
 // A TCP echo server: every byte goes back to its sender. Each thread runs its own io_context
-// and its own SO_REUSEPORT listener, so the kernel spreads connections over the threads and
-// nothing is shared between them (thread-per-core).
+// and its own listener, so nothing is shared between them (thread-per-core).
 //
 // Connections are accepted by one multishot accept and read by multishot recvs into buffers
 // that all connections of a thread share: an idle connection holds no buffer. Each chunk goes
@@ -10,8 +9,18 @@
 // --simple uses the plain read(buffer)/write_all instead, one buffer per connection, for
 // comparison.
 //
-// SIGINT or SIGTERM stops it: the main thread waits for the signal and wakes every loop
-// through an eventfd that the loop reads like any other descriptor.
+// With one thread (the default), the listener shares its port with nobody: another server on
+// the port fails to start. --threads N gives the N listeners the port together through
+// SO_REUSEPORT, and the kernel spreads connections among them; a port already taken is still
+// reported, but while the server runs, any program of the same user that sets SO_REUSEPORT may
+// join the group and take a share of the connections. (One listening socket that every
+// thread's ring accepts on would close that gap, but a tcp_listener belongs to one context.)
+//
+// PORT is a number from 1 to 65535, N from 1 to 256, each option at most once and after the
+// port; anything else is a usage error (status 2). A port that is taken, or any other error,
+// ends the server with one line and status 1. SIGINT or SIGTERM stops it, and it exits 0: the
+// main thread waits for the signal and wakes every loop through an eventfd that the loop reads
+// like any other descriptor.
 
 #include <ringio/acceptor.hpp>
 #include <ringio/buffer_ring.hpp>
@@ -23,13 +32,17 @@
 
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -97,7 +110,11 @@ ringio::task<> serve(ringio::io_context& context, ringio::tcp_listener& listener
         }
         if (error) {
             // Out of descriptors, or a connection aborted before it was taken: keep serving.
-            std::fprintf(stderr, "echo_server: accept: %s\n", error.message().c_str());
+            // Said through the ring, so that a stderr nobody reads cannot hold the thread past
+            // a stop (which cancels the write); a failure to say it is dropped.
+            const std::string line = "echo_server: accept: " + error.message() + "\n";
+            co_await ringio::write_all(context, STDERR_FILENO, std::as_bytes(std::span(line)),
+                                       error);
             co_await ringio::sleep_for(context, 50ms);
             continue;
         }
@@ -130,8 +147,8 @@ struct worker {
     ringio::tcp_listener listener;
     std::optional<ringio::buffer_ring> buffers;
 
-    worker(const ringio::endpoint& address, bool simple, int wake)
-        : listener(context, address, {.reuse_port = true}) {
+    worker(const ringio::endpoint& address, bool share_port, bool simple, int wake)
+        : listener(context, address, {.reuse_port = share_port}) {
         if (!simple) {
             buffers.emplace(context, 1024, 4096);
         }
@@ -147,29 +164,40 @@ int usage() {
 
 bool parse_number(std::string_view text, unsigned& value, unsigned low, unsigned high) {
     const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-    return error == std::errc{} && end == text.data() + text.size() && value >= low &&
-           value <= high;
+    return !text.empty() && error == std::errc{} && end == text.data() + text.size() &&
+           value >= low && value <= high;
+}
+
+// SO_REUSEPORT would let this server join another that holds the port with it, or that one
+// join this: a listener that does not share the port, opened and closed on a ring of its own
+// first, reports a port that is taken. Its descriptor is closed when the ring is destroyed.
+void check_port_free(const ringio::endpoint& address) {
+    ringio::io_context scratch;
+    const ringio::tcp_listener probe(scratch, address);
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
     unsigned port = 0;
-    unsigned threads = 1;
+    unsigned threads = 0; // 0: not given
     bool simple = false;
-    if (argc < 2 || !parse_number(argv[1], port, 0, 65535)) {
+    // Ports as every example takes them: 1 to 65535.
+    if (argc < 2 || !parse_number(argv[1], port, 1, 65535)) {
         return usage();
     }
     for (int i = 2; i < argc; ++i) {
         const std::string_view option = argv[i];
-        if (option == "--threads" && i + 1 < argc && parse_number(argv[i + 1], threads, 1, 256)) {
+        if (option == "--threads" && threads == 0 && i + 1 < argc &&
+            parse_number(argv[i + 1], threads, 1, 256)) {
             ++i;
-        } else if (option == "--simple") {
+        } else if (option == "--simple" && !simple) {
             simple = true;
         } else {
             return usage();
         }
     }
+    threads = std::max(threads, 1U);
 
     // Every thread inherits this mask, so the signals wait for sigwait below.
     sigset_t signals;
@@ -180,11 +208,17 @@ int main(int argc, char** argv) {
 
     try {
         const ringio::endpoint address = ringio::endpoint::any_v6(static_cast<std::uint16_t>(port));
+        if (threads > 1) {
+            check_port_free(address);
+        }
         std::vector<int> wakes;
         std::vector<std::unique_ptr<worker>> workers;
         for (unsigned i = 0; i < threads; ++i) {
             wakes.push_back(::eventfd(0, EFD_CLOEXEC));
-            workers.push_back(std::make_unique<worker>(address, simple, wakes.back()));
+            if (wakes.back() < 0) {
+                throw std::system_error(errno, std::system_category(), "eventfd");
+            }
+            workers.push_back(std::make_unique<worker>(address, threads > 1, simple, wakes.back()));
         }
         std::vector<std::thread> running;
         for (std::unique_ptr<worker>& each : workers) {

@@ -5,6 +5,10 @@
 // ringio::connect tries each address HOST resolves to in turn, as the C original's getaddrinfo
 // loop did, and reports every address it tried when none accepts. At the end of the input the
 // sending side is shut down, so the server reads end of stream after the last byte.
+//
+// PORT is a number from 1 to 65535; anything else on the command line is a usage error
+// (status 2). A refused connection, a server that goes away, or any other error ends the
+// program with one line and status 1.
 
 #include "common.hpp"
 
@@ -38,6 +42,7 @@ int main(int argc, char* argv[]) {
         return 2;
     }
     try {
+        examples::require_open(STDIN_FILENO, "standard input");
         ringio::io_context context;
         ringio::sync_wait(context, send_input(context, argv[1], argv[2]));
     } catch (const std::exception& error) {

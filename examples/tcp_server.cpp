@@ -9,8 +9,12 @@
 // on one thread and one ring. Output is printed a whole line at a time, so clients talking at
 // once never share a line (a line longer than 4096 bytes is printed in pieces, and a last line
 // without a newline gets one). Neither a client that resets its connection nor running out of
-// descriptors stops the server; SIGINT or SIGTERM does, closing every connection, and the
-// server exits 0.
+// descriptors stops the server.
+//
+// PORT is a number from 1 to 65535; anything else on the command line is a usage error
+// (status 2). SIGINT or SIGTERM stops the server, closing every connection, and it exits 0,
+// even while its output or error output is blocked. An output whose reader has gone ends it
+// with one line and status 1, as does any other error.
 
 #include "common.hpp"
 
@@ -33,51 +37,56 @@ namespace {
 // The open connections, so that a stop signal can close them all.
 using connections = std::list<ringio::tcp_stream>;
 
-ringio::task<> session(connections& open, connections::iterator client) {
+ringio::task<> session(connections& open, connections::iterator client, examples::output& out) {
     ringio::tcp_stream& stream = *client;
     // 4096 bytes is PIPE_BUF: a write of up to that many bytes to a pipe is never split by
     // another client's.
     std::array<char, 4096> buffer;
     std::size_t used = 0;
     bool mid_line = false; // a piece of a long line was printed without its end
-    try {
-        for (;;) {
-            const std::size_t size =
-                co_await stream.read(std::as_writable_bytes(std::span(buffer).subspan(used)));
-            if (size == 0) {
-                break; // the client closed its side
-            }
-            used += size;
-            // Print up to the last newline; the rest of the line waits for more, unless the
-            // buffer is full.
-            const std::string_view text(buffer.data(), used);
-            const std::size_t newline = text.rfind('\n');
-            const std::size_t whole = used == buffer.size()  ? used
-                                      : newline == text.npos ? 0
-                                                             : newline + 1;
-            if (whole > 0) {
-                co_await examples::print(stream.context(), std::string(text.substr(0, whole)));
-                mid_line = text[whole - 1] != '\n';
-                std::copy(buffer.begin() + whole, buffer.begin() + used, buffer.begin());
-                used -= whole;
-            }
+    std::string failure;   // why the connection ended, when it failed
+    for (;;) {
+        std::size_t size = 0;
+        try {
+            size = co_await stream.read(std::as_writable_bytes(std::span(buffer).subspan(used)));
+        } catch (const std::system_error& error) {
+            failure = error.what();
+            break;
         }
-    } catch (const std::system_error& error) {
-        // A reset or a failed read ends this client only. A closed stream is the stop signal.
-        if (stream.is_open()) {
-            std::fprintf(stderr, "tcp_server: %s\n", error.what());
+        if (size == 0) {
+            break; // the client closed its side
+        }
+        used += size;
+        // Print up to the last newline; the rest of the line waits for more, unless the buffer
+        // is full.
+        const std::string_view text(buffer.data(), used);
+        const std::size_t newline = text.rfind('\n');
+        const std::size_t whole = used == buffer.size()  ? used
+                                  : newline == text.npos ? 0
+                                                         : newline + 1;
+        if (whole > 0) {
+            co_await out.print(std::string(text.substr(0, whole)));
+            mid_line = text[whole - 1] != '\n';
+            std::copy(buffer.begin() + whole, buffer.begin() + used, buffer.begin());
+            used -= whole;
         }
     }
-    std::string farewell(buffer.data(), used);
-    if (used > 0 || mid_line) {
-        farewell += '\n';
-    }
-    farewell += "connection terminated\n";
-    co_await examples::print(stream.context(), std::move(farewell));
+    // A reset or a failed read ends this client only; a stream closed by stop_on_signal is no
+    // failure. The connection is released before anything is said about it, which may wait
+    // for a slow output.
+    const bool stopped = !stream.is_open();
     open.erase(client);
+    if (!failure.empty() && !stopped) {
+        co_await out.warn("tcp_server: " + failure + "\n");
+    }
+    if (used > 0 || mid_line) {
+        co_await out.print(std::string(buffer.data(), used) + '\n'); // the end of the last line
+    }
+    co_await out.print("connection terminated\n");
 }
 
-ringio::task<> accept_clients(ringio::tcp_listener& listener, connections& open) {
+ringio::task<> accept_clients(ringio::tcp_listener& listener, connections& open,
+                              examples::output& out) {
     for (;;) {
         std::error_code error;
         auto [stream, peer] = co_await listener.accept(error);
@@ -87,23 +96,25 @@ ringio::task<> accept_clients(ringio::tcp_listener& listener, connections& open)
         if (error) {
             // Out of descriptors (EMFILE, ENFILE), or a connection that died in the queue: the
             // listener itself is fine. Waiting a little lets descriptors free up, and never spins.
-            std::fprintf(stderr, "tcp_server: accept: %s\n", error.message().c_str());
+            co_await out.warn("tcp_server: accept: " + error.message() + "\n");
             co_await ringio::sleep_for(listener.context(), 100ms);
             continue;
         }
         open.push_front(std::move(stream));
-        ringio::spawn(listener.context(), session(open, open.begin()));
+        ringio::spawn(listener.context(), session(open, open.begin(), out));
     }
 }
 
 ringio::task<> stop_on_signal(examples::stop_signals& signals, ringio::tcp_listener& listener,
-                              connections& open) {
+                              connections& open, examples::output& out) {
     co_await signals.wait(listener.context());
-    // Each close cancels what is pending on that socket; every coroutine then ends by itself.
+    // Each close cancels what is pending on that socket, and stop() the writes waiting for a
+    // blocked output; every coroutine then ends by itself.
     listener.close();
     for (ringio::tcp_stream& stream : open) {
         stream.close();
     }
+    out.stop();
 }
 
 } // namespace
@@ -114,13 +125,15 @@ int main(int argc, char* argv[]) {
         return 2;
     }
     try {
+        examples::require_open(STDOUT_FILENO, "standard output");
         examples::stop_signals signals;
         ringio::io_context context;
+        examples::output out(context);
         auto listener = examples::open_server<ringio::tcp_listener>(context, argv[1],
                                                                     ringio::socket_type::stream);
         connections open;
-        ringio::spawn(context, accept_clients(listener, open));
-        ringio::spawn(context, stop_on_signal(signals, listener, open));
+        ringio::spawn(context, accept_clients(listener, open, out));
+        ringio::spawn(context, stop_on_signal(signals, listener, open, out));
         // Returns once every coroutine has finished and every socket is closed.
         context.run();
     } catch (const std::exception& error) {

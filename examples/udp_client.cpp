@@ -6,12 +6,20 @@
 //
 // Standard input is read through the ring like any descriptor, so lines arrive in pieces of
 // whatever size the pipe or terminal gives: they are put back together here. A line is sent
-// without its newline (the datagram keeps it whole); a last line without one is sent too. A
-// server that does not answer within two seconds ends the program with status 1.
+// without its newline (the datagram keeps it whole); a last line without one is sent too.
+// Only the server's answers count: the socket is connected to it, so the kernel drops datagrams
+// from anyone else, and reports at once that nothing listens on the port.
+//
+// PORT is a number from 1 to 65535; anything else on the command line is a usage error
+// (status 2). A server that does not answer within two seconds, an output whose reader has
+// gone, or any other error ends the program with one line and status 1.
 
 #include "common.hpp"
 
+#include <sys/socket.h>
+
 #include <array>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <exception>
@@ -27,7 +35,8 @@ namespace {
 
 constexpr auto answer_timeout = 2s;
 
-ringio::task<> send_line(ringio::udp_socket& socket, ringio::endpoint server, std::string line) {
+ringio::task<> send_line(ringio::udp_socket& socket, examples::output& out, ringio::endpoint server,
+                         std::string line) {
     co_await socket.sendto(std::as_bytes(std::span(line)), server);
 
     std::array<char, 65536> answer; // the largest datagram
@@ -39,17 +48,18 @@ ringio::task<> send_line(ringio::udp_socket& socket, ringio::endpoint server, st
         throw std::runtime_error("no answer from " + server.to_string() + " within 2 seconds");
     }
     if (error) {
-        throw std::system_error(error, "recvfrom");
+        throw std::system_error(error, "recvfrom " + server.to_string()); // ECONNREFUSED
     }
     std::string text = "Server says: ";
     text.append(answer.data(), received.size);
     if (!text.ends_with('\n')) {
         text += '\n';
     }
-    co_await examples::print(socket.context(), std::move(text));
+    co_await out.print(std::move(text));
 }
 
-ringio::task<> send_lines(ringio::udp_socket& socket, ringio::endpoint server) {
+ringio::task<> send_lines(ringio::udp_socket& socket, examples::output& out,
+                          ringio::endpoint server) {
     std::array<char, 4096> input;
     std::string line; // what has been read of the current line
     for (;;) {
@@ -60,12 +70,12 @@ ringio::task<> send_lines(ringio::udp_socket& socket, ringio::endpoint server) {
         }
         line.append(input.data(), size);
         for (auto end = line.find('\n'); end != std::string::npos; end = line.find('\n')) {
-            co_await send_line(socket, server, line.substr(0, end));
+            co_await send_line(socket, out, server, line.substr(0, end));
             line.erase(0, end + 1);
         }
     }
     if (!line.empty()) {
-        co_await send_line(socket, server, line);
+        co_await send_line(socket, out, server, line);
     }
 }
 
@@ -77,14 +87,21 @@ int main(int argc, char* argv[]) {
         return 2;
     }
     try {
+        examples::require_open(STDIN_FILENO, "standard input");
+        examples::require_open(STDOUT_FILENO, "standard output");
         // The first address getaddrinfo gives: without a connection, there is nothing to try.
         const ringio::endpoint server =
             ringio::resolve(argv[1], argv[2], {.type = ringio::socket_type::datagram}).front();
         ringio::io_context context;
-        // Unbound: the first sendto picks a free port.
+        examples::output out(context);
         ringio::udp_socket socket(context,
                                   server.is_v6() ? ringio::ip_family::v6 : ringio::ip_family::v4);
-        ringio::sync_wait(context, send_lines(socket, server));
+        // Connected, the socket takes datagrams from the server alone (and is bound to a free
+        // port). udp_socket has no connect of its own yet: the system call, on its descriptor.
+        if (::connect(socket.native_handle(), server.data(), server.size()) != 0) {
+            throw std::system_error(errno, std::system_category(), "connect " + server.to_string());
+        }
+        ringio::sync_wait(context, send_lines(socket, out, server));
     } catch (const std::exception& error) {
         std::fprintf(stderr, "udp_client: %s\n", error.what());
         return 1;

@@ -1,19 +1,20 @@
 // udp_echo PORT
 //
 // A UDP echo server: every datagram goes back to its sender, whole. The benchmarks compare it
-// with a plain recvfrom/sendto loop in C. SIGINT or SIGTERM stops it.
+// with a plain recvfrom/sendto loop in C.
 //
 // One multishot recvmsg fills shared buffers, and a few coroutines share it: while one waits
-// for its answer to go out, the next datagram is already another's.
+// for its answer to go out, the next datagram is already another's. The socket shares its port
+// with nobody (no SO_REUSEPORT): another server on the port fails to start.
+//
+// PORT is a number from 1 to 65535; anything else on the command line is a usage error
+// (status 2). A port that is taken, or any other error, ends the server with one line and
+// status 1. SIGINT or SIGTERM stops it, and it exits 0.
 
-#include <ringio/ringio.hpp>
+#include "common.hpp"
 
-#include <signal.h>
-#include <sys/signalfd.h>
-
-#include <charconv>
 #include <cstdio>
-#include <string_view>
+#include <exception>
 #include <system_error>
 
 namespace {
@@ -37,34 +38,23 @@ ringio::task<> echo(ringio::udp_socket& socket, ringio::datagram_receiver& incom
     }
 }
 
-ringio::task<> stop_on_signal(ringio::io_context& context, int signals,
-                              ringio::udp_socket& socket) {
-    signalfd_siginfo info;
-    co_await ringio::read(context, signals, std::as_writable_bytes(std::span{&info, 1}));
+ringio::task<> stop_on_signal(examples::stop_signals& signals, ringio::udp_socket& socket) {
+    co_await signals.wait(socket.context());
     socket.close();
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
-    unsigned port = 0;
-    const std::string_view text = argc == 2 ? argv[1] : "";
-    const auto [end, parse_error] = std::from_chars(text.data(), text.data() + text.size(), port);
-    if (argc != 2 || parse_error != std::errc{} || end != text.data() + text.size() ||
-        port > 65535) {
-        std::fprintf(stderr, "usage: udp_echo PORT\n");
+    if (argc != 2 || !examples::is_port(argv[1])) {
+        std::fputs("usage: udp_echo PORT\n", stderr);
         return 2;
     }
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGTERM);
-    sigprocmask(SIG_BLOCK, &stop, nullptr);
     try {
+        examples::stop_signals signals;
         ringio::io_context context;
-        ringio::detail::unique_fd signals{::signalfd(-1, &stop, SFD_CLOEXEC)};
-        ringio::udp_socket socket(context,
-                                  ringio::endpoint::any_v6(static_cast<std::uint16_t>(port)));
+        auto socket = examples::open_server<ringio::udp_socket>(context, argv[1],
+                                                                ringio::socket_type::datagram);
         // Room for the largest datagram, so that nothing is ever truncated; the kernel fills
         // only the pages a datagram needs.
         ringio::buffer_ring buffers(context, 64, 65536 + ringio::datagram_receiver::overhead);
@@ -72,7 +62,7 @@ int main(int argc, char** argv) {
         for (int i = 0; i < workers; ++i) {
             ringio::spawn(context, echo(socket, incoming));
         }
-        ringio::spawn(context, stop_on_signal(context, signals.get(), socket));
+        ringio::spawn(context, stop_on_signal(signals, socket));
         context.run();
         return 0;
     } catch (const std::exception& error) {

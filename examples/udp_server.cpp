@@ -1,14 +1,20 @@
 // udp_server PORT: prints each datagram it receives and who sent it, and thanks the sender.
 //
 //     $ udp_server 4950
-//     message from localhost port 41234:
+//     message from 127.0.0.1 port 41234:
 //     hello
 //
 // The classic C server as a coroutine: no getaddrinfo loop to write, no -1 to check after each
 // call, and no buffer to overrun (the C version wrote one byte past its own when a datagram
 // filled it): a datagram longer than the buffer is cut at the buffer's end and reported.
-// IPv4 and IPv6 clients are both served (see examples::open_server). SIGINT or SIGTERM stops
-// the server, which then exits 0.
+// IPv4 and IPv6 clients are both served (see examples::open_server). The sender is shown by
+// address: the C version looked its name up, which stalls every client while DNS is slow, and
+// failed when DNS could not answer.
+//
+// PORT is a number from 1 to 65535; anything else on the command line is a usage error
+// (status 2). SIGINT or SIGTERM stops the server, which then exits 0, even while its output or
+// error output is blocked. An output whose reader has gone ends it with one line and status 1,
+// as does any other error.
 
 #include "common.hpp"
 
@@ -25,7 +31,7 @@ namespace {
 
 constexpr std::size_t buffer_size = 1024;
 
-ringio::task<> serve(ringio::udp_socket& socket) {
+ringio::task<> serve(ringio::udp_socket& socket, examples::output& out) {
     std::array<char, buffer_size> buffer;
     for (;;) {
         std::error_code error;
@@ -37,35 +43,35 @@ ringio::task<> serve(ringio::udp_socket& socket) {
         if (error) {
             throw std::system_error(error, "recvfrom");
         }
-        // getnameinfo, like the C original: it may look the name up (and wait for DNS).
-        const auto [host, port] = examples::name_of_peer(received.sender);
+        const auto [host, port] = examples::name_of_peer(received.sender); // never looked up
         std::string text = "message from " + host + " port " + port + ":\n";
         text.append(buffer.data(), received.size);
         // Each message ends its line, whether or not it brought its own newline.
         if (received.size == 0 || buffer[received.size - 1] != '\n') {
             text += '\n';
         }
-        co_await examples::print(socket.context(), std::move(text));
+        co_await out.print(std::move(text));
         if (received.truncated) {
-            std::fprintf(stderr,
-                         "udp_server: the message from %s port %s was longer than %zu bytes; "
-                         "the rest was discarded\n",
-                         host.c_str(), port.c_str(), buffer_size);
+            co_await out.warn("udp_server: the message from " + host + " port " + port +
+                              " was longer than " + std::to_string(buffer_size) +
+                              " bytes; the rest was discarded\n");
         }
 
         const std::string_view reply = "thank you\n";
         co_await socket.sendto(std::as_bytes(std::span(reply)), received.sender, error);
         // A sender we cannot answer is not a reason to stop serving the others.
         if (error && socket.is_open()) {
-            std::fprintf(stderr, "udp_server: sendto %s port %s: %s\n", host.c_str(), port.c_str(),
-                         error.message().c_str());
+            co_await out.warn("udp_server: sendto " + host + " port " + port + ": " +
+                              error.message() + "\n");
         }
     }
 }
 
-ringio::task<> stop_on_signal(examples::stop_signals& signals, ringio::udp_socket& socket) {
+ringio::task<> stop_on_signal(examples::stop_signals& signals, ringio::udp_socket& socket,
+                              examples::output& out) {
     co_await signals.wait(socket.context());
     socket.close();
+    out.stop();
 }
 
 } // namespace
@@ -76,12 +82,14 @@ int main(int argc, char* argv[]) {
         return 2;
     }
     try {
+        examples::require_open(STDOUT_FILENO, "standard output");
         examples::stop_signals signals;
         ringio::io_context context;
+        examples::output out(context);
         auto socket = examples::open_server<ringio::udp_socket>(context, argv[1],
                                                                 ringio::socket_type::datagram);
-        ringio::spawn(context, serve(socket));
-        ringio::spawn(context, stop_on_signal(signals, socket));
+        ringio::spawn(context, serve(socket, out));
+        ringio::spawn(context, stop_on_signal(signals, socket, out));
         // Returns once both coroutines have finished and the socket is closed.
         context.run();
     } catch (const std::exception& error) {

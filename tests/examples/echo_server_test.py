@@ -1,16 +1,30 @@
-#!/usr/bin/env python3
-"""Drives examples/echo_server with plain Python sockets: every byte must come back.
+"""echo_server driven by plain Python sockets, in each of the ways it can run.
 
-Usage: echo_server_test.py ECHO_SERVER [server options...]
-Starts the server on a free port, runs concurrent IPv4 and IPv6 clients with payloads from
-1 byte to 1 MiB, checks every byte, then stops the server with SIGTERM and expects exit 0.
+Usage: echo_server_test.py CASE ECHO_SERVER [server options...]; every case but usage runs the
+server with the options given (--simple, --threads N).
 """
+
+import errno
+import fcntl
+import os
 import random
+import resource
 import socket
-import sys
 import threading
 
 import support
+from support import Failure, check, check_equal
+
+USAGE = b"usage: echo_server PORT [--threads N] [--simple]\n"
+
+
+def threads(options):
+    return int(options[options.index("--threads") + 1]) if "--threads" in options else 1
+
+
+def start(binary, port, options):
+    # --threads N binds N listeners; the server is ready once all are bound.
+    return support.server([binary, port, *options], port, "tcp", threads(options))
 
 
 def client(host, port, seed, failures):
@@ -25,12 +39,10 @@ def client(host, port, seed, failures):
         failures.append(f"{host} client {seed}: {error!r}")
 
 
-def main():
-    binary, options = sys.argv[1], sys.argv[2:]
+def every_byte_back(binary, *options):
+    # 40 concurrent IPv4 and IPv6 clients, 1 byte to 1 MiB each message; SIGTERM, then status 0.
     port = support.free_port(socket.SOCK_STREAM)
-    # --threads N binds N SO_REUSEPORT listeners; the server is ready once all are bound.
-    sockets = int(options[options.index("--threads") + 1]) if "--threads" in options else 1
-    with support.server([binary, port, *options], port, "tcp", sockets) as server:
+    with start(binary, port, options) as server:
         failures = []
         clients = [
             threading.Thread(target=client, args=(host, port, seed, failures))
@@ -41,11 +53,108 @@ def main():
             thread.start()
         for thread in clients:
             thread.join()
-        if failures:
-            raise SystemExit("\n".join(failures) + f"\n{server.describe()}")
+        check_equal(failures, [], f"client failures\n{server.describe()}")
         server.stop()
-    print(f"echo_server {' '.join(options)}: 40 clients echoed byte for byte")
+
+
+def check_second_server_fails(binary, port, options, what):
+    with support.Process([binary, port, *options]) as second:
+        status = second.finish(timeout=15)
+        support.check_one_error_line(status, second.output(), second.errors(), what,
+                                     ["echo_server", "Address already in use", str(port)])
+
+
+def a_second_server_fails(binary, *options):
+    # A second server on the port, run the same way or with several threads, reports the busy
+    # port rather than sharing it; the first goes on serving.
+    port = support.free_port(socket.SOCK_STREAM)
+    with start(binary, port, options) as server:
+        check_second_server_fails(binary, port, options, "a second server run the same way")
+        check_second_server_fails(binary, port, ["--threads", "2"], "a second server with two threads")
+        with socket.create_connection(("::1", port), timeout=10) as sock:
+            check_equal(support.echo_exchange(sock, b"still mine"), b"still mine", "the echo")
+        server.stop()
+
+
+def the_port_is_not_shared(binary, *options):
+    # A socket of another program that sets SO_REUSEPORT cannot bind the port the server holds,
+    # over IPv6 or IPv4, so it cannot take a share of its connections.
+    port = support.free_port(socket.SOCK_STREAM)
+    with start(binary, port, options) as server:
+        for family, address in ((socket.AF_INET6, "::"), (socket.AF_INET, "0.0.0.0")):
+            with socket.socket(family, socket.SOCK_STREAM) as foreign:
+                foreign.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                foreign.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                try:
+                    foreign.bind((address, port))
+                except OSError as error:
+                    check_equal(error.errno, errno.EADDRINUSE, f"binding {address} port {port}")
+                else:
+                    raise Failure(f"a SO_REUSEPORT socket bound {address} port {port} beside the server")
+        server.stop()
+
+
+def stop_while_the_error_output_is_blocked(binary, *options):
+    # Out of descriptors, the server says so on stderr every 50 ms; stderr is a pipe of one page
+    # that nobody reads. Once it is full, SIGTERM still stops the server at once.
+    port = support.free_port(socket.SOCK_STREAM)
+    reader, writer = os.pipe()
+    fcntl.fcntl(writer, fcntl.F_SETPIPE_SZ, 4096)
+    # The limit is set before the server starts: io_uring reads RLIMIT_NOFILE when it prepares
+    # an accept, so a multishot accept armed earlier would go on with the old limit.
+    limit = 16
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+    try:
+        server = support.server([binary, port, *options], port, "tcp", threads(options), stderr=writer,
+                                env=support.descriptor_starved_environment())
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    clients = []
+    try:
+        with server:
+            os.close(writer)
+            writer = None
+            for _ in range(limit + 4):
+                clients.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+            support.wait_until_pipe_stalls(reader, "echo_server's stderr")
+            server.stop(within=5)
+    finally:
+        for s in clients:
+            s.close()
+        os.close(reader)
+        if writer is not None:
+            os.close(writer)
+
+
+def busy_port(binary, *options):
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as taken:
+        taken.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        taken.bind(("::", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        status, out, err = support.run([binary, port, *options])
+    support.check_one_error_line(status, out, err, "a busy port", ["Address already in use", str(port)])
+
+
+def usage(binary):
+    # Ports as the other examples take them (1 to 65535, digits only); the options once each,
+    # after the port.
+    support.check_usage(
+        binary,
+        USAGE,
+        [[], [""], ["0"], ["http"], ["65536"], ["-1"], ["+80"], ["80x"], ["1", "2"], ["1", "--fast"],
+         ["1", "--threads"], ["1", "--threads", "0"], ["1", "--threads", "257"], ["1", "--threads", "x"],
+         ["1", "--simple", "--simple"], ["1", "--threads", "2", "--threads", "3"], ["--simple", "1"],
+         ["1", "--threads=2"]],
+    )
 
 
 if __name__ == "__main__":
-    main()
+    support.main(
+        {
+            case.__name__: case
+            for case in (every_byte_back, a_second_server_fails, the_port_is_not_shared,
+                         stop_while_the_error_output_is_blocked, busy_port, usage)
+        }
+    )

@@ -1,16 +1,21 @@
 """What the example tests share: free ports, servers run in the background and always stopped,
 clients run with a deadline, and checks that show both sides when they fail.
 
-Each test script is run as `python3 <example>_test.py CASE BINARY`, where CASE names one of its
-functions; support.main runs it. Only the standard library is used.
+Each test script is run as `python3 <example>_test.py CASE BINARY [OPTION...]`, where CASE names
+one of its functions, called with the binary and the options; support.main runs it. Only the
+standard library is used.
 """
 
+import contextlib
 import ctypes
+import fcntl
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import termios
 import threading
 import time
 
@@ -21,6 +26,11 @@ DEADLINE = 45
 
 class Failure(Exception):
     pass
+
+
+class Skipped(Exception):
+    """What the case needs is missing here (a privilege, a kernel feature): ctest reports it as
+    skipped, never as passed."""
 
 
 def check(condition, message):
@@ -47,11 +57,6 @@ def free_port(kind):
         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         s.bind(("::", 0))
         return s.getsockname()[1]
-
-
-def host_name(address):
-    """The host name a server prints for a client at `address`: what getnameinfo gives."""
-    return socket.getnameinfo((address, 0), 0)[0]
 
 
 def wait_until(condition, what, timeout=10.0):
@@ -85,13 +90,14 @@ class Process:
     """A program running in the background whose standard output and error are collected as
     they come; killed on leaving the `with` block if still running."""
 
-    def __init__(self, argv, stdin=subprocess.DEVNULL, **options):
+    def __init__(self, argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **options):
+        """`stdout` or `stderr` other than PIPE (a descriptor the test holds) is not collected."""
         self.argv = [str(arg) for arg in argv]
         self.process = subprocess.Popen(
             self.argv,
             stdin=stdin,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stdout=stdout,
+            stderr=stderr,
             preexec_fn=_die_with_parent,
             **options,
         )
@@ -99,8 +105,9 @@ class Process:
         self._err = bytearray()
         self._lock = threading.Lock()
         self._readers = [
-            threading.Thread(target=self._collect, args=(self.process.stdout, self._out), daemon=True),
-            threading.Thread(target=self._collect, args=(self.process.stderr, self._err), daemon=True),
+            threading.Thread(target=self._collect, args=(stream, into), daemon=True)
+            for stream, into in ((self.process.stdout, self._out), (self.process.stderr, self._err))
+            if stream is not None
         ]
         for reader in self._readers:
             reader.start()
@@ -126,7 +133,10 @@ class Process:
             return bytes(self._err)
 
     def describe(self):
-        return f"{' '.join(self.argv)}\n  stdout: {self.output()!r}\n  stderr: {self.errors()!r}"
+        def shown(data):  # the start and end of a long output
+            return repr(data) if len(data) <= 2000 else f"{data[:1000]!r} ... {data[-1000:]!r}"
+
+        return f"{' '.join(self.argv)}\n  stdout: {shown(self.output())}\n  stderr: {shown(self.errors())}"
 
     def running(self):
         return self.process.poll() is None
@@ -145,8 +155,8 @@ class Process:
         check_equal(self.output(), expected, what)
 
     def wait_bound(self, port, protocol, sockets=1):
-        """Waits until the server has bound `port` with `sockets` sockets (one per thread of a
-        SO_REUSEPORT server, which is only fully set up once the last is bound); it has blocked
+        """Waits until the server has bound `port` with `sockets` sockets (echo_server --threads N
+        binds one per thread, and is only fully set up once the last is bound); it has blocked
         SIGINT and SIGTERM by then."""
         try:
             wait_until(lambda: _bound(port, protocol) >= sockets or not self.running(),
@@ -165,10 +175,10 @@ class Process:
             reader.join(timeout)
         return self.process.returncode
 
-    def stop(self, signal_number=signal.SIGTERM):
-        """Sends `signal_number` and checks that the program exits 0 soon after."""
+    def stop(self, signal_number=signal.SIGTERM, within=10.0):
+        """Sends `signal_number` and checks that the program exits 0 within `within` seconds."""
         self.process.send_signal(signal_number)
-        status = self.finish()
+        status = self.finish(within)
         check_equal(status, 0, f"exit status after {signal.Signals(signal_number).name}\n{self.describe()}")
 
     def __enter__(self):
@@ -207,6 +217,57 @@ def descriptor_starved_environment():
     return dict(os.environ, UBSAN_OPTIONS=f"{options}:suppressions={suppressions}".lstrip(":"))
 
 
+def unread_bytes(pipe_reader):
+    """How many bytes wait in a pipe, given its read end."""
+    count = bytearray(4)
+    fcntl.ioctl(pipe_reader, termios.FIONREAD, count)
+    return int.from_bytes(count, sys.byteorder)
+
+
+def wait_until_pipe_stalls(pipe_reader, what):
+    """Waits until a pipe that nobody reads holds bytes and has stopped filling for half a
+    second: its writer is blocked."""
+    last, since = -1, time.monotonic()
+    end = time.monotonic() + 20
+    while True:
+        now_unread = unread_bytes(pipe_reader)
+        if now_unread != last:
+            last, since = now_unread, time.monotonic()
+        elif now_unread > 0 and time.monotonic() - since > 0.5:
+            return
+        if time.monotonic() > end:
+            raise Failure(f"{what}: the pipe never stalled ({now_unread} bytes in it)")
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def failing_resolver():
+    """Yields a function that wraps a command line so that it runs in a mount namespace of its
+    own (unshare, unprivileged through a user namespace), whose /etc/resolv.conf names a
+    nameserver on loopback that nothing answers on: every DNS query fails at once, as with a
+    resolver that cannot be reached. The test's own network stays the same."""
+    with tempfile.TemporaryDirectory() as directory:
+        resolv_conf = os.path.join(directory, "resolv.conf")
+        with open(resolv_conf, "w") as conf:
+            conf.write("nameserver 127.0.0.254\noptions timeout:1 attempts:1\n")
+
+        def wrap(argv):
+            script = 'mount --bind "$0" /etc/resolv.conf && exec "$@"'
+            return ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script, resolv_conf, *argv]
+
+        # The premise, checked: without it the case would pass whatever the server does.
+        probe = "import socket\ntry:\n socket.getnameinfo(('127.0.0.2', 0), 0)\nexcept socket.gaierror as e:\n print(e)"
+        try:
+            status, out, err = run(wrap([sys.executable, "-c", probe]))
+        except FileNotFoundError:
+            raise Skipped("unshare is not installed") from None
+        if status != 0:
+            raise Skipped(f"no user and mount namespaces here: {err.decode().strip()}")
+        if b"Temporary failure in name resolution" not in out:
+            raise Skipped(f"/etc/resolv.conf does not decide how addresses are named here: {out!r}")
+        yield wrap
+
+
 def server(argv, port, protocol, sockets=1, **options):
     """Starts a server and waits until it listens on `port` with `sockets` sockets."""
     process = Process(argv, **options)
@@ -218,15 +279,21 @@ def server(argv, port, protocol, sockets=1, **options):
     return process
 
 
-def run(argv, input=b"", timeout=15.0):
-    """Runs a program to its end; returns (status, stdout, stderr)."""
-    result = subprocess.run(
-        [str(arg) for arg in argv],
-        input=input,
-        capture_output=True,
-        timeout=timeout,
-        preexec_fn=_die_with_parent,
-    )
+def run(argv, input=b"", timeout=15.0, closed=()):
+    """Runs a program to its end, with the descriptors `closed` (0 for standard input, 1 for
+    output) closed; returns (status, stdout, stderr)."""
+    argv = [str(arg) for arg in argv]
+
+    def prepare():
+        _die_with_parent()
+        for fd in closed:
+            os.close(fd)
+
+    try:
+        result = subprocess.run(argv, input=input, capture_output=True, timeout=timeout, preexec_fn=prepare)
+    except subprocess.TimeoutExpired as expired:
+        raise Failure(f"{' '.join(argv)}: still running after {timeout} s\n"
+                      f"  stdout: {expired.stdout or b''!r}\n  stderr: {expired.stderr or b''!r}") from None
     return result.returncode, result.stdout, result.stderr
 
 
@@ -250,10 +317,10 @@ def check_one_error_line(status, out, err, what, contains):
 
 
 def main(cases):
-    """Runs the case named by argv[1] with the binary argv[2]."""
-    if len(sys.argv) != 3 or sys.argv[1] not in cases:
+    """Runs the case named by argv[1] with the binary argv[2] and the options after it."""
+    if len(sys.argv) < 3 or sys.argv[1] not in cases:
         names = " | ".join(sorted(cases))
-        sys.exit(f"usage: {sys.argv[0]} {names} BINARY")
+        sys.exit(f"usage: {sys.argv[0]} {names} BINARY [OPTION...]")
 
     def expire(signum, frame):
         raise Failure(f"the test took longer than {DEADLINE} s")
@@ -262,7 +329,10 @@ def main(cases):
     signal.alarm(DEADLINE)
     binary = os.path.abspath(sys.argv[2])
     try:
-        cases[sys.argv[1]](binary)
+        cases[sys.argv[1]](binary, *sys.argv[3:])
+    except Skipped as reason:
+        print(f"SKIPPED: {sys.argv[1]}: {reason}")
+        return
     except Failure as failure:
         print(f"FAILED: {sys.argv[1]}: {failure}", file=sys.stderr)
         sys.exit(1)

@@ -98,6 +98,15 @@ def connection_refused(binary):
                                  ["tcp_client: connect \"127.0.0.1\"", "Connection refused"])
 
 
+def closed_standard_stream(binary):
+    # Started with standard input closed: one line and status 1 at once, rather than reading
+    # from whatever descriptor took its number.
+    with Listener(socket.AF_INET, "127.0.0.1") as listener:
+        status, out, err = support.run([binary, "127.0.0.1", listener.port], timeout=5, closed=[0])
+        support.check_one_error_line(status, out, err, "a closed input",
+                                     ["tcp_client: standard input", "Bad file descriptor"])
+
+
 def unknown_host(binary):
     status, out, err = support.run([binary, "nohost.invalid", "9"], input=b"hello\n")
     support.check_one_error_line(status, out, err, "an unknown host", ['tcp_client: resolve "nohost.invalid"'])
@@ -119,6 +128,7 @@ if __name__ == "__main__":
                 a_file_byte_for_byte,
                 piped_input_is_sent_as_it_arrives,
                 connection_refused,
+                closed_standard_stream,
                 unknown_host,
                 usage,
             )

@@ -156,6 +156,95 @@ def out_of_descriptors(binary):
         server.stop()
 
 
+def stop_while_the_output_is_blocked(binary):
+    # Standard output is a pipe nobody reads, and a client keeps sending: the server waits for
+    # the pipe, yet SIGTERM stops it at once.
+    port = support.free_port(socket.SOCK_STREAM)
+    reader, writer = os.pipe()
+    try:
+        with start(binary, port, stdout=writer) as server:
+            os.close(writer)
+            writer = None
+            s = connect("127.0.0.1", port)
+            line = b"l" * 99 + b"\n"
+
+            def flood():
+                try:
+                    s.settimeout(20)
+                    s.sendall(line * 40000)  # 4 MB: more than the pipe and both socket buffers
+                except OSError:
+                    pass  # the server stopped first
+
+            sender = threading.Thread(target=flood)
+            sender.start()
+            support.wait_until_pipe_stalls(reader, "tcp_server's output")
+            server.stop(within=5)
+            s.close()
+            sender.join(10)
+            check_equal(server.errors(), b"", "stderr")
+    finally:
+        os.close(reader)
+        if writer is not None:
+            os.close(writer)
+
+
+def stop_while_the_error_output_is_blocked(binary):
+    # Standard error is a pipe nobody reads, and clients keep resetting their connections, each
+    # reset a line on stderr: the server waits for the pipe, yet SIGTERM stops it at once.
+    port = support.free_port(socket.SOCK_STREAM)
+    reader, writer = os.pipe()
+    done = threading.Event()
+
+    def resets():
+        while not done.is_set():
+            try:
+                with connect("127.0.0.1", port) as s:
+                    s.sendall(b"x")
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                time.sleep(0.01)  # the backlog is full: the server has stopped accepting
+
+    try:
+        with start(binary, port, stderr=writer) as server:
+            os.close(writer)
+            writer = None
+            client = threading.Thread(target=resets)
+            client.start()
+            try:
+                support.wait_until_pipe_stalls(reader, "tcp_server's stderr")
+                server.stop(within=5)
+            finally:
+                done.set()
+                client.join(10)
+    finally:
+        os.close(reader)
+        if writer is not None:
+            os.close(writer)
+
+
+def output_reader_gone(binary):
+    # Standard output is a pipe whose reader has gone: one line and status 1, not SIGPIPE.
+    port = support.free_port(socket.SOCK_STREAM)
+    reader, writer = os.pipe()
+    with start(binary, port, stdout=writer) as server:
+        os.close(writer)
+        os.close(reader)
+        with connect("::1", port) as s:
+            s.sendall(b"anyone reading?\n")
+            status = server.finish()
+        support.check_one_error_line(status, b"", server.errors(), "a line to print nowhere",
+                                     ["tcp_server: standard output", "Broken pipe"])
+
+
+def closed_standard_stream(binary):
+    # Started with standard output closed: one line and status 1 at once, rather than printing
+    # into whatever descriptor took its number.
+    port = support.free_port(socket.SOCK_STREAM)
+    status, out, err = support.run([binary, port], timeout=5, closed=[1])
+    support.check_one_error_line(status, out, err, "a closed output",
+                                 ["tcp_server: standard output", "Bad file descriptor"])
+
+
 def busy_port(binary):
     with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as taken:
         taken.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
@@ -184,6 +273,10 @@ if __name__ == "__main__":
                 a_reset_client_does_not_stop_it,
                 stopping_closes_every_connection,
                 out_of_descriptors,
+                stop_while_the_output_is_blocked,
+                stop_while_the_error_output_is_blocked,
+                output_reader_gone,
+                closed_standard_stream,
                 busy_port,
                 usage,
             )

@@ -1,5 +1,6 @@
 """udp_client against UDP servers written with Python's socket module, over IPv4 and IPv6."""
 
+import os
 import socket
 import subprocess
 import threading
@@ -14,7 +15,10 @@ class EchoServer:
     when the datagram starts with b"n" (the client must not print a second one), and keeps
     what it received."""
 
-    def __init__(self, family, address, answer=True):
+    def __init__(self, family, address, answer=True, forger=None):
+        """With `forger`, a socket elsewhere: before each answer, it sends the client a datagram
+        of its own, which the client must not take for the answer."""
+        self.forger = forger
         self.socket = socket.socket(family, socket.SOCK_DGRAM)
         if family == socket.AF_INET6 and address == "::":
             self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
@@ -34,6 +38,9 @@ class EchoServer:
             except socket.timeout:
                 continue
             self.received.append(data)
+            if self.forger:
+                self.forger.sendto(b"forged answer to " + data, sender)
+                time.sleep(0.1)
             if self.answer:
                 self.socket.sendto(b"got " + data + (b"\n" if data.startswith(b"n") else b""), sender)
 
@@ -107,6 +114,54 @@ def no_answer_times_out(binary):
         check_equal(server.received, [b"anyone?"], "the datagrams sent")
 
 
+def answers_only_from_the_server(binary):
+    # Another socket on the same host, and another port on the server's own address, send the
+    # client a datagram before each real answer: only the server's answers are printed.
+    lines = [b"first", b"second", b"third"]
+    for forger_address in ("127.0.0.1", "127.0.0.2"):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as forger:
+            forger.bind((forger_address, 0))
+            with EchoServer(socket.AF_INET, "127.0.0.1", forger=forger) as server:
+                status, out, err = support.run([binary, "127.0.0.1", server.port], input=b"\n".join(lines))
+                what = f"a forger on {forger_address}"
+                check_equal(status, 0, f"{what}: exit status (stderr {err!r})")
+                check_equal(out, answers(lines), f"{what}: stdout")
+                check_equal(server.received, lines, f"{what}: the datagrams sent")
+
+
+def nothing_listening_on_the_port(binary):
+    # The socket is connected to the server, so the kernel's "port unreachable" ends the wait
+    # at once, with one line saying so, rather than the two-second timeout.
+    port = support.free_port(socket.SOCK_DGRAM)
+    status, out, err = support.run([binary, "127.0.0.1", port], input=b"hello\n")
+    support.check_one_error_line(status, out, err, "a closed port", ["udp_client", "Connection refused"])
+
+
+def output_reader_gone(binary):
+    # Standard output is a pipe whose reader has gone: one line and status 1, not SIGPIPE.
+    reader, writer = os.pipe()
+    os.close(reader)
+    with EchoServer(socket.AF_INET, "127.0.0.1") as server:
+        with support.Process([binary, "127.0.0.1", server.port], stdin=subprocess.PIPE, stdout=writer) as client:
+            os.close(writer)
+            client.process.stdin.write(b"hello\n")
+            client.process.stdin.close()
+            status = client.finish()
+            support.check_one_error_line(status, b"", client.errors(), "an answer to print nowhere",
+                                         ["udp_client: standard output", "Broken pipe"])
+
+
+def closed_standard_stream(binary):
+    # Started with standard input or output closed: one line and status 1 at once, rather than
+    # reading from or printing into whatever descriptor took its number.
+    with EchoServer(socket.AF_INET, "127.0.0.1") as server:
+        for fd, name in ((0, "standard input"), (1, "standard output")):
+            status, out, err = support.run([binary, "127.0.0.1", server.port], b"hello\n", timeout=5, closed=[fd])
+            support.check_one_error_line(status, out, err, f"a closed {name}",
+                                         [f"udp_client: {name}", "Bad file descriptor"])
+        check_equal(server.received, [], "the datagrams sent")
+
+
 def unknown_host(binary):
     status, out, err = support.run([binary, "nohost.invalid", "9"], input=b"hello\n")
     support.check_one_error_line(status, out, err, "an unknown host", ['udp_client: resolve "nohost.invalid"'])
@@ -129,6 +184,10 @@ if __name__ == "__main__":
                 lines_split_across_reads,
                 many_lines_in_one_read,
                 no_answer_times_out,
+                answers_only_from_the_server,
+                nothing_listening_on_the_port,
+                output_reader_gone,
+                closed_standard_stream,
                 unknown_host,
                 usage,
             )

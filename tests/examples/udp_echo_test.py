@@ -1,62 +1,81 @@
-#!/usr/bin/env python3
-"""Drives examples/udp_echo with plain Python sockets: every datagram must come back whole.
+"""udp_echo driven by plain Python sockets: every datagram must come back whole."""
 
-Usage: udp_echo_test.py UDP_ECHO
-Sends datagrams of 0 bytes to 65507 bytes (the IPv4 maximum) over IPv4 and IPv6, checks each
-answer byte for byte, then stops the server with SIGTERM and expects exit 0.
-"""
+import errno
 import random
-import signal
 import socket
-import subprocess
-import sys
-import time
+
+import support
+from support import Failure, check, check_equal
 
 
-def free_port():
-    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
-        probe.bind(("::", 0))
-        return probe.getsockname()[1]
+def start(binary, port):
+    return support.server([binary, port], port, "udp")
 
 
 def exchange(family, host, port, payload):
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         sock.settimeout(0.5)
-        for _ in range(20):  # the server may still be starting
+        for _ in range(20):  # a datagram may be lost: the loopback drops when its queue is full
             sock.sendto(payload, (host, port))
             try:
                 answer, sender = sock.recvfrom(70000)
             except socket.timeout:
                 continue
-            if sender[1] != port:
-                raise SystemExit(f"answer from port {sender[1]}, expected {port}")
+            check_equal(sender[1], port, "the port the answer came from")
             return answer
-    raise SystemExit(f"no answer from udp_echo over {host}")
+    raise Failure(f"no answer from udp_echo over {host}")
 
 
-def main():
-    binary = sys.argv[1]
-    port = free_port()
-    server = subprocess.Popen([binary, str(port)])
-    try:
+def every_datagram_back(binary):
+    # 0 bytes to 65507 (the IPv4 maximum), over IPv4 and IPv6, each compared byte for byte;
+    # SIGTERM, then status 0.
+    port = support.free_port(socket.SOCK_DGRAM)
+    with start(binary, port) as server:
         rng = random.Random(7)
-        count = 0
         for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
             for size in (0, 1, 1500, 9000, 65507, *(rng.randint(1, 65507) for _ in range(20))):
                 payload = rng.randbytes(size)
-                if exchange(family, host, port, payload) != payload:
-                    raise SystemExit(f"{size}-byte datagram over {host} came back different")
-                count += 1
-        server.send_signal(signal.SIGTERM)
-        code = server.wait(timeout=10)
-        if code != 0:
-            raise SystemExit(f"udp_echo exited with {code} after SIGTERM")
-        print(f"udp_echo: {count} datagrams echoed byte for byte")
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
+                check(exchange(family, host, port, payload) == payload,
+                      f"a {size}-byte datagram over {host} came back different")
+        server.stop()
+        check_equal(server.errors(), b"", "stderr")
+
+
+def the_port_is_not_shared(binary):
+    # A socket of another program that sets SO_REUSEPORT cannot bind the port the server holds.
+    port = support.free_port(socket.SOCK_DGRAM)
+    with start(binary, port) as server:
+        for family, address in ((socket.AF_INET6, "::"), (socket.AF_INET, "0.0.0.0")):
+            with socket.socket(family, socket.SOCK_DGRAM) as foreign:
+                foreign.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                foreign.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                try:
+                    foreign.bind((address, port))
+                except OSError as error:
+                    check_equal(error.errno, errno.EADDRINUSE, f"binding {address} port {port}")
+                else:
+                    raise Failure(f"a SO_REUSEPORT socket bound {address} port {port} beside the server")
+        server.stop()
+
+
+def busy_port(binary):
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as taken:
+        taken.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        taken.bind(("::", 0))
+        port = taken.getsockname()[1]
+        status, out, err = support.run([binary, port])
+    support.check_one_error_line(status, out, err, "a busy port", ["Address already in use", str(port)])
+
+
+def usage(binary):
+    support.check_usage(
+        binary,
+        b"usage: udp_echo PORT\n",
+        [[], [""], ["0"], ["http"], ["65536"], ["-1"], ["+80"], ["80x"], ["1", "2"], ["1", "--threads"]],
+    )
 
 
 if __name__ == "__main__":
-    main()
+    support.main(
+        {case.__name__: case for case in (every_datagram_back, the_port_is_not_shared, busy_port, usage)}
+    )
