@@ -1,51 +1,25 @@
-// echo_server PORT [--threads N] [--simple]
+// echo_server PORT [--threads N] [--simple]: a TCP echo server; every byte goes back to its
+// sender.
 //
-// A TCP echo server: every byte goes back to its sender. Each thread runs its own io_context
-// and its own listener, so nothing is shared between them (thread-per-core).
+// Each thread runs its own io_context on one listening socket that all of them share (no
+// SO_REUSEPORT: no other program can join it). Connections receive into buffers every
+// connection of the thread shares, one recv per chunk and at most two chunks per connection,
+// so an idle connection holds no buffer and a peer that sends but never reads holds two, never
+// the others'. Each chunk is sent back from its buffer without a copy and without waiting.
+// --simple uses read/write_all on one buffer per connection instead, for comparison.
 //
-// Connections are accepted by one multishot accept and read by multishot recvs into buffers
-// that all connections of a thread share: an idle connection holds no buffer. Each chunk goes
-// back through a sender, which returns its buffer once sent, with nobody waiting for it.
-// --simple uses the plain read(buffer)/write_all instead, one buffer per connection, for
-// comparison.
-//
-// With one thread (the default), the listener shares its port with nobody: another server on
-// the port fails to start. --threads N gives the N listeners the port together through
-// SO_REUSEPORT, and the kernel spreads connections among them; a port already taken is still
-// reported, but while the server runs, any program of the same user that sets SO_REUSEPORT may
-// join the group and take a share of the connections. (One listening socket that every
-// thread's ring accepts on would close that gap, but a tcp_listener belongs to one context.)
-//
-// PORT is a number from 1 to 65535, N from 1 to 256, each option at most once and after the
-// port; anything else is a usage error (status 2). A port that is taken, or any other error,
-// ends the server with one line and status 1. SIGINT or SIGTERM stops it, and it exits 0: the
-// main thread waits for the signal and wakes every loop through an eventfd that the loop reads
-// like any other descriptor.
+// PORT is 1 to 65535, N 1 to 256, each option at most once; anything else is a usage error
+// (status 2). A busy port or any other error is one line and status 1. SIGINT or SIGTERM stops
+// it (status 0): the main thread takes the signal and wakes each loop through an eventfd.
 
-#include <ringio/acceptor.hpp>
-#include <ringio/buffer_ring.hpp>
-#include <ringio/descriptor.hpp>
-#include <ringio/receiver.hpp>
-#include <ringio/sender.hpp>
-#include <ringio/tcp_listener.hpp>
-#include <ringio/timer.hpp>
-
-#include <signal.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
+#include <ringio/ringio.hpp>
 
 #include <algorithm>
-#include <array>
-#include <cerrno>
-#include <charconv>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <memory>
-#include <optional>
-#include <span>
-#include <string>
-#include <string_view>
-#include <system_error>
+#include <sys/eventfd.h>
 #include <thread>
 #include <vector>
 
@@ -53,200 +27,115 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Replies one connection may have waiting to go out before it stops receiving.
-constexpr std::size_t max_pending = 4;
-
-// The fast path: chunks arrive in shared buffers, each goes back as it came. The reply is not
-// awaited: the sender returns each buffer to the ring once the kernel has taken its bytes.
-ringio::task<> echo(ringio::tcp_stream stream, ringio::buffer_ring& buffers) {
-    ringio::receiver incoming(stream, buffers);
-    ringio::sender outgoing(stream);
+ringio::task<> echo(ringio::tcp_stream stream, ringio::buffer_ring& buffers,
+                    ringio::cancellation& stop) {
+    auto incoming = stream.receive(buffers);
     std::error_code error;
     for (;;) {
-        ringio::buffer_lease chunk = co_await incoming.next(error);
+        ringio::buffer_lease chunk = co_await incoming.next().cancel_on(stop).into(error);
         if (chunk.empty()) {
-            break; // the peer closed, or the connection failed
+            break; // the peer closed, the connection failed, or the server stops
         }
-        outgoing.send(std::move(chunk), error);
+        stream.send(std::move(chunk), error); // its buffer goes back once the kernel took it
         if (error) {
             co_return;
         }
-        // A peer that sends without reading would otherwise hold the buffers every other
-        // connection needs.
-        if (outgoing.pending() > max_pending) {
-            co_await outgoing.flush(error);
-            if (error) {
-                co_return;
-            }
-        }
     }
-    co_await outgoing.flush(error); // the last replies, before the stream closes
+    co_await stream.flush().cancel_on(stop).into(error); // the last replies, before it closes
 }
 
-// The simple path, for comparison: one buffer per connection.
-ringio::task<> echo_simple(ringio::tcp_stream stream) {
-    std::array<std::byte, 4096> buffer;
+ringio::task<> echo_simple(ringio::tcp_stream stream, ringio::cancellation& stop) {
+    std::array<char, 4096> buffer;
     std::error_code error;
-    for (;;) {
-        const std::size_t n = co_await stream.read(buffer, error);
-        if (n == 0 || error) {
-            co_return;
-        }
-        co_await stream.write_all(std::span{buffer}.first(n), error);
-        if (error) {
-            co_return;
-        }
+    while (const std::size_t size = co_await stream.read(buffer).cancel_on(stop).into(error)) {
+        co_await stream.write_all(std::span(buffer).first(size)).cancel_on(stop).into(error);
     }
 }
 
-ringio::task<> serve(ringio::io_context& context, ringio::tcp_listener& listener,
-                     ringio::buffer_ring* buffers) {
-    ringio::acceptor incoming(listener);
-    for (;;) {
-        std::error_code error;
-        auto [stream, peer] = co_await incoming.next(error);
-        if (error == std::errc::operation_canceled) {
-            co_return; // shutting down
-        }
-        if (error) {
-            // Out of descriptors, or a connection aborted before it was taken: keep serving.
-            // Said through the ring, so that a stderr nobody reads cannot hold the thread past
-            // a stop (which cancels the write); a failure to say it is dropped.
-            const std::string line = "echo_server: accept: " + error.message() + "\n";
-            co_await ringio::write_all(context, STDERR_FILENO, std::as_bytes(std::span(line)),
-                                       error);
-            co_await ringio::sleep_for(context, 50ms);
-            continue;
-        }
-        // Each reply goes out whole at once: with Nagle's algorithm, the second part of a
-        // message that arrived in two pieces would wait for the peer to acknowledge the first.
-        // A failure here means the connection is already gone; its first read will say so.
-        stream.set_no_delay(true, error);
-        if (buffers != nullptr) {
-            ringio::spawn(context, echo(std::move(stream), *buffers));
-        } else {
-            ringio::spawn(context, echo_simple(std::move(stream)));
-        }
-    }
-}
-
-// Waits for the main thread's word, then closes the listener: its accept is cancelled, and
-// run() returns once the last connection has gone.
-ringio::task<> stop_on(ringio::io_context& context, int wake, ringio::tcp_listener& listener) {
-    std::array<std::byte, 8> word;
-    co_await ringio::read(context, wake, word);
-    listener.close();
-    context.stop();
-}
-
-// One thread's share of the server. Everything is set up on the main thread, so that a busy
-// port is reported before any thread starts and no connection ever finds the port closed; the
-// ring is enabled by the thread that runs it.
+// One thread's share of the server, built on the main thread (so that a busy port is said before
+// any thread starts) and run, then destroyed, by its own.
 struct worker {
     ringio::io_context context;
     ringio::tcp_listener listener;
-    std::optional<ringio::buffer_ring> buffers;
-
-    worker(const ringio::endpoint& address, bool share_port, bool simple, int wake)
-        : listener(context, address, {.reuse_port = share_port}) {
+    ringio::descriptor wake{context, ::eventfd(0, EFD_CLOEXEC)};
+    ringio::cancellation stop;
+    std::optional<ringio::buffer_ring> buffers; // 4,096 of 4 KiB: 2,000 stalled peers, each
+                                                // holding two, leave the others room
+    worker(const ringio::tcp_listener& shared, bool simple) : listener(context, shared) {
         if (!simple) {
-            buffers.emplace(context, 1024, 4096);
+            buffers.emplace(context, 4096, 4096);
         }
-        ringio::spawn(context, serve(context, listener, buffers ? &*buffers : nullptr));
-        ringio::spawn(context, stop_on(context, wake, listener));
+        ringio::spawn(context, serve());
+        ringio::spawn(context, [](worker& self) -> ringio::task<> {
+            std::uint64_t word = 0;
+            co_await self.wake.read(std::as_writable_bytes(std::span(&word, 1)));
+            self.stop.cancel(); // every connection and the accept end at once
+        }(*this));
+    }
+
+    ringio::task<> serve() {
+        auto incoming = listener.accept_all();
+        for (std::error_code error; !stop.cancelled();) {
+            ringio::tcp_stream stream = co_await incoming.next().cancel_on(stop).into(error);
+            if (!stream.is_open()) { // out of descriptors (EMFILE): wait, never spin
+                co_await ringio::sleep_for(context, 50ms).cancel_on(stop).into(error);
+                continue;
+            }
+            stream.set_no_delay(true); // a reply in two pieces would wait for an acknowledgment
+            ringio::spawn(context, buffers ? echo(std::move(stream), *buffers, stop)
+                                           : echo_simple(std::move(stream), stop));
+        }
     }
 };
 
-int usage() {
-    std::fprintf(stderr, "usage: echo_server PORT [--threads N] [--simple]\n");
-    return 2;
-}
-
-bool parse_number(std::string_view text, unsigned& value, unsigned low, unsigned high) {
-    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-    return !text.empty() && error == std::errc{} && end == text.data() + text.size() &&
-           value >= low && value <= high;
-}
-
-// SO_REUSEPORT would let this server join another that holds the port with it, or that one
-// join this: a listener that does not share the port, opened and closed on a ring of its own
-// first, reports a port that is taken. Its descriptor is closed when the ring is destroyed.
-void check_port_free(const ringio::endpoint& address) {
-    ringio::io_context scratch;
-    const ringio::tcp_listener probe(scratch, address);
+bool number(const char* text, unsigned low, unsigned high, unsigned& value) {
+    const auto parsed = ringio::parse_port(text); // digits, 1 to 65535
+    value = parsed ? *parsed : 0;
+    return parsed && value >= low && value <= high;
 }
 
 } // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char* argv[]) {
     unsigned port = 0;
-    unsigned threads = 0; // 0: not given
+    unsigned threads = 0;
     bool simple = false;
-    // Ports as every example takes them: 1 to 65535.
-    if (argc < 2 || !parse_number(argv[1], port, 1, 65535)) {
-        return usage();
-    }
-    for (int i = 2; i < argc; ++i) {
-        const std::string_view option = argv[i];
-        if (option == "--threads" && threads == 0 && i + 1 < argc &&
-            parse_number(argv[i + 1], threads, 1, 256)) {
-            ++i;
-        } else if (option == "--simple" && !simple) {
+    bool good = argc >= 2 && number(argv[1], 1, 65535, port);
+    for (int i = 2; good && i < argc; ++i) {
+        if (std::strcmp(argv[i], "--simple") == 0 && !simple) {
             simple = true;
         } else {
-            return usage();
+            good = std::strcmp(argv[i], "--threads") == 0 && threads == 0 && i + 1 < argc &&
+                   number(argv[++i], 1, 256, threads);
         }
     }
-    threads = std::max(threads, 1U);
-
-    // Every thread inherits this mask, so the signals wait for sigwait below.
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
+    if (!good) {
+        std::fputs("usage: echo_server PORT [--threads N] [--simple]\n", stderr);
+        return 2;
+    }
     try {
-        const ringio::endpoint address = ringio::endpoint::any_v6(static_cast<std::uint16_t>(port));
-        if (threads > 1) {
-            check_port_free(address);
-        }
+        ringio::io_context main_context;
+        ringio::signal_set signals(main_context, {SIGINT, SIGTERM}); // before any thread starts
+        ringio::tcp_listener listener(main_context,
+                                      ringio::endpoint::any_v6(static_cast<std::uint16_t>(port)));
         std::vector<int> wakes;
-        std::vector<std::unique_ptr<worker>> workers;
-        for (unsigned i = 0; i < threads; ++i) {
-            wakes.push_back(::eventfd(0, EFD_CLOEXEC));
-            if (wakes.back() < 0) {
-                throw std::system_error(errno, std::system_category(), "eventfd");
-            }
-            workers.push_back(std::make_unique<worker>(address, threads > 1, simple, wakes.back()));
-        }
         std::vector<std::thread> running;
-        for (std::unique_ptr<worker>& each : workers) {
-            // A context is destroyed by the thread that ran it: only that thread may still
-            // submit the cancellations its destructor needs.
-            running.emplace_back([&each] {
-                try {
-                    each->context.run();
-                    each.reset();
-                } catch (const std::exception& error) {
-                    std::fprintf(stderr, "echo_server: %s\n", error.what());
-                    std::_Exit(1);
-                }
+        for (unsigned i = 0; i < std::max(threads, 1U); ++i) {
+            auto each = std::make_unique<worker>(listener, simple);
+            wakes.push_back(each->wake.native_handle());
+            running.emplace_back([each = std::move(each)]() mutable {
+                each->context.run();
+                each.reset(); // a context is destroyed on the thread that ran it
             });
         }
-        int signal = 0;
-        sigwait(&signals, &signal);
-        for (int wake : wakes) {
+        ringio::sync_wait(main_context, [](ringio::signal_set& s) -> ringio::task<> {
+            co_await s.wait();
+        }(signals));
+        for (std::size_t i = 0; i < running.size(); ++i) {
             const std::uint64_t one = 1;
-            (void)!::write(wake, &one, sizeof one);
+            (void)!::write(wakes[i], &one, sizeof one);
+            running[i].join();
         }
-        for (std::thread& thread : running) {
-            thread.join();
-        }
-        for (int wake : wakes) {
-            ::close(wake);
-        }
-        return 0;
     } catch (const std::exception& error) {
         std::fprintf(stderr, "echo_server: %s\n", error.what());
         return 1;

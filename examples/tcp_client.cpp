@@ -3,46 +3,34 @@
 //     $ echo hello | tcp_client localhost 3490
 //
 // ringio::connect tries each address HOST resolves to in turn, as the C original's getaddrinfo
-// loop did, and reports every address it tried when none accepts. At the end of the input the
-// sending side is shut down, so the server reads end of stream after the last byte.
-//
-// PORT is a number from 1 to 65535; anything else on the command line is a usage error
-// (status 2). A refused connection, a server that goes away, or any other error ends the
-// program with one line and status 1.
+// loop did, and names every address it tried when none accepts. At the end of the input the
+// sending side is shut down, so the server reads the end of the stream after the last byte.
+// A refused connection, a server that goes away, or any other error: one line and status 1.
 
-#include "common.hpp"
+#include <ringio/ringio.hpp>
 
-#include <array>
-#include <cstddef>
 #include <cstdio>
-#include <exception>
-#include <span>
-#include <string>
+#include <fcntl.h>
 
-namespace {
-
-ringio::task<> send_input(ringio::io_context& context, std::string host, std::string port) {
+static ringio::task<> send_input(ringio::io_context& context, std::string host, std::string port) {
     ringio::tcp_stream stream = co_await ringio::connect(context, host, port);
-    std::array<std::byte, 65536> buffer;
-    for (;;) {
-        const std::size_t size = co_await ringio::read(context, STDIN_FILENO, buffer);
-        if (size == 0) {
-            break; // end of input
-        }
+    ringio::descriptor input(context, STDIN_FILENO);
+    std::array<char, 65536> buffer;
+    while (const std::size_t size = co_await input.read(buffer)) {
         co_await stream.write_all(std::span(buffer).first(size));
     }
-    stream.shutdown(ringio::shutdown_how::send);
+    stream.shutdown(); // the server reads the end of the stream
 }
 
-} // namespace
-
 int main(int argc, char* argv[]) {
-    if (argc != 3 || !examples::is_port(argv[2])) {
+    if (argc != 3 || !ringio::parse_port(argv[2])) {
         std::fputs("usage: tcp_client HOST PORT\n", stderr);
         return 2;
     }
     try {
-        examples::require_open(STDIN_FILENO, "standard input");
+        if (::fcntl(STDIN_FILENO, F_GETFD) < 0) { // else the ring could take its number
+            throw std::system_error(errno, std::system_category(), "standard input");
+        }
         ringio::io_context context;
         ringio::sync_wait(context, send_input(context, argv[1], argv[2]));
     } catch (const std::exception& error) {

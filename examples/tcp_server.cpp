@@ -1,140 +1,67 @@
-// tcp_server PORT: accepts clients, prints everything each one sends, and prints `connection
-// terminated` when one leaves.
+// tcp_server PORT: prints what each client sends, and `connection terminated` when one leaves.
 //
-//     $ tcp_server 3490
-//     hello
-//     connection terminated
-//
-// The C original forked a process per client; here each client gets a coroutine, all of them
-// on one thread and one ring. Output is printed a whole line at a time, so clients talking at
-// once never share a line (a line longer than 4096 bytes is printed in pieces, and a last line
-// without a newline gets one). Neither a client that resets its connection nor running out of
-// descriptors stops the server.
-//
-// PORT is a number from 1 to 65535; anything else on the command line is a usage error
-// (status 2). SIGINT or SIGTERM stops the server, closing every connection, and it exits 0,
-// even while its output or error output is blocked. An output whose reader has gone ends it
-// with one line and status 1, as does any other error.
+// The C original forked a process per client; here each client is a coroutine on one ring.
+// Lines are printed whole, so clients never share one (a line past 4096 bytes goes in pieces).
+// A reset or a lack of descriptors stops nobody. SIGINT or SIGTERM stops it (status 0) even while
+// its output is blocked; an error is one line and status 1.
 
-#include "common.hpp"
+#include <ringio/ringio.hpp>
 
-#include <algorithm>
-#include <array>
-#include <chrono>
+#include <csignal>
 #include <cstdio>
-#include <exception>
-#include <list>
-#include <span>
-#include <string>
-#include <string_view>
-#include <system_error>
-#include <utility>
+#include <fcntl.h>
 
 using namespace std::chrono_literals;
 
-namespace {
-
-// The open connections, so that a stop signal can close them all.
-using connections = std::list<ringio::tcp_stream>;
-
-ringio::task<> session(connections& open, connections::iterator client, examples::output& out) {
-    ringio::tcp_stream& stream = *client;
-    // 4096 bytes is PIPE_BUF: a write of up to that many bytes to a pipe is never split by
-    // another client's.
-    std::array<char, 4096> buffer;
-    std::size_t used = 0;
-    bool mid_line = false; // a piece of a long line was printed without its end
-    std::string failure;   // why the connection ended, when it failed
-    for (;;) {
-        std::size_t size = 0;
-        try {
-            size = co_await stream.read(std::as_writable_bytes(std::span(buffer).subspan(used)));
-        } catch (const std::system_error& error) {
-            failure = error.what();
-            break;
-        }
-        if (size == 0) {
-            break; // the client closed its side
-        }
-        used += size;
-        // Print up to the last newline; the rest of the line waits for more, unless the buffer
-        // is full.
-        const std::string_view text(buffer.data(), used);
-        const std::size_t newline = text.rfind('\n');
-        const std::size_t whole = used == buffer.size()  ? used
-                                  : newline == text.npos ? 0
-                                                         : newline + 1;
-        if (whole > 0) {
-            co_await out.print(std::string(text.substr(0, whole)));
-            mid_line = text[whole - 1] != '\n';
-            std::copy(buffer.begin() + whole, buffer.begin() + used, buffer.begin());
-            used -= whole;
-        }
+static ringio::task<> session(ringio::tcp_stream stream, ringio::cancellation& stop) {
+    ringio::io_context& context = stream.context();
+    // A line, or a piece of one as long as the buffer (PIPE_BUF: a write that long is never split).
+    auto line = [](std::string_view data) -> std::size_t {
+        const std::size_t end = data.find('\n');
+        return end != data.npos ? end + 1 : data.size() == 4096 ? data.size() : 0;
+    };
+    std::array<char, 4096> storage;
+    ringio::input_buffer in(storage);
+    bool mid_line = false;
+    std::error_code error; // a reset ends this client only
+    while (const auto piece = co_await stream.read_until(in, line).cancel_on(stop).into(error)) {
+        co_await ringio::write_all(context, STDOUT_FILENO, *piece).cancel_on(stop);
+        mid_line = !piece->ends_with('\n');
     }
-    // A reset or a failed read ends this client only; a stream closed by stop_on_signal is no
-    // failure. The connection is released before anything is said about it, which may wait
-    // for a slow output.
-    const bool stopped = !stream.is_open();
-    open.erase(client);
-    if (!failure.empty() && !stopped) {
-        co_await out.warn("tcp_server: " + failure + "\n");
-    }
-    if (used > 0 || mid_line) {
-        co_await out.print(std::string(buffer.data(), used) + '\n'); // the end of the last line
-    }
-    co_await out.print("connection terminated\n");
+    const std::string end = std::string(in.data()) + (mid_line || !in.data().empty() ? "\n" : "") +
+                            "connection terminated\n"; // bounded: a stop must not wait for it
+    co_await ringio::write_all(context, STDOUT_FILENO, end).with_timeout(500ms).into(error);
 }
 
-ringio::task<> accept_clients(ringio::tcp_listener& listener, connections& open,
-                              examples::output& out) {
-    for (;;) {
-        std::error_code error;
-        auto [stream, peer] = co_await listener.accept(error);
-        if (!listener.is_open()) {
-            co_return; // closed by stop_on_signal; a connection that raced it closes unserved
+static ringio::task<> serve(ringio::tcp_listener& listener, ringio::cancellation& stop) {
+    auto incoming = listener.accept_all();
+    for (std::error_code error; !stop.cancelled();) {
+        ringio::tcp_stream client = co_await incoming.next().cancel_on(stop).into(error);
+        if (client.is_open()) {
+            ringio::spawn(listener.context(), session(std::move(client), stop));
+        } else if (!stop.cancelled()) { // out of descriptors (EMFILE), or a dead connection: wait
+            co_await ringio::sleep_for(listener.context(), 100ms).cancel_on(stop).into(error);
         }
-        if (error) {
-            // Out of descriptors (EMFILE, ENFILE), or a connection that died in the queue: the
-            // listener itself is fine. Waiting a little lets descriptors free up, and never spins.
-            co_await out.warn("tcp_server: accept: " + error.message() + "\n");
-            co_await ringio::sleep_for(listener.context(), 100ms);
-            continue;
-        }
-        open.push_front(std::move(stream));
-        ringio::spawn(listener.context(), session(open, open.begin(), out));
     }
 }
-
-ringio::task<> stop_on_signal(examples::stop_signals& signals, ringio::tcp_listener& listener,
-                              connections& open, examples::output& out) {
-    co_await signals.wait(listener.context());
-    // Each close cancels what is pending on that socket, and stop() the writes waiting for a
-    // blocked output; every coroutine then ends by itself.
-    listener.close();
-    for (ringio::tcp_stream& stream : open) {
-        stream.close();
-    }
-    out.stop();
-}
-
-} // namespace
 
 int main(int argc, char* argv[]) {
-    if (argc != 2 || !examples::is_port(argv[1])) {
+    const auto port = argc == 2 ? ringio::parse_port(argv[1]) : std::nullopt;
+    if (!port) {
         std::fputs("usage: tcp_server PORT\n", stderr);
         return 2;
     }
+    std::signal(SIGPIPE, SIG_IGN); // an output whose reader has gone: EPIPE, and one line
     try {
-        examples::require_open(STDOUT_FILENO, "standard output");
-        examples::stop_signals signals;
+        if (::fcntl(STDOUT_FILENO, F_GETFD) < 0) { // else the ring could take its number
+            throw std::system_error(errno, std::system_category(), "standard output");
+        }
         ringio::io_context context;
-        examples::output out(context);
-        auto listener = examples::open_server<ringio::tcp_listener>(context, argv[1],
-                                                                    ringio::socket_type::stream);
-        connections open;
-        ringio::spawn(context, accept_clients(listener, open, out));
-        ringio::spawn(context, stop_on_signal(signals, listener, open, out));
-        // Returns once every coroutine has finished and every socket is closed.
+        ringio::signal_set signals(context, {SIGINT, SIGTERM});
+        ringio::cancellation stop; // ends every read, accept and blocked write, and later ones
+        ringio::tcp_listener listener(context, ringio::endpoint::any_v6(*port));
+        ringio::spawn(context, serve(listener, stop));
+        ringio::spawn(context, ringio::cancel_on_signal(signals, stop));
         context.run();
     } catch (const std::exception& error) {
         std::fprintf(stderr, "tcp_server: %s\n", error.what());

@@ -35,7 +35,11 @@ inline std::string request_name(const char* verb, const char* preposition, int f
     if (name != nullptr && !name->empty()) {
         return std::string(verb) + ' ' + preposition + ' ' + name->to_string();
     }
-    std::string text = std::string(verb) + " fd " + std::to_string(fd);
+    static constexpr const char* standard[] = {"standard input", "standard output",
+                                               "standard error"};
+    std::string text = std::string(verb) + ' ' +
+                       (fd >= 0 && fd <= 2 ? std::string(preposition) + ' ' + standard[fd]
+                                           : "fd " + std::to_string(fd));
     if (offset != current_position) {
         text += " at offset " + std::to_string(offset);
     }

@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -304,6 +305,16 @@ inline bool operator==(const endpoint& a, const endpoint& b) noexcept {
 /// Orders endpoints by family, then address, scope and port, so that they can key a `std::map`.
 inline std::strong_ordering operator<=>(const endpoint& a, const endpoint& b) noexcept {
     return endpoint_key(a) <=> endpoint_key(b);
+}
+
+/// A port number in decimal digits, 1 to 65535 (0, signs and service names are not); nullopt
+/// otherwise.
+inline std::optional<std::uint16_t> parse_port(std::string_view text) noexcept {
+    std::uint16_t port = 0;
+    if (text.empty() || text[0] == '0' || detail::parse_port(text, port) != nullptr) {
+        return std::nullopt;
+    }
+    return port;
 }
 
 namespace detail {

@@ -6,6 +6,7 @@
 #include <ringio/detail/error.hpp>
 #include <ringio/io_context.hpp>
 #include <ringio/operation.hpp>
+#include <ringio/task.hpp>
 
 #include <liburing.h>
 #include <pthread.h>
@@ -130,5 +131,11 @@ private:
     sigset_t set_;
     sigset_t added_; // the signals this set blocked (not those already blocked before it)
 };
+
+/// Waits for one of `signals`, then cancels `stop`: what a server spawns to stop on a signal.
+inline task<> cancel_on_signal(signal_set& signals, cancellation& stop) {
+    co_await signals.wait();
+    stop.cancel();
+}
 
 } // namespace ringio

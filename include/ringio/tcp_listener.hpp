@@ -10,6 +10,7 @@
 #include <ringio/socket.hpp>
 #include <ringio/tcp_stream.hpp>
 
+#include <fcntl.h>
 #include <liburing.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -101,6 +102,16 @@ public:
                                 "tcp_listener " + detail::describe_endpoint(local) + ": listen");
         }
         name_ = detail::local_endpoint_of(fd());
+    }
+
+    /// Accepts on `shared`'s socket through `context` (another thread's): the listeners of one
+    /// socket share its connections, and no other program can join them as with SO_REUSEPORT.
+    tcp_listener(io_context& context, const tcp_listener& shared)
+        : descriptor(context, ::fcntl(shared.fd(), F_DUPFD_CLOEXEC, 0), shared.name_) {
+        if (!is_open()) {
+            detail::throw_error(detail::last_error(),
+                                "tcp_listener " + detail::describe_endpoint(name_) + ": dup");
+        }
     }
 
     /// The address listened on, with the real port.

@@ -192,15 +192,35 @@ private:
             error_ = &error;
             return *this;
         }
+        /// Cancels the sends (`ECANCELED`) when `signal` is cancelled while it waits.
+        flush_operation cancel_on(cancellation& signal) && noexcept {
+            signal_ = &signal;
+            return *this;
+        }
         bool await_ready() const noexcept { return owner_->pending_sends() == 0; }
         void await_suspend(std::coroutine_handle<> waiter) noexcept {
             owner_->sends_->on_drained(waiter);
+            if (signal_ != nullptr) {
+                link_ = {&on_cancel, owner_->sends_};
+                if (!detail::watch(*signal_, link_)) {
+                    on_cancel(owner_->sends_);
+                }
+            }
         }
-        void await_resume() const { owner_->report_sends(error_); }
+        void await_resume() {
+            detail::cancellation_list::unlink(link_);
+            owner_->report_sends(error_);
+        }
 
     private:
+        static void on_cancel(void* sends) noexcept {
+            static_cast<detail::send_queue*>(sends)->cancel();
+        }
+
         tcp_stream* owner_;
         std::error_code* error_ = nullptr;
+        cancellation* signal_ = nullptr;
+        detail::cancel_link link_;
     };
 
     // Nothing in flight, no error, the stream open: send at once.

@@ -195,6 +195,14 @@ public:
         }
     }
 
+    /// Takes datagrams from `peer` alone, and sends to it by default (`connect(2)`, which does no
+    /// I/O); a peer that does not listen is then reported by the next recvfrom (ECONNREFUSED).
+    void connect(const endpoint& peer) {
+        if (::connect(fd(), peer.data(), peer.size()) != 0) {
+            detail::throw_error(detail::last_error(), "connect " + detail::describe_endpoint(peer));
+        }
+    }
+
     /// The local address (`getsockname`): the real port after binding port 0.
     [[nodiscard]] endpoint local_endpoint() const { return detail::local_endpoint_of(fd()); }
 

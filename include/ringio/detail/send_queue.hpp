@@ -74,6 +74,13 @@ public:
     [[nodiscard]] std::size_t pending() const noexcept { return pending_; }
     /// The first error (a negative errno), or 0.
     [[nodiscard]] int error() const noexcept { return error_; }
+    /// Cancels the send in flight; it fails with ECANCELED, and the queue with it.
+    void cancel() noexcept {
+        if (pending_ != 0) {
+            ring_->cancel(user_data());
+        }
+    }
+
     /// Waits for `pending()` to reach 0 (one waiter at a time).
     void on_drained(std::coroutine_handle<> waiter) noexcept { flush_waiter_ = waiter; }
 
