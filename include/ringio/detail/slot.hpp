@@ -90,8 +90,14 @@ public:
         return true;
     }
 
-    /// The entry handed to `w`, else the oldest queued.
-    entry take(waiter& w) noexcept { return w.filled ? w.got : queue_.pop(); }
+    /// The entry handed to `w`, else the oldest queued, else none: a stream that has ended is
+    /// ready with nothing queued, and its end is the policy's to report.
+    entry take(waiter& w) noexcept {
+        if (w.filled) {
+            return w.got;
+        }
+        return queue_.empty() ? entry{0, 0} : queue_.pop();
+    }
 
     /// An entry's buffer came back: below the budget, a waiting consumer gets the request armed.
     void returned() noexcept {
@@ -124,8 +130,8 @@ public:
 private:
     slot(ring& r, descriptor_core& socket, const slot_kind& kind, void* owner,
          unsigned budget) noexcept
-        : tracked{{&on_completion}}, ring_(&r), kind_(&kind), owner_(owner),
-          fd_(socket.fd()), budget_(budget), multishot_(kind.multishot) {
+        : tracked{{&on_completion}}, ring_(&r), kind_(&kind), owner_(owner), fd_(socket.fd()),
+          budget_(budget), multishot_(kind.multishot) {
         socket.link(*this);
     }
     ~slot() = default;
@@ -267,7 +273,7 @@ private:
 
     ring* ring_;
     const slot_kind* kind_;
-    void* owner_; // what the kind's functions need (the buffer pool), or null
+    void* owner_;               // what the kind's functions need (the buffer pool), or null
     waiter* waiters_ = nullptr; // the latest first: the warmest frame runs next
     int fd_;
     unsigned budget_; // entries held at most (queued or lent out); 0: no bound
