@@ -57,7 +57,13 @@ public:
     [[nodiscard]] int fd() const noexcept { return fd_; }
     [[nodiscard]] ring& owner() const noexcept { return *ring_; }
 
+    /// Lists `node`; on a closed descriptor it stays unlisted, and so sees it closed (a list
+    /// that no close would empty again could outlive the descriptor).
     void link(tracked& node) noexcept {
+        if (fd_ < 0) {
+            node.core = nullptr;
+            return;
+        }
         node.core = this;
         node.prev = nullptr;
         node.next = head_;
