@@ -132,6 +132,7 @@ private:
          unsigned budget) noexcept
         : tracked{{&on_completion}}, ring_(&r), kind_(&kind), owner_(owner), fd_(socket.fd()),
           budget_(budget), multishot_(kind.multishot) {
+        on_close = &wake_when_closed;
         socket.link(*this);
     }
     ~slot() = default;
@@ -181,6 +182,21 @@ private:
             return;
         }
         s.complete(cqe);
+    }
+
+    // The descriptor closed while consumers wait and nothing is armed (the ring ran dry, or
+    // the budget is spent), so no completion would come to wake them. A read of descriptor -1
+    // completes with EBADF and wakes them from the loop, as any completion does, rather than
+    // from inside close().
+    static void wake_when_closed(tracked& self) noexcept {
+        auto& s = static_cast<slot&>(self);
+        if (s.armed_ || s.waiters_ == nullptr || s.orphaned_ || s.ring_->draining()) {
+            return;
+        }
+        s.armed_ = true;
+        io_uring_sqe* sqe = s.ring_->get_sqe();
+        io_uring_prep_read(sqe, -1, nullptr, 0, 0);
+        io_uring_sqe_set_data64(sqe, s.user_data());
     }
 
     // Everything else: an error, the end, nobody waiting, an orphaned slot, shutdown.

@@ -18,6 +18,8 @@ struct tracked : completion {
     descriptor_core* core = nullptr; ///< Null when untracked, or once the descriptor is closed.
     tracked* prev = nullptr;
     tracked* next = nullptr;
+    /// Told when the descriptor closes, once unlisted; null when the cancel says enough.
+    void (*on_close)(tracked& self) noexcept = nullptr;
 };
 
 /// What an owned descriptor shares with its requests: its number, its ring, and the list of
@@ -102,10 +104,7 @@ public:
         if (fd_ < 0) {
             return;
         }
-        cancel();
-        while (head_ != nullptr) {
-            unlink(*head_);
-        }
+        forget_all();
         io_uring_prep_close(ring_->get_sqe_unwatched(), std::exchange(fd_, -1));
     }
 
@@ -117,14 +116,23 @@ public:
 
     /// Gives up the descriptor without closing it; the requests are cancelled and forgotten.
     int release() noexcept {
-        cancel();
-        while (head_ != nullptr) {
-            unlink(*head_);
-        }
+        forget_all();
         return std::exchange(fd_, -1);
     }
 
 private:
+    // Cancels the requests, unlists them, and tells those that asked.
+    void forget_all() noexcept {
+        cancel();
+        while (head_ != nullptr) {
+            tracked& node = *head_;
+            unlink(node);
+            if (node.on_close != nullptr) {
+                node.on_close(node);
+            }
+        }
+    }
+
     ring* ring_;
     int fd_;
     tracked* head_ = nullptr;
