@@ -205,22 +205,24 @@ TEST_CASE("buffer_ring: a busy connection that keeps taking buffers does not sta
     std::vector<ringio::buffer_lease> busy_held;
     ringio::spawn(context, record(busy_incoming, "busy", order, busy_held));
     bool stopping = false;
-    ringio::spawn(context, [&]() -> ringio::task<> {
+    auto release_slowly = [&]() -> ringio::task<> {
         while (!stopping) {
             co_await ringio::sleep_for(context, 1ms);
             if (!busy_held.empty()) {
                 busy_held.erase(busy_held.begin());
             }
         }
-    }());
+    };
+    ringio::spawn(context, release_slowly());
     settle(context);
     REQUIRE_FALSE(order.empty());
     // The other connection's one chunk arrives while the busy one still has most of its data.
     waiting.send("mine");
     std::string got;
-    ringio::spawn(context, [&]() -> ringio::task<> {
+    auto receive_one = [&]() -> ringio::task<> {
         got = (co_await waiting_incoming.next()).text();
-    }());
+    };
+    ringio::spawn(context, receive_one());
     const std::size_t before = order.size();
     while (got.empty() && order.size() < 500) {
         context.run_once();

@@ -414,23 +414,27 @@ TEST_CASE("close: cancels exactly that stream's requests; the others go on", "[t
     std::string read_text;
     std::string received_text;
     bool accepted = false;
-    ringio::spawn(context, [&]() -> ringio::task<> {
+    auto read_closed = [&]() -> ringio::task<> {
         std::array<char, 8> buffer{};
         co_await closed.server.read(buffer).into(cancelled);
         closed_done = true;
-    }());
-    ringio::spawn(context, [&]() -> ringio::task<> {
+    };
+    ringio::spawn(context, read_closed());
+    auto read_open = [&]() -> ringio::task<> {
         std::array<char, 8> buffer{};
         const std::size_t n = co_await reading.server.read(buffer);
         read_text.assign(buffer.data(), n);
-    }());
-    ringio::spawn(context, [&]() -> ringio::task<> {
+    };
+    ringio::spawn(context, read_open());
+    auto receive_open = [&]() -> ringio::task<> {
         const ringio::buffer_lease chunk = co_await incoming.next();
         received_text = chunk.text();
-    }());
-    ringio::spawn(context, [&]() -> ringio::task<> {
+    };
+    ringio::spawn(context, receive_open());
+    auto accept_one = [&]() -> ringio::task<> {
         accepted = (co_await closed.listener.accept()).is_open();
-    }());
+    };
+    ringio::spawn(context, accept_one());
     context.poll();
     CHECK(context.in_flight() == 4);
     closed.server.close();
@@ -860,7 +864,7 @@ TEST_CASE("receive: leases given to send count against the budget", "[tcp_stream
     auto incoming = connection.server.receive(buffers, 2);
     connection.send(ringio::testing::pattern(64));
     int echoed = 0;
-    ringio::spawn(context, [&]() -> ringio::task<> {
+    auto echo = [&]() -> ringio::task<> {
         for (;;) {
             std::error_code error;
             ringio::buffer_lease chunk = co_await incoming.next().into(error);
@@ -870,7 +874,8 @@ TEST_CASE("receive: leases given to send count against the budget", "[tcp_stream
             connection.server.send(std::move(chunk));
             ++echoed;
         }
-    }());
+    };
+    ringio::spawn(context, echo());
     settle(context);
     // Two leases are in the send queue, waiting for room: the third chunk stays in the socket.
     CHECK(echoed == 2);
@@ -976,10 +981,11 @@ TEST_CASE("receive: waiting for its budget when its stream closes, it is woken w
     auto held = ringio::sync_wait(context, take(incoming, 2));
     std::error_code error;
     bool woken = false;
-    ringio::spawn(context, [&]() -> ringio::task<> {
+    auto wait_more = [&]() -> ringio::task<> {
         const ringio::buffer_lease chunk = co_await incoming.next().into(error);
         woken = true;
-    }());
+    };
+    ringio::spawn(context, wait_more());
     settle(context);
     CHECK_FALSE(woken); // at its budget: nothing armed
     connection.server.close();
