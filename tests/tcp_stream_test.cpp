@@ -299,19 +299,26 @@ TEST_CASE("read: a reset by the peer is ECONNRESET naming the peer", "[tcp_strea
                          sizeof abort_on_close) == 0);
     pair.client.close();
     context.run();
+    const bool throwing = GENERATE(false, true);
     std::error_code error;
-    ringio::sync_wait(context, [&]() -> ringio::task<> {
+    std::string message;
+    auto read = [&]() -> ringio::task<> {
         std::array<std::byte, 8> buffer{};
-        co_await pair.server.read(buffer).into(error);
-    }());
-    CHECK(error == std::errc::connection_reset);
-    try {
-        ringio::sync_wait(context, [&]() -> ringio::task<> {
-            std::array<std::byte, 8> buffer{};
+        if (!throwing) {
+            co_await pair.server.read(buffer).into(error);
+            co_return;
+        }
+        try {
             co_await pair.server.read(buffer);
-        }());
-    } catch (const std::system_error& failure) {
-        CHECK_THAT(failure.what(), Catch::StartsWith("read from " + peer + ": "));
+        } catch (const std::system_error& failure) {
+            error = failure.code();
+            message = failure.what();
+        }
+    };
+    ringio::sync_wait(context, read());
+    CHECK(error == std::errc::connection_reset);
+    if (throwing) {
+        CHECK_THAT(message, Catch::StartsWith("read from " + peer + ": "));
     }
 }
 
@@ -727,7 +734,7 @@ TEST_CASE("receive: delivers chunks in order, then an empty lease at the end", "
     };
     CHECK(ringio::sync_wait(context, again()) == 3);
     CHECK(context.in_flight() == 0);
-    // Nothing is left queued behind the end: the stream lets go of its request at once.
+    // Those next() calls queued nothing: destroying the stream has nothing to drop.
     const auto start = std::chrono::steady_clock::now();
     { auto gone = std::move(incoming); }
     CHECK(ringio::testing::elapsed_ms(start) < 1000);
