@@ -160,8 +160,11 @@ struct lent_buffer {
     void give_back() noexcept {
         if (from != nullptr) {
             auto* pool = static_cast<buffer_pool*>(from->owner());
-            std::exchange(from, nullptr)->returned(); // may free the slot: the pool stays
+            slot* lender = std::exchange(from, nullptr);
+            // The buffer first: a slot that starved for one is armed before the lender's own
+            // next receive, else a busy connection would take back every buffer it returns.
             pool->give_back(id);
+            lender->returned(); // may free the slot: the pool stays
         }
     }
 };

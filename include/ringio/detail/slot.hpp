@@ -107,13 +107,13 @@ public:
     /// The ring the slot's requests go through.
     [[nodiscard]] ring& owner_ring() const noexcept { return *ring_; }
 
-    /// The entry handed to `w`, else the oldest queued, else none (result 0, no buffer: a
-    /// stream whose owner already knows it has ended).
+    /// The entry handed to `w`, else the oldest queued, else none: a stream that has ended is
+    /// ready with nothing queued, and its end is the policy's to report.
     entry take(waiter& w) noexcept {
         if (w.filled) {
             return w.got;
         }
-        return !queue_.empty() ? queue_.pop() : entry{0, 0};
+        return queue_.empty() ? entry{0, 0} : queue_.pop();
     }
 
     /// An entry's buffer came back: below the budget, a waiting consumer gets the request armed.
@@ -159,6 +159,7 @@ private:
          unsigned budget) noexcept
         : tracked{{&on_completion}}, ring_(&r), kind_(&kind), owner_(owner), fd_(socket.fd()),
           budget_(budget), multishot_(kind.multishot) {
+        on_close = &wake_when_closed;
         socket.link(*this);
     }
     ~slot() = default;
@@ -208,6 +209,21 @@ private:
             return;
         }
         s.complete(cqe);
+    }
+
+    // The descriptor closed while consumers wait and nothing is armed (the ring ran dry, or
+    // the budget is spent), so no completion would come to wake them. A read of descriptor -1
+    // completes with EBADF and wakes them from the loop, as any completion does, rather than
+    // from inside close().
+    static void wake_when_closed(tracked& self) noexcept {
+        auto& s = static_cast<slot&>(self);
+        if (s.armed_ || s.waiters_ == nullptr || s.orphaned_ || s.ring_->draining()) {
+            return;
+        }
+        s.armed_ = true;
+        io_uring_sqe* sqe = s.ring_->get_sqe();
+        io_uring_prep_read(sqe, -1, nullptr, 0, 0);
+        io_uring_sqe_set_data64(sqe, s.user_data());
     }
 
     // Everything else: an error, the end, nobody waiting, an orphaned slot, shutdown.

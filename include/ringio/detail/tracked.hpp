@@ -18,6 +18,8 @@ struct tracked : completion {
     descriptor_core* core = nullptr; ///< Null when untracked, or once the descriptor is closed.
     tracked* prev = nullptr;
     tracked* next = nullptr;
+    /// Told when the descriptor closes, once unlisted; null when the cancel says enough.
+    void (*on_close)(tracked& self) noexcept = nullptr;
 };
 
 /// What an owned descriptor shares with its requests: its number, its ring, and the list of
@@ -60,7 +62,13 @@ public:
     [[nodiscard]] const void* subject() const noexcept { return subject_; }
     void set_subject(const void* subject) noexcept { subject_ = subject; }
 
+    /// Lists `node`; on a closed descriptor it stays unlisted, and so sees it closed (a list
+    /// that no close would empty again could outlive the descriptor).
     void link(tracked& node) noexcept {
+        if (fd_ < 0) {
+            node.core = nullptr;
+            return;
+        }
         node.core = this;
         node.prev = nullptr;
         node.next = head_;
@@ -99,10 +107,7 @@ public:
         if (fd_ < 0) {
             return;
         }
-        cancel();
-        while (head_ != nullptr) {
-            unlink(*head_);
-        }
+        forget_all();
         io_uring_prep_close(ring_->get_sqe_unwatched(), std::exchange(fd_, -1));
     }
 
@@ -114,14 +119,23 @@ public:
 
     /// Gives up the descriptor without closing it; the requests are cancelled and forgotten.
     int release() noexcept {
-        cancel();
-        while (head_ != nullptr) {
-            unlink(*head_);
-        }
+        forget_all();
         return std::exchange(fd_, -1);
     }
 
 private:
+    // Cancels the requests, unlists them, and tells those that asked.
+    void forget_all() noexcept {
+        cancel();
+        while (head_ != nullptr) {
+            tracked& node = *head_;
+            unlink(node);
+            if (node.on_close != nullptr) {
+                node.on_close(node);
+            }
+        }
+    }
+
     ring* ring_;
     int fd_;
     tracked* head_ = nullptr;
