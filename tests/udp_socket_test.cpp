@@ -30,7 +30,7 @@ using ringio::testing::text_of;
 
 namespace {
 
-constexpr std::size_t overhead = ringio::detail::multishot_policy<ringio::datagram>::overhead;
+constexpr std::size_t overhead = ringio::detail::multishot_policy<ringio::datagram>::overhead(AF_INET6);
 
 endpoint loopback(int family) {
     return family == AF_INET ? endpoint::loopback_v4(0) : endpoint::loopback_v6(0);

@@ -104,11 +104,6 @@ public:
         : tracked{{&on_completion}}, ring_(&detail::core_of(owner).owner()),
           owner_(&detail::core_of(owner)), fd_(owner_->fd()), op_{std::forward<Args>(args)...} {}
 
-    /// Moves an operation that has not been awaited yet.
-    operation(operation&& other) noexcept
-        : tracked{{&on_completion}}, ring_(other.ring_), owner_(other.owner_), fd_(other.fd_),
-          error_(other.error_), signal_(other.signal_), limit_(other.limit_),
-          timing_(other.timing_), op_(std::move(other.op_)) {}
     operation(const operation&) = delete;
     operation& operator=(const operation&) = delete;
     operation& operator=(operation&&) = delete;
@@ -218,6 +213,12 @@ public:
     }
 
 private:
+    // Only the adaptors move, and only before the request is submitted: once awaited, its
+    // address is the request's user_data.
+    operation(operation&& other) noexcept
+        : tracked{{&on_completion}}, ring_(other.ring_), owner_(other.owner_), fd_(other.fd_),
+          error_(other.error_), signal_(other.signal_), limit_(other.limit_),
+          timing_(other.timing_), op_(std::move(other.op_)) {}
     enum class timing : std::uint8_t { none, relative, absolute };
 
     // Out of line: every co_await would otherwise carry its own copy of the message building.
