@@ -311,18 +311,18 @@ TEST_CASE("endpoint: copies a valid sockaddr and rejects others", "[endpoint]") 
     CHECK(endpoint(reinterpret_cast<const sockaddr*>(&v6), sizeof v6, ec).is_v6());
     CHECK_FALSE(ec);
 
-    sockaddr_storage unix_address{};
-    unix_address.ss_family = AF_UNIX;
-    CHECK(endpoint(reinterpret_cast<const sockaddr*>(&unix_address), sizeof unix_address, ec)
+    sockaddr_storage packet_address{};
+    packet_address.ss_family = AF_PACKET;
+    CHECK(endpoint(reinterpret_cast<const sockaddr*>(&packet_address), sizeof packet_address, ec)
               .empty());
     CHECK(ec == std::errc::address_family_not_supported);
     try {
-        endpoint thrown(reinterpret_cast<const sockaddr*>(&unix_address), sizeof unix_address);
-        FAIL("an AF_UNIX address was accepted");
+        endpoint thrown(reinterpret_cast<const sockaddr*>(&packet_address), sizeof packet_address);
+        FAIL("an AF_PACKET address was accepted");
     } catch (const std::system_error& error) {
         CHECK(error.code() == std::errc::address_family_not_supported);
         CHECK_THAT(error.what(),
-                   Catch::StartsWith("endpoint from sockaddr (family 1, 128 bytes): "));
+                   Catch::StartsWith("endpoint from sockaddr (family 17, 128 bytes): "));
     }
 }
 

@@ -197,11 +197,9 @@ TEST_CASE("accept: destroying the listener cancels the accept another coroutine 
     const int before = open_fd_count();
     std::error_code error;
     std::string message;
-    std::string where;
     {
         ringio::io_context context;
         auto owned = std::make_unique<ringio::tcp_listener>(context, endpoint::loopback_v4(0));
-        where = owned->local_endpoint().to_string();
         // The waiter outlives the listener: the error it gets must not need it.
         auto waiter = [&](ringio::tcp_listener& listener) -> ringio::task<> {
             try {
@@ -214,7 +212,8 @@ TEST_CASE("accept: destroying the listener cancels the accept another coroutine 
         ringio::testing::destroy_while_awaited(context, std::move(owned), waiter);
     }
     CHECK(error == std::errc::operation_canceled);
-    CHECK_THAT(message, Catch::StartsWith("accept on " + where + ": "));
+    // The listener is gone when the error is built: it is named by its number.
+    CHECK_THAT(message, Catch::Matches("accept fd [0-9]+: .*"));
     CHECK(open_fd_count() == before);
 }
 
@@ -392,7 +391,6 @@ TEST_CASE("accept_all: closing the listener ends it with ECANCELED", "[tcp_liste
 TEST_CASE("accept_all: on a closed listener is EBADF naming the listener", "[tcp_listener]") {
     ringio::io_context context;
     ringio::tcp_listener listener(context, endpoint::loopback_v4(0));
-    const std::string where = listener.local_endpoint().to_string();
     listener.close();
     context.run();
     auto incoming = listener.accept_all();
@@ -403,7 +401,8 @@ TEST_CASE("accept_all: on a closed listener is EBADF naming the listener", "[tcp
         FAIL("accept_all on a closed listener accepted");
     } catch (const std::system_error& error) {
         CHECK(error.code() == std::errc::bad_file_descriptor);
-        CHECK_THAT(error.what(), Catch::StartsWith("accept on " + where + ": "));
+        // A stream of accepts outlives what it accepts on: once closed, it names the number.
+        CHECK_THAT(error.what(), Catch::Matches("accept fd -?[0-9]+: .*"));
     }
     CHECK(context.in_flight() == 0);
 }

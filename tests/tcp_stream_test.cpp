@@ -648,11 +648,9 @@ TEST_CASE("destroying a stream cancels the read another coroutine waits on", "[t
     std::error_code error;
     std::string message;
     std::size_t got = 99;
-    std::string peer;
     {
         ringio::io_context context;
         connected_pair pair(context, endpoint::loopback_v4(0));
-        peer = pair.server.remote_endpoint().to_string();
         auto owned = std::make_unique<ringio::tcp_stream>(std::move(pair.server));
         // The waiter outlives the stream it reads from: the error it gets must not need it.
         auto waiter = [&](ringio::tcp_stream& stream) -> ringio::task<> {
@@ -672,7 +670,8 @@ TEST_CASE("destroying a stream cancels the read another coroutine waits on", "[t
     }
     CHECK(error == std::errc::operation_canceled);
     if (throwing) {
-        CHECK_THAT(message, Catch::StartsWith("read from " + peer + ": "));
+        // The stream is gone when the error is built: it is named by its number.
+        CHECK_THAT(message, Catch::Matches("read fd [0-9]+: .*"));
     } else {
         CHECK(got == 0);
     }
@@ -1063,11 +1062,10 @@ TEST_CASE("receive: steady state allocates nothing", "[tcp_stream]") {
     CHECK(counted == 0);
 }
 
-TEST_CASE("receive: on a closed stream is EBADF naming the peer", "[tcp_stream]") {
+TEST_CASE("receive: on a closed stream is EBADF naming the number", "[tcp_stream]") {
     ringio::io_context context;
     ringio::buffer_ring buffers(context, 4, 64);
     accepted_pair connection(context);
-    const std::string peer = connection.server.remote_endpoint().to_string();
     connection.server.close();
     context.run();
     auto incoming = connection.server.receive(buffers);
@@ -1076,7 +1074,8 @@ TEST_CASE("receive: on a closed stream is EBADF naming the peer", "[tcp_stream]"
         FAIL("a receive on a closed stream received");
     } catch (const std::system_error& error) {
         CHECK(error.code() == std::errc::bad_file_descriptor);
-        CHECK_THAT(error.what(), Catch::StartsWith("recv from " + peer + ": "));
+        // Once closed, a stream of receives names the descriptor by number.
+        CHECK_THAT(error.what(), Catch::Matches("recv fd -?[0-9]+: .*"));
     }
     CHECK(context.in_flight() == 0);
 }

@@ -30,7 +30,8 @@ using ringio::testing::text_of;
 
 namespace {
 
-constexpr std::size_t overhead = ringio::detail::multishot_policy<ringio::datagram>::overhead(AF_INET6);
+constexpr std::size_t overhead =
+    ringio::detail::multishot_policy<ringio::datagram>::overhead(AF_INET6);
 
 endpoint loopback(int family) {
     return family == AF_INET ? endpoint::loopback_v4(0) : endpoint::loopback_v6(0);
@@ -414,7 +415,8 @@ TEST_CASE("destroying a socket cancels the recvfrom another coroutine waits on",
         ringio::testing::destroy_while_awaited(context, std::move(owned), waiter);
     }
     CHECK(error == std::errc::operation_canceled);
-    CHECK_THAT(message, Catch::StartsWith("recvfrom on " + local + ": "));
+    // The socket is gone when the error is built: it is named by its number.
+    CHECK_THAT(message, Catch::Matches("recvfrom fd [0-9]+: .*"));
     CHECK(ringio::testing::open_fd_count() == before);
 }
 
@@ -512,11 +514,11 @@ TEST_CASE("receive_from: refuses buffers with no room for a payload", "[udp_sock
     }
 }
 
-TEST_CASE("receive_from: errors name the local address", "[udp_socket]") {
+TEST_CASE("receive_from: closed while armed, it fails with EBADF naming the number",
+          "[udp_socket]") {
     ringio::io_context context;
     ringio::buffer_ring buffers(context, 4, 256);
     ringio::udp_socket socket(context, endpoint::loopback_v4(0));
-    const std::string local = socket.local_endpoint().to_string();
     auto incoming = socket.receive_from(buffers);
     socket.close();
     try {
@@ -526,15 +528,15 @@ TEST_CASE("receive_from: errors name the local address", "[udp_socket]") {
         FAIL("next() on a closed socket succeeded");
     } catch (const std::system_error& error) {
         CHECK(error.code() == std::errc::bad_file_descriptor);
-        CHECK_THAT(error.what(), Catch::StartsWith("recvfrom on " + local + ": "));
+        // Once closed, a stream of datagrams names the descriptor by number.
+        CHECK_THAT(error.what(), Catch::Matches("recvfrom fd -?[0-9]+: .*"));
     }
 }
 
-TEST_CASE("receive_from: on a closed socket is EBADF naming the local address", "[udp_socket]") {
+TEST_CASE("receive_from: on a closed socket is EBADF naming the number", "[udp_socket]") {
     ringio::io_context context;
     ringio::buffer_ring buffers(context, 4, 256);
     ringio::udp_socket socket(context, endpoint::loopback_v4(0));
-    const std::string local = socket.local_endpoint().to_string();
     socket.close();
     context.run();
     auto incoming = socket.receive_from(buffers);
@@ -545,7 +547,8 @@ TEST_CASE("receive_from: on a closed socket is EBADF naming the local address", 
         FAIL("next() on a closed socket succeeded");
     } catch (const std::system_error& error) {
         CHECK(error.code() == std::errc::bad_file_descriptor);
-        CHECK_THAT(error.what(), Catch::StartsWith("recvfrom on " + local + ": "));
+        // Once closed, a stream of datagrams names the descriptor by number.
+        CHECK_THAT(error.what(), Catch::Matches("recvfrom fd -?[0-9]+: .*"));
     }
     CHECK(context.in_flight() == 0);
 }

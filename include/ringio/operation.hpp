@@ -176,8 +176,11 @@ public:
 
     /// Submits the request; false, with the error set, when it fails before any request.
     bool await_suspend(std::coroutine_handle<> waiter) noexcept {
-        if (owner_ != nullptr && owner_->fd() != fd_) [[unlikely]] {
-            result_ = -EBADF; // closed since it was made: the number may name another file now
+        if (owner_ != nullptr && (owner_->fd() != fd_ || fd_ < 0)) [[unlikely]] {
+            // Closed since it was made: the number may name another file now. The descriptor
+            // is still there (it is awaited through it) to be named.
+            subject_ = owner_->subject();
+            result_ = -EBADF;
             return false;
         }
         if (signal_ != nullptr) [[unlikely]] {
@@ -316,7 +319,8 @@ private:
     }
 
     void finish() noexcept {
-        // Still linked, the descriptor is open, and it outlives the resumption that may read it.
+        // Still linked, the descriptor is open, and it outlives the resumption that may read it;
+        // closed (or destroyed) meanwhile, it is named by number.
         subject_ = core != nullptr ? core->subject() : nullptr;
         detail::descriptor_core::unlink(*this);
         detail::cancellation_list::unlink(link_);
