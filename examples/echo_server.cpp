@@ -1,50 +1,36 @@
-// echo_server PORT [--threads N] [--simple]: a TCP echo server; every byte goes back to its
-// sender.
+// echo_server PORT [--threads N] [--simple]: a TCP echo server, every byte back to its sender.
 //
-// Each thread runs its own io_context on one listening socket that all of them share (no
-// SO_REUSEPORT: no other program can join it). Connections receive into buffers every
-// connection of the thread shares, one recv per chunk and at most two chunks per connection,
-// so an idle connection holds no buffer and a peer that sends but never reads holds two, never
-// the others'. Each chunk is sent back from its buffer without a copy and without waiting.
-// --simple uses read/write_all on one buffer per connection instead, for comparison.
-//
-// PORT is 1 to 65535, N 1 to 256, each option at most once; anything else is a usage error
-// (status 2). A busy port or any other error is one line and status 1. SIGINT or SIGTERM stops
-// it (status 0): the main thread takes the signal and wakes each loop through an eventfd.
+// Each thread runs its own io_context; all accept on one listening socket (no SO_REUSEPORT for
+// another program to join). A connection receives into buffers its thread's connections share,
+// two at most: a peer that never reads holds two, never the others'. Each chunk goes back from
+// its buffer, unawaited and uncopied; --simple uses read and write_all on a buffer per
+// connection instead. Usage errors: status 2; a busy port or other error: one line, status 1.
+// SIGINT or SIGTERM stops it (status 0): the main thread wakes each loop through an eventfd.
 
 #include <ringio/ringio.hpp>
 
-#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <sys/eventfd.h>
 #include <thread>
 #include <vector>
 
 using namespace std::chrono_literals;
 
-namespace {
-
-ringio::task<> echo(ringio::tcp_stream stream, ringio::buffer_ring& buffers,
-                    ringio::cancellation& stop) {
+static ringio::task<> echo(ringio::tcp_stream stream, ringio::buffer_ring& buffers,
+                           ringio::cancellation& stop) {
     auto incoming = stream.receive(buffers);
-    std::error_code error;
-    for (;;) {
-        ringio::buffer_lease chunk = co_await incoming.next().cancel_on(stop).into(error);
-        if (chunk.empty()) {
-            break; // the peer closed, the connection failed, or the server stops
-        }
+    std::error_code error; // an empty chunk: the peer closed, the connection failed, or a stop
+    while (ringio::buffer_lease chunk = co_await incoming.next().cancel_on(stop).into(error)) {
         stream.send(std::move(chunk), error); // its buffer goes back once the kernel took it
-        if (error) {
-            co_return;
-        }
     }
-    co_await stream.flush().cancel_on(stop).into(error); // the last replies, before it closes
+    co_await stream.flush().cancel_on(stop).into(error); // the last replies, before closing
 }
 
-ringio::task<> echo_simple(ringio::tcp_stream stream, ringio::cancellation& stop) {
+static ringio::task<> echo_simple(ringio::tcp_stream stream, ringio::cancellation& stop) {
     std::array<char, 4096> buffer;
     std::error_code error;
     while (const std::size_t size = co_await stream.read(buffer).cancel_on(stop).into(error)) {
@@ -52,19 +38,17 @@ ringio::task<> echo_simple(ringio::tcp_stream stream, ringio::cancellation& stop
     }
 }
 
-// One thread's share of the server, built on the main thread (so that a busy port is said before
-// any thread starts) and run, then destroyed, by its own.
+// One thread's share: built on the main thread, so that a busy port is said before any thread
+// starts, then run and destroyed by its own (a context belongs to the thread that ran it).
 struct worker {
     ringio::io_context context;
     ringio::tcp_listener listener;
     ringio::descriptor wake{context, ::eventfd(0, EFD_CLOEXEC)};
     ringio::cancellation stop;
-    std::optional<ringio::buffer_ring> buffers; // 4,096 of 4 KiB: 2,000 stalled peers, each
-                                                // holding two, leave the others room
+    std::optional<ringio::buffer_ring> buffers; // 4,096 of 4 KiB: 2,000 peers that never read
+                                                // hold two each, and leave the others room
     worker(const ringio::tcp_listener& shared, bool simple) : listener(context, shared) {
-        if (!simple) {
-            buffers.emplace(context, 4096, 4096);
-        }
+        buffers = simple ? std::nullopt : std::optional(ringio::buffer_ring(context, 4096, 4096));
         ringio::spawn(context, serve());
         ringio::spawn(context, [](worker& self) -> ringio::task<> {
             std::uint64_t word = 0;
@@ -77,63 +61,53 @@ struct worker {
         auto incoming = listener.accept_all();
         for (std::error_code error; !stop.cancelled();) {
             ringio::tcp_stream stream = co_await incoming.next().cancel_on(stop).into(error);
-            if (!stream.is_open()) { // out of descriptors (EMFILE): wait, never spin
+            if (stream.is_open()) {
+                stream.set_no_delay(true, error); // a reply in two pieces would wait for an ACK
+                ringio::spawn(context, buffers ? echo(std::move(stream), *buffers, stop)
+                                               : echo_simple(std::move(stream), stop));
+            } else if (!stop.cancelled()) { // out of descriptors (EMFILE): say so, wait, go on
+                const std::string text = "echo_server: accept: " + error.message() + "\n";
+                co_await ringio::write_all(context, STDERR_FILENO, text)
+                    .with_timeout(1s)
+                    .into(error);
                 co_await ringio::sleep_for(context, 50ms).cancel_on(stop).into(error);
-                continue;
             }
-            stream.set_no_delay(true); // a reply in two pieces would wait for an acknowledgment
-            ringio::spawn(context, buffers ? echo(std::move(stream), *buffers, stop)
-                                           : echo_simple(std::move(stream), stop));
         }
     }
 };
 
-bool number(const char* text, unsigned low, unsigned high, unsigned& value) {
-    const auto parsed = ringio::parse_port(text); // digits, 1 to 65535
-    value = parsed ? *parsed : 0;
-    return parsed && value >= low && value <= high;
-}
-
-} // namespace
-
 int main(int argc, char* argv[]) {
-    unsigned port = 0;
-    unsigned threads = 0;
-    bool simple = false;
-    bool good = argc >= 2 && number(argv[1], 1, 65535, port);
-    for (int i = 2; good && i < argc; ++i) {
-        if (std::strcmp(argv[i], "--simple") == 0 && !simple) {
-            simple = true;
-        } else {
-            good = std::strcmp(argv[i], "--threads") == 0 && threads == 0 && i + 1 < argc &&
-                   number(argv[++i], 1, 256, threads);
-        }
+    int at = 2; // PORT [--threads N] [--simple], in that order: numbers of digits alone
+    const auto port = argc >= 2 ? ringio::parse_port(argv[1]) : std::nullopt;
+    std::optional<std::uint16_t> threads = 1;
+    if (at + 1 < argc && std::strcmp(argv[at], "--threads") == 0) {
+        threads = ringio::parse_port(argv[at + 1]);
+        at += 2;
     }
-    if (!good) {
+    const bool simple = at < argc && std::strcmp(argv[at], "--simple") == 0;
+    if (!port || !threads || *threads > 256 || at + (simple ? 1 : 0) != argc) {
         std::fputs("usage: echo_server PORT [--threads N] [--simple]\n", stderr);
         return 2;
     }
     try {
-        ringio::io_context main_context;
-        ringio::signal_set signals(main_context, {SIGINT, SIGTERM}); // before any thread starts
-        ringio::tcp_listener listener(main_context,
-                                      ringio::endpoint::any_v6(static_cast<std::uint16_t>(port)));
-        std::vector<int> wakes;
+        ringio::io_context context;
+        ringio::signal_set signals(context, {SIGINT, SIGTERM}); // before any thread starts
+        ringio::tcp_listener listener(context, ringio::endpoint::any_v6(*port));
         std::vector<std::thread> running;
-        for (unsigned i = 0; i < std::max(threads, 1U); ++i) {
+        std::vector<int> wakes;
+        for (unsigned i = 0; i < *threads; ++i) {
             auto each = std::make_unique<worker>(listener, simple);
             wakes.push_back(each->wake.native_handle());
             running.emplace_back([each = std::move(each)]() mutable {
-                each->context.run();
-                each.reset(); // a context is destroyed on the thread that ran it
+                each->context.run(); // its tasks throw nothing: they take their errors as codes
+                each.reset();
             });
         }
-        ringio::sync_wait(main_context, [](ringio::signal_set& s) -> ringio::task<> {
+        ringio::sync_wait(context, [](ringio::signal_set& s) -> ringio::task<> {
             co_await s.wait();
         }(signals));
         for (std::size_t i = 0; i < running.size(); ++i) {
-            const std::uint64_t one = 1;
-            (void)!::write(wakes[i], &one, sizeof one);
+            (void)::eventfd_write(wakes[i], 1);
             running[i].join();
         }
     } catch (const std::exception& error) {

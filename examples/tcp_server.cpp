@@ -1,9 +1,8 @@
 // tcp_server PORT: prints what each client sends, and `connection terminated` when one leaves.
 //
 // The C original forked a process per client; here each client is a coroutine on one ring.
-// Lines are printed whole, so clients never share one (a line past 4096 bytes goes in pieces).
-// A reset or a lack of descriptors stops nobody. SIGINT or SIGTERM stops it (status 0) even while
-// its output is blocked; an error is one line and status 1.
+// Lines are printed whole (one past 4096 bytes is cut there and ends its client); a reset or a
+// lack of descriptors stops nobody. SIGINT or SIGTERM stops it (status 0), errors: status 1.
 
 #include <ringio/ringio.hpp>
 
@@ -15,32 +14,33 @@ using namespace std::chrono_literals;
 
 static ringio::task<> session(ringio::tcp_stream stream, ringio::cancellation& stop) {
     ringio::io_context& context = stream.context();
-    // A line, or a piece of one as long as the buffer (PIPE_BUF: a write that long is never split).
-    auto line = [](std::string_view data) -> std::size_t {
-        const std::size_t end = data.find('\n');
-        return end != data.npos ? end + 1 : data.size() == 4096 ? data.size() : 0;
-    };
-    std::array<char, 4096> storage;
-    ringio::input_buffer in(storage);
-    bool mid_line = false;
-    std::error_code error; // a reset ends this client only
-    while (const auto piece = co_await stream.read_until(in, line).cancel_on(stop).into(error)) {
-        co_await ringio::write_all(context, STDOUT_FILENO, *piece).cancel_on(stop);
-        mid_line = !piece->ends_with('\n');
+    ringio::input_buffer in(4096); // PIPE_BUF: one write of a line this long is never split
+    std::error_code error; // a reset ends this client only, as does a longer line (EMSGSIZE)
+    while (const auto line = co_await stream.read_until(in, '\n').cancel_on(stop).into(error)) {
+        const std::string text = std::string(*line) + '\n';
+        co_await ringio::write_all(context, STDOUT_FILENO, text).cancel_on(stop).into(error);
+        if (error && !stop.cancelled()) {
+            throw std::system_error(error, "standard output"); // its reader has gone: EPIPE
+        }
     }
-    const std::string end = std::string(in.data()) + (mid_line || !in.data().empty() ? "\n" : "") +
-                            "connection terminated\n"; // bounded: a stop must not wait for it
+    const std::string end = std::string(in.data()) + (in.data().empty() ? "" : "\n") +
+                            (error == std::errc::message_size ? "(cut)\n" : "") +
+                            "connection terminated\n"; // bounded below: a stop waits for nobody
     co_await ringio::write_all(context, STDOUT_FILENO, end).with_timeout(500ms).into(error);
 }
 
 static ringio::task<> serve(ringio::tcp_listener& listener, ringio::cancellation& stop) {
-    auto incoming = listener.accept_all();
+    ringio::io_context& context = listener.context();
     for (std::error_code error; !stop.cancelled();) {
-        ringio::tcp_stream client = co_await incoming.next().cancel_on(stop).into(error);
+        ringio::tcp_stream client = co_await listener.accept().cancel_on(stop).into(error);
         if (client.is_open()) {
-            ringio::spawn(listener.context(), session(std::move(client), stop));
-        } else if (!stop.cancelled()) { // out of descriptors (EMFILE), or a dead connection: wait
-            co_await ringio::sleep_for(listener.context(), 100ms).cancel_on(stop).into(error);
+            ringio::spawn(context, session(std::move(client), stop));
+        } else if (!stop.cancelled()) { // out of descriptors (EMFILE): say so, wait, go on
+            const std::string text = "tcp_server: accept: " + error.message() + "\n";
+            co_await ringio::write_all(context, STDERR_FILENO, text)
+                .with_timeout(500ms)
+                .into(error);
+            co_await ringio::sleep_for(context, 100ms).cancel_on(stop).into(error);
         }
     }
 }
@@ -51,7 +51,7 @@ int main(int argc, char* argv[]) {
         std::fputs("usage: tcp_server PORT\n", stderr);
         return 2;
     }
-    std::signal(SIGPIPE, SIG_IGN); // an output whose reader has gone: EPIPE, and one line
+    std::signal(SIGPIPE, SIG_IGN); // a write to a pipe whose reader has gone: EPIPE instead
     try {
         if (::fcntl(STDOUT_FILENO, F_GETFD) < 0) { // else the ring could take its number
             throw std::system_error(errno, std::system_category(), "standard output");

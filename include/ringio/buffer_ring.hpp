@@ -77,6 +77,8 @@ public:
     }
     /// True when nothing is lent (the end of a stream).
     [[nodiscard]] bool empty() const noexcept { return lent_.from == nullptr; }
+    /// True when a buffer is lent: `while (auto chunk = co_await in.next())`.
+    explicit operator bool() const noexcept { return lent_.from != nullptr; }
     /// Gives the buffer back now.
     void release() noexcept { lent_.give_back(); }
 

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -33,6 +34,10 @@ public:
     explicit input_buffer(R& storage) noexcept
         : storage_(reinterpret_cast<char*>(std::data(storage)), std::size(storage)) {}
 
+    /// Reads into storage of its own, `capacity` bytes allocated now (never per call).
+    explicit input_buffer(std::size_t capacity)
+        : owned_(std::make_unique<char[]>(capacity)), storage_(owned_.get(), capacity) {}
+
     /// What was read and not yet returned.
     [[nodiscard]] std::string_view data() const noexcept {
         return {storage_.data() + begin_ + taken_, end_ - begin_ - taken_};
@@ -44,6 +49,7 @@ private:
     template <class Match>
     friend struct detail::until_op;
 
+    std::unique_ptr<char[]> owned_; // null when the storage is the caller's
     std::span<char> storage_;
     std::size_t begin_ = 0; // the first byte of the last record returned
     std::size_t end_ = 0;   // past the last byte read

@@ -176,9 +176,16 @@ public:
     void shutdown(int how = SHUT_WR) { check(::shutdown(fd(), how), "shutdown"); }
     /// Turns Nagle's algorithm off (`TCP_NODELAY`) or on.
     void set_no_delay(bool on) {
+        std::error_code error;
+        set_no_delay(on, error);
+        check(error ? -1 : 0, "setsockopt TCP_NODELAY", error);
+    }
+    /// As above, storing an error in `error`.
+    void set_no_delay(bool on, std::error_code& error) noexcept {
         const int value = on ? 1 : 0;
-        check(::setsockopt(fd(), IPPROTO_TCP, TCP_NODELAY, &value, sizeof value),
-              "setsockopt TCP_NODELAY");
+        error = ::setsockopt(fd(), IPPROTO_TCP, TCP_NODELAY, &value, sizeof value) == 0
+                    ? std::error_code{}
+                    : detail::last_error();
     }
 
 private:
@@ -257,10 +264,10 @@ private:
                        "send to " + detail::describe_endpoint(name_));
     }
 
-    void check(int result, const char* what) const {
+    void check(int result, const char* what, std::error_code error = {}) const {
         if (result != 0) {
             detail::throw_error(
-                detail::last_error(),
+                error ? error : detail::last_error(),
                 std::string(what) + ' ' +
                     (name_.empty() ? "fd " + std::to_string(fd()) : name_.to_string()));
         }

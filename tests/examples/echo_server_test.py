@@ -18,13 +18,9 @@ from support import Failure, check, check_equal
 USAGE = b"usage: echo_server PORT [--threads N] [--simple]\n"
 
 
-def threads(options):
-    return int(options[options.index("--threads") + 1]) if "--threads" in options else 1
-
-
 def start(binary, port, options):
-    # --threads N binds N listeners; the server is ready once all are bound.
-    return support.server([binary, port, *options], port, "tcp", threads(options))
+    # However many threads, one listening socket: the server is ready once it is bound.
+    return support.server([binary, port, *options], port, "tcp")
 
 
 def client(host, port, seed, failures):
@@ -94,39 +90,6 @@ def the_port_is_not_shared(binary, *options):
         server.stop()
 
 
-def stop_while_the_error_output_is_blocked(binary, *options):
-    # Out of descriptors, the server says so on stderr every 50 ms; stderr is a pipe of one page
-    # that nobody reads. Once it is full, SIGTERM still stops the server at once.
-    port = support.free_port(socket.SOCK_STREAM)
-    reader, writer = os.pipe()
-    fcntl.fcntl(writer, fcntl.F_SETPIPE_SZ, 4096)
-    # The limit is set before the server starts: io_uring reads RLIMIT_NOFILE when it prepares
-    # an accept, so a multishot accept armed earlier would go on with the old limit.
-    limit = 16
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
-    try:
-        server = support.server([binary, port, *options], port, "tcp", threads(options), stderr=writer,
-                                env=support.descriptor_starved_environment())
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    clients = []
-    try:
-        with server:
-            os.close(writer)
-            writer = None
-            for _ in range(limit + 4):
-                clients.append(socket.create_connection(("127.0.0.1", port), timeout=5))
-            support.wait_until_pipe_stalls(reader, "echo_server's stderr")
-            server.stop(within=5)
-    finally:
-        for s in clients:
-            s.close()
-        os.close(reader)
-        if writer is not None:
-            os.close(writer)
-
-
 def busy_port(binary, *options):
     with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as taken:
         taken.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
@@ -154,7 +117,7 @@ if __name__ == "__main__":
     support.main(
         {
             case.__name__: case
-            for case in (every_byte_back, a_second_server_fails, the_port_is_not_shared,
-                         stop_while_the_error_output_is_blocked, busy_port, usage)
+            for case in (every_byte_back, a_second_server_fails, the_port_is_not_shared, busy_port,
+                         usage)
         }
     )

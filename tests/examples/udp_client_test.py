@@ -148,7 +148,7 @@ def output_reader_gone(binary):
             client.process.stdin.close()
             status = client.finish()
             support.check_one_error_line(status, b"", client.errors(), "an answer to print nowhere",
-                                         ["udp_client: standard output", "Broken pipe"])
+                                         ["udp_client: write_all to standard output", "Broken pipe"])
 
 
 def closed_standard_stream(binary):

@@ -81,8 +81,8 @@ def datagrams_that_fill_or_exceed_the_buffer(binary):
 
         expected = printed(s, exact)
         note = (
-            f"udp_server: the message from 127.0.0.1 port {s.getsockname()[1]} was longer than "
-            f"{BUFFER_SIZE} bytes; the rest was discarded\n"
+            f"udp_server: the message from 127.0.0.1 port {s.getsockname()[1]} was cut at "
+            f"{BUFFER_SIZE} bytes\n"
         ).encode()
         for count, message in enumerate((one_more, largest), start=1):
             exchange(s, "127.0.0.1", port, message)
@@ -168,7 +168,7 @@ def output_reader_gone(binary):
         s.sendto(b"anyone reading?", ("127.0.0.1", port))
         status = server.finish()
         support.check_one_error_line(status, b"", server.errors(), "a datagram to print nowhere",
-                                     ["udp_server: standard output", "Broken pipe"])
+                                     ["udp_server: write_all to standard output", "Broken pipe"])
 
 
 def closed_standard_stream(binary):

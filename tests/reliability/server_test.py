@@ -77,14 +77,7 @@ def wait_descriptors(server, baseline, what):
 
 
 def start(arguments, port, protocol, **options):
-    # echo_server --threads N binds N SO_REUSEPORT listeners; its descriptor count is only
-    # settled once the last one is bound.
-    given = arguments.server_arg
-    sockets = 1
-    if "--threads" in given and given.index("--threads") + 1 < len(given):
-        sockets = int(given[given.index("--threads") + 1])
-    return support.server([arguments.server, port, *arguments.server_arg], port, protocol, sockets,
-                          **options)
+    return support.server([arguments.server, port, *arguments.server_arg], port, protocol, **options)
 
 
 def stop(server):

@@ -93,11 +93,15 @@ public:
         return true;
     }
 
-    /// Stops `w` waiting (a cancellation); false when it was no longer waiting.
+    /// Stops `w` waiting (a cancellation); false when it was no longer waiting. The last
+    /// waiter gone, the request is paused: nobody would take what it delivers.
     bool forget_waiter(waiter& w) noexcept {
         for (waiter** at = &waiters_; *at != nullptr; at = &(*at)->next) {
             if (*at == &w) {
                 *at = w.next;
+                if (waiters_ == nullptr && armed_) {
+                    pause();
+                }
                 return true;
             }
         }
@@ -195,6 +199,7 @@ private:
         if (cqe.res > 0 && w != nullptr && !s.ring_->draining() && !s.orphaned_) [[likely]] {
             const bool more = (cqe.flags & IORING_CQE_F_MORE) != 0;
             s.armed_ = more;
+            s.pausing_ = s.pausing_ && more; // a request that ended by itself has no pause due
             s.held_ += (cqe.flags & IORING_CQE_F_BUFFER) != 0 ? 1 : 0;
             s.delivered_ = true;
             s.waiters_ = w->next;
@@ -241,6 +246,7 @@ private:
         if (got.result < 0 && absorb(got.result)) {
             return;
         }
+        pausing_ = pausing_ && armed_; // ended by itself: the pause asked for found nothing
         delivered_ = true;
         waiter* w = waiters_;
         if (w == nullptr) {
