@@ -196,7 +196,6 @@ TEST_CASE("multishot: next().into(error) stores the error instead of throwing, a
           "[multishot]") {
     ringio::io_context context;
     ringio::tcp_listener listener(context, endpoint::loopback_v4(0));
-    const std::string where = listener.local_endpoint().to_string();
     auto incoming = listener.accept_all();
     const auto client = blocking_connect(listener.local_endpoint());
     std::error_code error = std::make_error_code(std::errc::io_error);
@@ -213,7 +212,7 @@ TEST_CASE("multishot: next().into(error) stores the error instead of throwing, a
     }());
     CHECK_FALSE(opened);
     CHECK(error == std::errc::operation_canceled);
-    // Then the closed listener is EBADF; thrown, the error names the listener.
+    // Then the closed listener is EBADF; thrown, the error names its number.
     try {
         ringio::sync_wait(context, [&]() -> ringio::task<> {
             co_await incoming.next();
@@ -221,7 +220,7 @@ TEST_CASE("multishot: next().into(error) stores the error instead of throwing, a
         FAIL("next() on a closed listener succeeded");
     } catch (const std::system_error& failure) {
         CHECK(failure.code() == std::errc::bad_file_descriptor);
-        CHECK_THAT(failure.what(), Catch::StartsWith("accept on " + where + ": "));
+        CHECK_THAT(failure.what(), Catch::Matches("accept fd [0-9]+: .*"));
     }
 }
 
