@@ -3,6 +3,8 @@
 
 Usage: server_test.py CASE --server BINARY [--client LOAD_CLIENT] [--server-arg ARG]...
                           [--client-arg ARG]... [--seconds N] [--rss-growth-kib N]
+                          [--connections N] [--latency-ms MS] [--rss-mib MIB]
+                          [--stop-seconds S] [--cost-ratio R]
 
 Each case starts the server on a free port, takes its descriptor count once it is idle, does
 its work, then checks that the server is still serving, that its descriptor count came back to
@@ -14,9 +16,11 @@ import argparse
 import os
 import random
 import resource
+import re
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -29,16 +33,16 @@ from support import Failure, check, check_equal  # noqa: E402
 DESCRIPTORS = 4096
 
 
-def raise_descriptor_limit():
+def raise_descriptor_limit(needed=DESCRIPTORS):
     """Raises this process's RLIMIT_NOFILE, which the servers and clients it starts inherit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft >= DESCRIPTORS:
+    if soft >= needed:
         return
     try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (DESCRIPTORS, max(hard, DESCRIPTORS)))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, max(hard, needed)))
     except (ValueError, OSError):
-        if hard < DESCRIPTORS:
-            print(f"SKIPPED: RLIMIT_NOFILE is capped at {hard}, fewer than the {DESCRIPTORS} needed")
+        if hard < needed:
+            print(f"SKIPPED: RLIMIT_NOFILE is capped at {hard}, fewer than the {needed} needed")
             sys.exit(0)
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
@@ -457,6 +461,117 @@ def echo_out_of_descriptors(arguments):
         stop(server)
 
 
+# At scale --------------------------------------------------------------------------------------
+
+
+def client_fields(client):
+    """The `key=value` figures of load_client's last line."""
+    lines = client.output().decode().strip().splitlines()
+    return {k: float(v) for k, v in re.findall(r"(\w+)=(-?[0-9.]+)", lines[-1] if lines else "")}
+
+
+def finish_client(client, timeout):
+    """Waits for load_client's end; fails with its output unless it exits 0."""
+    check_equal(client.finish(timeout=timeout), 0, f"load_client's exit status\n{client.describe()}")
+    sys.stdout.write(client.output().decode())
+    return client_fields(client)
+
+
+def stalled_peers(arguments):
+    """1,000 peers send without pause and never read, until every buffer between them and the
+    server is full; a healthy client's echo meanwhile stays fast, and the server's memory stays
+    bounded. Its 100 echoes of 128 bytes, 5 ms apart, are timed: their p99 (which one hiccup of
+    the machine does not move) must be under --latency-ms, and the server's resident memory under
+    --rss-mib."""
+    port = support.free_port(socket.SOCK_STREAM)
+    with start(arguments, port, "tcp") as server:
+        baseline = len(descriptors(server.pid))
+        command = client_command(arguments, "stall", port, "--peers", arguments.connections,
+                                 "--echoes", 100, "--size", 128, "--echo-timeout", 5,
+                                 "--server-pid", server.pid)
+        with support.Process(command) as client:
+            fields = finish_client(client, timeout=40)
+        check(not fields["timed_out"],
+              f"the healthy client's echo {fields['completed']:.0f} did not come back within 5 s "
+              f"while {arguments.connections} peers stalled\n{client.describe()}")
+        p99_ms = fields["p99_us"] / 1000
+        check(p99_ms < arguments.latency_ms,
+              f"the healthy client's echoes took {p99_ms:.1f} ms at the 99th percentile "
+              f"(median {fields['p50_us'] / 1000:.1f} ms, at most {fields['max_us'] / 1000:.1f} ms), "
+              f"more than {arguments.latency_ms} ms")
+        rss_mib = max(fields["server_rss_stalled_kib"], fields["server_rss_after_kib"]) / 1024
+        check(rss_mib < arguments.rss_mib,
+              f"the server's resident memory reached {rss_mib:.1f} MiB with the peers stalled, "
+              f"more than {arguments.rss_mib} MiB")
+        wait_descriptors(server, baseline, "once the peers have gone")
+        echo_once(port, 65536, 1)
+        stop(server)
+        check_equal(server.errors(), b"", "echo_server's stderr")
+
+
+def stop_with_connections(arguments):
+    """SIGTERM with --connections connections open: the server closes them all and exits 0
+    within --stop-seconds. load_client holds them, each having echoed one round trip first
+    unless a --client-arg says otherwise (tcp_server echoes nothing); the server is stopped once
+    it holds a descriptor for each."""
+    count = arguments.connections
+    port = support.free_port(socket.SOCK_STREAM)
+    with start(arguments, port, "tcp") as server:
+        command = client_command(arguments, "idle", port, "--connections", count, "--stall", 30)
+        with support.Process(command) as client:
+            client.wait_for_output(lambda out: b"idle_ready" in out, "the connections",
+                                   timeout=30)
+            support.wait_until(lambda: len(descriptors(server.pid)) >= count,
+                               f"the server to hold {count} connections", timeout=30)
+            began = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            # Past the limit, a while longer: how long it does take is worth saying.
+            try:
+                status = server.process.wait(arguments.stop_seconds + 20)
+            except subprocess.TimeoutExpired:
+                status = None
+            elapsed = time.monotonic() - began
+        check(status is not None, f"still running {elapsed:.0f} s after SIGTERM with {count} "
+                                  f"connections open")
+        print(f"stopped {elapsed:.2f} s after SIGTERM with {count} connections open")
+        check(elapsed <= arguments.stop_seconds,
+              f"exited {elapsed:.2f} s after SIGTERM with {count} connections open, more than "
+              f"{arguments.stop_seconds} s")
+        check_equal(status, 0, f"exit status after SIGTERM\n{server.describe()}")
+
+
+def close_cost(arguments):
+    """The server's CPU time per connection that lives for one echo (connect, echo 128 bytes,
+    close) with --connections idle connections held open is at most --cost-ratio times that
+    with none: no work per connection that grows with the connections already held. One server,
+    3 s of cycles alone, then 3 s with the idle connections open (user and system time from
+    /proc, read by load_client before and after the cycles)."""
+    port = support.free_port(socket.SOCK_STREAM)
+    with start(arguments, port, "tcp") as server:
+        baseline = len(descriptors(server.pid))
+        costs = {}
+        for idle in (0, arguments.connections):
+            command = client_command(arguments, "cycle", port, "--seconds", 3, "--size", 128,
+                                     "--server-pid", server.pid, "--stall", 20,
+                                     *(["--idle", idle] if idle else []))
+            with support.Process(command) as client:
+                fields = finish_client(client, timeout=40)
+            costs[idle] = fields["server_cpu_us_per_cycle"]
+            check(server.running(), f"the server died\n{server.describe()}")
+        ratio = costs[arguments.connections] / costs[0]
+        print(f"close cost: {costs[0]:.1f} us of server CPU per cycle alone, "
+              f"{costs[arguments.connections]:.1f} us with {arguments.connections} idle "
+              f"connections: {ratio:.2f}x")
+        check(ratio <= arguments.cost_ratio,
+              f"a connect/echo/close cycle cost {ratio:.1f}x more server CPU with "
+              f"{arguments.connections} idle connections open "
+              f"({costs[arguments.connections]:.1f} us) than with none ({costs[0]:.1f} us), "
+              f"more than {arguments.cost_ratio}x")
+        wait_descriptors(server, baseline, "once the idle connections have gone")
+        echo_once(port, 65536, 1)
+        stop(server)
+
+
 # Bad input -------------------------------------------------------------------------------------
 
 
@@ -490,7 +605,8 @@ def usage(arguments):
 CASES = {
     case.__name__: case
     for case in (tcp_load, udp_load, udp_stop_under_load, tcp_stop_under_load, soak, echo_faults,
-                 stalled_reader, tcp_server_faults, echo_out_of_descriptors, usage)
+                 stalled_reader, tcp_server_faults, echo_out_of_descriptors, usage,
+                 stalled_peers, stop_with_connections, close_cost)
 }
 
 
@@ -503,8 +619,13 @@ def main():
     parser.add_argument("--client-arg", action="append", default=[])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rss-growth-kib", type=int, default=4096)
+    parser.add_argument("--connections", type=int, default=1000)
+    parser.add_argument("--latency-ms", type=float, default=20)
+    parser.add_argument("--rss-mib", type=float, default=64)
+    parser.add_argument("--stop-seconds", type=float, default=3)
+    parser.add_argument("--cost-ratio", type=float, default=2)
     arguments = parser.parse_args()
-    raise_descriptor_limit()
+    raise_descriptor_limit(max(DESCRIPTORS, arguments.connections + 256))
     # The soak runs longer than a case normally may.
     support.DEADLINE = max(support.DEADLINE, arguments.seconds + 40)
 
