@@ -16,5 +16,7 @@ ringio_require() {
         "${missing[@]}" >/dev/null
 }
 
-# The build and test toolchain every script needs.
-ringio_base_packages=(g++ cmake ninja-build pkg-config liburing-dev catch2)
+# The build and test toolchain every script needs. The presets and the documented install use
+# Ninja; netbase gives /etc/hosts (localhost, which the examples and tests resolve) and
+# /etc/services (service names), which Debian's minimal systems lack.
+ringio_base_packages=(g++ cmake ninja-build pkg-config liburing-dev catch2 netbase)

@@ -318,12 +318,30 @@ TEST_CASE("mapped: create refuses an existing file unless told to replace it", "
 TEST_CASE("mapped: a full disk is ENOSPC at create, not SIGBUS later, and leaves no file",
           "[mapped][errors]") {
     temp_dir dir;
-    // A full file system: a 64 KiB tmpfs in a private mount namespace, gone with the child.
+    // A full file system: a 64 KiB tmpfs in a private mount namespace, gone with the child. A
+    // child that cannot set it up says which call failed and why, for the skip to report.
+    struct setup_failure {
+        int call;  // an index into `calls`
+        int error; // its errno
+    };
+    constexpr std::array calls{"unshare(CLONE_NEWNS)",
+                               "mount(\"/\", MS_REC | MS_PRIVATE) in the new namespace",
+                               "mount of a 64 KiB tmpfs"};
+    auto failure = ringio::mapped<setup_failure>::anonymous();
     const int status = run_in_child([&] {
-        if (::unshare(CLONE_NEWNS) != 0 ||
-            ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
-            ::mount("tmpfs", dir.path().c_str(), "tmpfs", 0, "size=64k") != 0) {
+        const auto failed = [&](int call) {
+            failure->call = call;
+            failure->error = errno;
             return child_skipped;
+        };
+        if (::unshare(CLONE_NEWNS) != 0) {
+            return failed(0);
+        }
+        if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+            return failed(1);
+        }
+        if (::mount("tmpfs", dir.path().c_str(), "tmpfs", 0, "size=64k") != 0) {
+            return failed(2);
         }
         std::error_code ec;
         auto view = ringio::mapped<std::byte[]>::create(dir / "full", 1 << 20, {}, ec);
@@ -333,7 +351,16 @@ TEST_CASE("mapped: a full disk is ENOSPC at create, not SIGBUS later, and leaves
         return view.empty() && !std::filesystem::exists(dir / "full") ? 0 : 3;
     });
     if (status == child_skipped) {
-        WARN("SKIPPED: cannot mount a tmpfs here (needs CAP_SYS_ADMIN)");
+        const int error = failure->error;
+        const char* why = "";
+        if (error == EPERM) {
+            why = " (needs CAP_SYS_ADMIN)";
+        } else if (failure->call == 1 && error == EINVAL) {
+            why = " (/ is not a mount point here, as in a chroot)";
+        }
+        WARN("SKIPPED: no full file system to test with: "
+             << calls.at(static_cast<std::size_t>(failure->call))
+             << " failed: " << std::generic_category().message(error) << why);
     } else {
         CHECK(status == 0);
     }

@@ -83,12 +83,11 @@ TEST_CASE("resolve: gives one endpoint per address for either socket type", "[re
 }
 
 TEST_CASE("resolve: looks up service names", "[resolve]") {
+    // getaddrinfo reads service names from /etc/services, which Debian's netbase provides and the
+    // scripts install: without it, this test fails rather than test nothing.
     std::error_code ec;
     const auto endpoints = ringio::resolve("127.0.0.1", "http", {}, ec);
-    if (ec == ringio::resolve_errc::service) {
-        WARN("SKIPPED: /etc/services does not list http on this machine");
-        return;
-    }
+    INFO("resolve 127.0.0.1 http: " << ec.message() << " (does /etc/services list http?)");
     REQUIRE_FALSE(ec);
     CHECK(endpoints == std::vector{endpoint::parse("127.0.0.1:80")});
 }

@@ -1,6 +1,8 @@
 # Builds and runs the consumer project in one of three ways (MODE): find_package against the
 # package installed under PREFIX, add_subdirectory of RINGIO_SOURCE_DIR, or a bare compiler
-# command line from `pkg-config --cflags --libs ringio`.
+# command line from `pkg-config --cflags --libs ringio`. With CMake, it uses GENERATOR and
+# MAKE_PROGRAM, those of the build that runs it, rather than CMake's default generator (Unix
+# Makefiles), whose make a system with Ninja alone does not have.
 file(REMOVE_RECURSE ${BINARY_DIR})
 file(MAKE_DIRECTORY ${BINARY_DIR})
 
@@ -28,6 +30,8 @@ else()
         set(consume add_subdirectory)
     endif()
     run(${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${BINARY_DIR}
+        "-G${GENERATOR}"
+        -DCMAKE_MAKE_PROGRAM=${MAKE_PROGRAM}
         -DCMAKE_CXX_COMPILER=${CXX}
         -DCMAKE_PREFIX_PATH=${PREFIX}
         -DRINGIO_CONSUME=${consume}
