@@ -32,7 +32,7 @@ namespace detail {
 inline std::string request_name(const char* verb, const char* preposition, int fd,
                                 std::uint64_t offset, const void* subject) {
     const auto* name = static_cast<const endpoint*>(subject);
-    if (name != nullptr && !name->empty()) {
+    if (name != nullptr && !name->empty() && !(name->is_unix() && name->unix_name().empty())) {
         return std::string(verb) + ' ' + preposition + ' ' + name->to_string();
     }
     static constexpr const char* standard[] = {"standard input", "standard output",
@@ -137,10 +137,18 @@ struct until_op {
             b.end_ -= b.begin_;
             b.begin_ = 0;
         }
-        io_uring_prep_read(sqe, fd, b.storage_.data() + b.end_,
-                           clamp_size(b.storage_.size() - b.end_), ~std::uint64_t{0});
+        full = b.end_ == b.storage_.size(); // still full: no room to read a delimiter into
+        if (full) {
+            io_uring_prep_nop(sqe);
+        } else {
+            io_uring_prep_read(sqe, fd, b.storage_.data() + b.end_,
+                               clamp_size(b.storage_.size() - b.end_), ~std::uint64_t{0});
+        }
     }
     int translate(int result) const noexcept {
+        if (full) {
+            return -EMSGSIZE;
+        }
         if (result > 0) {
             mark_received(in->storage_.data() + in->end_, static_cast<std::size_t>(result));
         }

@@ -352,9 +352,10 @@ inline endpoint endpoint::parse(std::string_view text) {
     endpoint result = parse(text, ec);
     if (ec) {
         detail::parsed_endpoint ignored;
-        const char* why = text.starts_with("unix:")
-                              ? "a Unix path may not hold a NUL byte or pass 107 bytes"
-                              : detail::parse_endpoint(text, ignored);
+        const char* why =
+            text.starts_with("unix:")
+                ? "a Unix path may not hold a NUL byte or pass 107 bytes (106 for an abstract name)"
+                : detail::parse_endpoint(text, ignored);
         detail::throw_error(ec, "parse endpoint " + detail::quote(text) + ": " + why);
     }
     return result;

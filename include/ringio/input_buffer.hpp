@@ -44,6 +44,8 @@ public:
     }
     /// The longest record it can hold.
     [[nodiscard]] std::size_t capacity() const noexcept { return storage_.size(); }
+    /// Discards what was read and not returned (after EMSGSIZE, to go on past a long record).
+    void clear() noexcept { begin_ = end_ = taken_ = 0; }
 
 private:
     template <class Match>

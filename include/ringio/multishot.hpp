@@ -77,6 +77,10 @@ public:
                                 error_);
         }
 
+        // A frame destroyed while it waits (at the context's shutdown) leaves no dangling link.
+        ~next_operation() { detail::cancellation_list::unlink(link_); }
+        next_operation(const next_operation&) noexcept = default;
+
     private:
         friend multishot;
         explicit next_operation(multishot& owner) noexcept

@@ -102,12 +102,14 @@ public:
     template <class... Args>
     explicit operation(descriptor& owner, Args&&... args)
         : tracked{{&on_completion}}, ring_(&detail::core_of(owner).owner()),
-          owner_(&detail::core_of(owner)), fd_(owner_->fd()), op_{std::forward<Args>(args)...} {}
+          owner_(&detail::core_of(owner)), fd_(owner_->fd()), generation_(owner_->generation()),
+          op_{std::forward<Args>(args)...} {}
 
     operation(const operation&) = delete;
     operation& operator=(const operation&) = delete;
     operation& operator=(operation&&) = delete;
     ~operation() {
+        detail::cancellation_list::unlink(link_);
         if (pending_ != 0 && !ring_->draining()) {
             std::fputs("ringio: operation destroyed while in flight\n", stderr);
             std::terminate(); // the kernel would write into freed memory
@@ -176,7 +178,8 @@ public:
 
     /// Submits the request; false, with the error set, when it fails before any request.
     bool await_suspend(std::coroutine_handle<> waiter) noexcept {
-        if (owner_ != nullptr && (owner_->fd() != fd_ || fd_ < 0)) [[unlikely]] {
+        if (owner_ != nullptr &&
+            (owner_->fd() != fd_ || owner_->generation() != generation_ || fd_ < 0)) [[unlikely]] {
             // Closed since it was made: the number may name another file now. The descriptor
             // is still there (it is awaited through it) to be named.
             subject_ = owner_->subject();
@@ -220,8 +223,8 @@ private:
     // address is the request's user_data.
     operation(operation&& other) noexcept
         : tracked{{&on_completion}}, ring_(other.ring_), owner_(other.owner_), fd_(other.fd_),
-          error_(other.error_), signal_(other.signal_), limit_(other.limit_),
-          timing_(other.timing_), op_(std::move(other.op_)) {}
+          generation_(other.generation_), error_(other.error_), signal_(other.signal_),
+          limit_(other.limit_), timing_(other.timing_), op_(std::move(other.op_)) {}
     enum class timing : std::uint8_t { none, relative, absolute };
 
     // Out of line: every co_await would otherwise carry its own copy of the message building.
@@ -329,6 +332,7 @@ private:
     detail::ring* ring_;
     detail::descriptor_core* owner_ = nullptr;
     int fd_ = -1;
+    unsigned generation_ = 0;
     std::error_code* error_ = nullptr;
     cancellation* signal_ = nullptr;
     const void* subject_ = nullptr; // what the descriptor's errors name it by, when known

@@ -126,7 +126,7 @@ struct addrinfo_deleter {
     void operator()(addrinfo* list) const noexcept { ::freeaddrinfo(list); }
 };
 
-/// True when `service` is a port number (as getaddrinfo reads one.
+/// True when `service` is a port number, as getaddrinfo reads one, outside 0 to 65535.
 inline bool port_out_of_range(std::string_view service) noexcept {
     std::size_t at = service.find_first_not_of(" \t\n\v\f\r");
     if (at == std::string_view::npos) {
@@ -244,7 +244,7 @@ inline host_and_service name_of(const endpoint& e, name_flags flags) {
 }
 
 /// Connects to `host` and `service`, trying each address `resolve` gives in turn, and produces
-/// the first stream that connects. Resolution blocks (see the top of this header).
+/// the first stream that connects. Resolution blocks the thread (getaddrinfo may ask DNS).
 inline task<tcp_stream> connect(io_context& context, std::string host, std::string service) {
     const auto targets = resolve(host, service);
     std::error_code error;

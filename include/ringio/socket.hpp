@@ -44,7 +44,8 @@ inline bool stale_unix_socket(const endpoint& local) noexcept {
         !S_ISSOCK(info.st_mode)) {
         return false;
     }
-    const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    // Non-blocking: a live listener whose queue is full answers EAGAIN, never a wait.
+    const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     const bool refused =
         probe >= 0 && ::connect(probe, local.data(), local.size()) != 0 && errno == ECONNREFUSED;
     if (probe >= 0) {

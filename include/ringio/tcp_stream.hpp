@@ -218,6 +218,8 @@ private:
             detail::cancellation_list::unlink(link_);
             owner_->report_sends(error_);
         }
+        ~flush_operation() { detail::cancellation_list::unlink(link_); }
+        flush_operation(const flush_operation&) noexcept = default;
 
     private:
         static void on_cancel(void* sends) noexcept {

@@ -61,7 +61,7 @@ struct recvfrom_op {
         const auto length = static_cast<std::size_t>(result);
         const std::size_t stored = length < buffer.size() ? length : buffer.size();
         mark_received(buffer.data(), stored);
-        std::error_code ignored; // the kernel wrote an AF_INET or AF_INET6 address
+        std::error_code ignored; // the kernel wrote an address of the socket's own family
         sender.resize(message.msg_namelen, ignored);
         return {stored, sender, length > buffer.size()};
     }
@@ -186,7 +186,7 @@ public:
         name_ = detail::local_endpoint_of(fd());
     }
 
-    /// An unbound socket of `family` (`AF_INET` or `AF_INET6`); the first sendto binds it.
+    /// An unbound socket of `family` (`AF_INET`, `AF_INET6` or `AF_UNIX`).
     udp_socket(io_context& context, int family)
         : descriptor(context, ::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0), endpoint{}) {
         if (!is_open()) {

@@ -64,8 +64,10 @@ public:
     void deliver() {
         if (!errors_.empty()) [[unlikely]] {
             if (handler_.call != nullptr) {
-                std::vector<std::exception_ptr> errors = std::exchange(errors_, {});
-                for (std::exception_ptr& error : errors) {
+                // One at a time: a handler that throws leaves the others for the next turn.
+                while (!errors_.empty()) {
+                    std::exception_ptr error = std::move(errors_.front());
+                    errors_.erase(errors_.begin());
                     handler_.call(handler_.object.get(), std::move(error));
                 }
                 return;

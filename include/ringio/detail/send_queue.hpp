@@ -51,7 +51,6 @@ public:
     }
 
     /// Starts sending `chunk` (not empty), taking it; the queue must be idle.
-    /// Starts sending `chunk` (not empty), taking it; the queue must be idle.
     void start(lent_buffer& chunk) noexcept {
         current_ = std::exchange(chunk, {});
         next_ = current_.data;

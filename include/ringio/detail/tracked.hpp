@@ -33,7 +33,7 @@ public:
 
     /// Takes `other`'s descriptor and requests; `other` is left closed.
     descriptor_core(descriptor_core&& other) noexcept
-        : ring_(other.ring_), fd_(std::exchange(other.fd_, -1)),
+        : ring_(other.ring_), fd_(std::exchange(other.fd_, -1)), generation_(other.generation_++),
           head_(std::exchange(other.head_, nullptr)) {
         for (tracked* node = head_; node != nullptr; node = node->next) {
             node->core = this;
@@ -46,6 +46,7 @@ public:
             close();
             ring_ = other.ring_;
             fd_ = std::exchange(other.fd_, -1);
+            generation_ = other.generation_++;
             head_ = std::exchange(other.head_, nullptr);
             for (tracked* node = head_; node != nullptr; node = node->next) {
                 node->core = this;
@@ -57,6 +58,9 @@ public:
     ~descriptor_core() { close(); }
 
     [[nodiscard]] int fd() const noexcept { return fd_; }
+    /// Changes whenever the descriptor does (closed, replaced, moved away): an operation made
+    /// before can tell, even when a new descriptor has the same number.
+    [[nodiscard]] unsigned generation() const noexcept { return generation_; }
     [[nodiscard]] ring& owner() const noexcept { return *ring_; }
     /// What errors name the descriptor by (the socket's endpoint), or null.
     [[nodiscard]] const void* subject() const noexcept { return subject_; }
@@ -109,17 +113,20 @@ public:
         }
         forget_all();
         io_uring_prep_close(ring_->get_sqe_unwatched(), std::exchange(fd_, -1));
+        ++generation_;
     }
 
     /// Replaces the descriptor (closing the old one first).
     void reset(int fd) noexcept {
         close();
         fd_ = fd;
+        ++generation_;
     }
 
     /// Gives up the descriptor without closing it; the requests are cancelled and forgotten.
     int release() noexcept {
         forget_all();
+        ++generation_;
         return std::exchange(fd_, -1);
     }
 
@@ -138,6 +145,7 @@ private:
 
     ring* ring_;
     int fd_;
+    unsigned generation_ = 0;
     tracked* head_ = nullptr;
     const void* subject_ = nullptr; // re-pointed by the owner when it moves
 };
