@@ -110,13 +110,15 @@ public:
     tcp_stream(io_context& context, int fd, const endpoint& peer) noexcept
         : descriptor(context, fd, peer) {}
 
+    // The base moves only its own part, so `other.sends_` is still ours to take.
     tcp_stream(tcp_stream&& other) noexcept
-        : descriptor(std::move(other)), sends_(std::exchange(other.sends_, nullptr)) {}
+        : descriptor(std::move(other)),
+          sends_(std::exchange(other.sends_, nullptr)) {} // NOLINT(bugprone-use-after-move)
     tcp_stream& operator=(tcp_stream&& other) noexcept {
         if (this != &other) {
             drop_sends();
             descriptor::operator=(std::move(other));
-            sends_ = std::exchange(other.sends_, nullptr);
+            sends_ = std::exchange(other.sends_, nullptr); // NOLINT(bugprone-use-after-move)
         }
         return *this;
     }
