@@ -368,6 +368,12 @@ TEST_CASE("operation: after its descriptor is closed, it fails with EBADF and ne
                       "read fd " + old_number + ": " + std::strerror(EBADF));
 }
 
+// g++ 12 at -O3 loses track of which section engaged the optional and warns of a read it
+// cannot see happen.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 TEST_CASE("operation: on a closed descriptor, it does not hold on to the descriptor",
           "[operation]") {
     // The failed request completes later: by then the descriptor may be gone, and another
@@ -408,6 +414,9 @@ TEST_CASE("operation: on a closed descriptor, it does not hold on to the descrip
     CHECK(refused == std::errc::bad_file_descriptor);
     CHECK(cancelled == std::errc::operation_canceled);
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 TEST_CASE("descriptor: closing one cancels exactly its own requests", "[operation]") {
     ringio::io_context context;

@@ -364,8 +364,10 @@ inline endpoint endpoint::parse(std::string_view text) {
 inline std::string endpoint::to_string() const {
     if (is_unix()) {
         const std::string_view name = unix_name();
-        return !name.empty() && name[0] == '\0' ? "unix:@" + std::string(name.substr(1))
-                                                : "unix:" + std::string(name);
+        std::string out = "unix:";
+        out += !name.empty() && name[0] == '\0' ? "@" : "";
+        out += !name.empty() && name[0] == '\0' ? name.substr(1) : name;
+        return out;
     }
     if (!is_v4() && !is_v6()) {
         return {};
@@ -378,7 +380,9 @@ inline std::string endpoint::to_string() const {
     }
     const auto v6 = as<sockaddr_in6>();
     ::inet_ntop(AF_INET6, &v6.sin6_addr, text.data(), sizeof text);
-    std::string out = "[" + std::string(text.data());
+    // Appending rather than `"[" + std::string(...)` keeps g++ 12's -Wrestrict false alarm away.
+    std::string out = "[";
+    out += text.data();
     if (const std::uint32_t scope = scope_id(); scope != 0) {
         // The interface's name reads better than its index, but only a name that parse reads
         // back as the same scope will do: not all digits, nothing that ends the brackets early.
