@@ -5,79 +5,54 @@
 // programs of the same scope.
 //
 // Usage: ringio_echo PORT
-#include <ringio/descriptor.hpp>
-#include <ringio/tcp_listener.hpp>
+#include <ringio/ringio.hpp>
 
-#include <signal.h>
-#include <sys/signalfd.h>
-
-#include <array>
+#include <csignal>
 #include <cstdio>
-#include <cstdlib>
 
 namespace {
 
-ringio::task<> echo(ringio::tcp_stream stream) {
+ringio::task<> echo(ringio::tcp_stream stream, ringio::cancellation& stop) {
     std::error_code error;
     stream.set_no_delay(true, error);
     // The same 4 KiB the C peers read with.
     std::array<std::byte, 4096> data;
     for (;;) {
-        const std::size_t n = co_await stream.read(data, error);
+        const std::size_t n = co_await stream.read(data).cancel_on(stop).into(error);
         if (n == 0 || error) {
-            co_return; // end of stream or a reset: the connection is over
+            co_return; // end of stream, a reset or the stop: the connection is over
         }
-        co_await stream.write_all(std::span{data}.first(n), error);
+        co_await stream.write_all(std::span{data}.first(n)).cancel_on(stop).into(error);
         if (error) {
             co_return;
         }
     }
 }
 
-ringio::task<> listen(ringio::io_context& context, ringio::tcp_listener& listener) {
-    for (;;) {
-        std::error_code error;
-        auto [stream, peer] = co_await listener.accept(error);
-        if (error == std::errc::operation_canceled) {
-            co_return;
-        }
-        if (!error) {
-            ringio::spawn(context, echo(std::move(stream)));
+ringio::task<> listen(ringio::tcp_listener& listener, ringio::cancellation& stop) {
+    for (std::error_code error; !stop.cancelled();) {
+        ringio::tcp_stream stream = co_await listener.accept().cancel_on(stop).into(error);
+        if (stream.is_open()) {
+            ringio::spawn(listener.context(), echo(std::move(stream), stop));
         }
     }
-}
-
-// Reads the signal through a descriptor, as Asio's signal_set does, then stops the loop.
-ringio::task<> stop_on(ringio::io_context& context, int signals, ringio::tcp_listener& listener) {
-    std::array<std::byte, sizeof(signalfd_siginfo)> info;
-    co_await ringio::read(context, signals, info);
-    listener.close();
-    context.stop();
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
-    if (argc != 2) {
+    const auto port = argc == 2 ? ringio::parse_port(argv[1]) : std::nullopt;
+    if (!port) {
         std::fprintf(stderr, "usage: %s PORT\n", argv[0]);
         return 2;
     }
-    auto port = static_cast<std::uint16_t>(std::atoi(argv[1]));
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGTERM);
-    sigprocmask(SIG_BLOCK, &mask, nullptr);
-    const int signals = ::signalfd(-1, &mask, SFD_CLOEXEC);
-    if (signals < 0) {
-        std::perror("ringio_echo: signalfd");
-        return 1;
-    }
     try {
         ringio::io_context context;
-        ringio::tcp_listener listener(context, ringio::endpoint::loopback_v4(port));
-        ringio::spawn(context, listen(context, listener));
-        ringio::spawn(context, stop_on(context, signals, listener));
+        ringio::signal_set signals(context, {SIGINT, SIGTERM});
+        ringio::cancellation stop;
+        ringio::tcp_listener listener(context, ringio::endpoint::loopback_v4(*port));
+        ringio::spawn(context, listen(listener, stop));
+        ringio::spawn(context, ringio::cancel_on_signal(signals, stop));
         context.run();
     } catch (const std::exception& e) {
         std::fprintf(stderr, "ringio_echo: %s\n", e.what());

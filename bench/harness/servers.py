@@ -50,8 +50,8 @@ def tcp_servers(ringio):
 
 
 def thread_servers(ringio):
-    """echo_server with one and with two threads (one SO_REUSEPORT listener and one io_context
-    each), and the single-threaded reference under the same conditions."""
+    """echo_server with one and with two threads (one io_context and one duplicate of a shared
+    listening socket each), and the single-threaded reference under the same conditions."""
     echo = ringio.get("echo_server", "echo_server")
     return [
         Server("ringio, 1 thread", [echo, "{port}", "--threads", "1"]),
