@@ -1,4 +1,4 @@
-// tcp_client HOST PORT: connects to the server and sends it standard input.
+// tcp_client HOST PORT (or unix:PATH): connects to the server and sends it standard input.
 //
 //     $ echo hello | tcp_client localhost 3490
 //
@@ -13,7 +13,13 @@
 #include <fcntl.h>
 
 static ringio::task<> send_input(ringio::io_context& context, std::string host, std::string port) {
-    ringio::tcp_stream stream = co_await ringio::connect(context, host, port);
+    ringio::tcp_stream stream(context);
+    if (port.empty()) { // unix:PATH: the address itself, nothing to look up
+        const ringio::endpoint server = ringio::endpoint::parse(host);
+        co_await stream.connect(server);
+    } else {
+        stream = co_await ringio::connect(context, host, port);
+    }
     ringio::descriptor input(context, STDIN_FILENO);
     std::array<char, 65536> buffer;
     while (const std::size_t size = co_await input.read(buffer)) {
@@ -23,8 +29,9 @@ static ringio::task<> send_input(ringio::io_context& context, std::string host, 
 }
 
 int main(int argc, char* argv[]) {
-    if (argc != 3 || !ringio::parse_port(argv[2])) {
-        std::fputs("usage: tcp_client HOST PORT\n", stderr);
+    const bool local = argc == 2 && std::string_view(argv[1]).starts_with("unix:");
+    if (!local && (argc != 3 || !ringio::parse_port(argv[2]))) {
+        std::fputs("usage: tcp_client HOST PORT | tcp_client unix:PATH\n", stderr);
         return 2;
     }
     try {
@@ -32,7 +39,7 @@ int main(int argc, char* argv[]) {
             throw std::system_error(errno, std::system_category(), "standard input");
         }
         ringio::io_context context;
-        ringio::sync_wait(context, send_input(context, argv[1], argv[2]));
+        ringio::sync_wait(context, send_input(context, argv[1], local ? "" : argv[2]));
     } catch (const std::exception& error) {
         std::fprintf(stderr, "tcp_client: %s\n", error.what());
         return 1;

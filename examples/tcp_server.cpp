@@ -1,6 +1,5 @@
-// tcp_server PORT: prints what each client sends, and `connection terminated` when one leaves.
-//
-// The C original forked a process per client; here each client is a coroutine on one ring.
+// tcp_server PORT (or unix:PATH): prints what each client sends, and `connection terminated`
+// when one leaves. The C original forked a process per client; here each is a coroutine.
 // Lines are printed whole (one past 4096 bytes is cut there and ends its client); a reset or a
 // lack of descriptors stops nobody. SIGINT or SIGTERM stops it (status 0), errors: status 1.
 
@@ -37,18 +36,19 @@ static ringio::task<> serve(ringio::tcp_listener& listener, ringio::cancellation
             ringio::spawn(context, session(std::move(client), stop));
         } else if (!stop.cancelled()) { // out of descriptors (EMFILE): say so, wait, go on
             const std::string text = "tcp_server: accept: " + error.message() + "\n";
-            co_await ringio::write_all(context, STDERR_FILENO, text)
-                .with_timeout(500ms)
-                .into(error);
+            co_await ringio::write_all(context, STDERR_FILENO, text).with_timeout(1s).into(error);
             co_await ringio::sleep_for(context, 100ms).cancel_on(stop).into(error);
         }
     }
 }
 
 int main(int argc, char* argv[]) {
+    std::error_code bad; // PORT, or unix:PATH (unix:@NAME: abstract) for a Unix socket
     const auto port = argc == 2 ? ringio::parse_port(argv[1]) : std::nullopt;
-    if (!port) {
-        std::fputs("usage: tcp_server PORT\n", stderr);
+    const auto local =
+        argc == 2 && !port ? ringio::endpoint::parse(argv[1], bad) : ringio::endpoint{};
+    if (!port && (!local.is_unix() || local.unix_name().empty())) {
+        std::fputs("usage: tcp_server PORT | tcp_server unix:PATH\n", stderr);
         return 2;
     }
     std::signal(SIGPIPE, SIG_IGN); // a write to a pipe whose reader has gone: EPIPE instead
@@ -59,7 +59,7 @@ int main(int argc, char* argv[]) {
         ringio::io_context context;
         ringio::signal_set signals(context, {SIGINT, SIGTERM});
         ringio::cancellation stop; // ends every read, accept and blocked write, and later ones
-        ringio::tcp_listener listener(context, ringio::endpoint::any_v6(*port));
+        ringio::tcp_listener listener(context, port ? ringio::endpoint::any_v6(*port) : local);
         ringio::spawn(context, serve(listener, stop));
         ringio::spawn(context, ringio::cancel_on_signal(signals, stop));
         context.run();

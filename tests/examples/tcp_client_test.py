@@ -18,10 +18,10 @@ class Listener:
         self.socket = socket.socket(family, socket.SOCK_STREAM)
         if family == socket.AF_INET6 and address == "::":
             self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        self.socket.bind((address, 0))
+        self.socket.bind(address if family == socket.AF_UNIX else (address, 0))
         self.socket.listen()
         self.socket.settimeout(20)
-        self.port = self.socket.getsockname()[1]
+        self.port = None if family == socket.AF_UNIX else self.socket.getsockname()[1]
         self.received = bytearray()
         self.ended = threading.Event()
         self.error = None
@@ -112,10 +112,26 @@ def unknown_host(binary):
     support.check_one_error_line(status, out, err, "an unknown host", ['tcp_client: resolve "nohost.invalid"'])
 
 
+def unix_socket(binary):
+    # unix:PATH and unix:@NAME name the server itself: nothing is looked up.
+    data = b"over a unix socket\n" * 1000
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "server.sock")
+        name = f"ringio-tcp-client-{os.getpid()}"
+        for where, address in ((f"unix:{path}", path), (f"unix:@{name}", "\0" + name)):
+            with Listener(socket.AF_UNIX, address) as listener:
+                status, out, err = support.run([binary, where], input=data)
+                check_equal((status, out, err), (0, b"", b""), f"{where}: status, stdout, stderr")
+                check_equal(listener.result(), data, f"{where}: what the listener received")
+        status, out, err = support.run([binary, f"unix:{path}"])  # its file left behind
+        support.check_one_error_line(status, out, err, "nobody listening",
+                                     [f"tcp_client: connect unix:{path}: Connection refused"])
+
+
 def usage(binary):
     support.check_usage(
         binary,
-        b"usage: tcp_client HOST PORT\n",
+        b"usage: tcp_client HOST PORT | tcp_client unix:PATH\n",
         [[], ["localhost"], ["localhost", "9", "x"], ["localhost", "port"], ["localhost", "0"], ["localhost", "65536"]],
     )
 
@@ -130,6 +146,7 @@ if __name__ == "__main__":
                 connection_refused,
                 closed_standard_stream,
                 unknown_host,
+                unix_socket,
                 usage,
             )
         }

@@ -5,6 +5,7 @@ import resource
 import signal
 import socket
 import struct
+import tempfile
 import threading
 import time
 
@@ -224,11 +225,32 @@ def busy_port(binary):
     support.check_one_error_line(status, out, err, "a busy port", ["Address already in use", str(port)])
 
 
+def unix_socket(binary):
+    # The same server on a Unix socket: by path (a stale file from a server that died is
+    # replaced, as a restarted server expects) and by abstract name.
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "server.sock")
+        stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        stale.bind(path)
+        stale.close()  # the file stays, with nobody listening behind it
+        name = f"ringio-tcp-server-{os.getpid()}"
+        for where, address in ((f"unix:{path}", path), (f"unix:@{name}", "\0" + name)):
+            with support.Process([binary, where]) as server:
+                client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                support.wait_until(lambda: client.connect_ex(address) == 0, f"{where} listening")
+                with client:
+                    client.sendall(b"over a unix socket\nlast")
+                server.wait_for_output(lambda out: FAREWELL in out, "the farewell")
+                server.stop()
+                check_equal(server.output(), b"over a unix socket\nlast\n" + FAREWELL, f"{where}: stdout")
+                check_equal(server.errors(), b"", f"{where}: stderr")
+
+
 def usage(binary):
     support.check_usage(
         binary,
-        b"usage: tcp_server PORT\n",
-        [[], ["1", "2"], [""], ["http"], ["0"], ["65536"], ["-80"], ["4e3"]],
+        b"usage: tcp_server PORT | tcp_server unix:PATH\n",
+        [[], ["1", "2"], [""], ["http"], ["0"], ["65536"], ["-80"], ["4e3"], ["unix:"], ["unix"], ["1.2.3.4:5"]],
     )
 
 
@@ -246,6 +268,7 @@ if __name__ == "__main__":
                 output_reader_gone,
                 closed_standard_stream,
                 busy_port,
+                unix_socket,
                 usage,
             )
         }
