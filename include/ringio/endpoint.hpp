@@ -292,6 +292,9 @@ struct endpoint_key {
 
 private:
     void add(const void* from, std::size_t count) noexcept {
+        if (count == 0) {
+            return; // an empty endpoint's name has no data pointer, which memcpy may not take
+        }
         std::memcpy(bytes.data() + size, from, count);
         size += count;
     }
