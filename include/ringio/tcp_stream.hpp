@@ -80,8 +80,9 @@ struct multishot_policy<buffer_lease> {
         if (s.end > 0 && (got.flags & wait_cancelled) == 0) {
             s.end = got.result; // the first end, or error, is the stream's for good
         } else if ((got.flags & wait_cancelled) != 0) {
-            report(error_from_result(got.result), error,
-                   request_name("recv", "from", self.fd(), current_position, self.subject()));
+            report(error_from_result(got.result), error, [&] {
+                return request_name("recv", "from", self.fd(), current_position, self.subject());
+            });
             return {};
         }
         if (s.end < 0) {
@@ -89,8 +90,9 @@ struct multishot_policy<buffer_lease> {
             if (self.closed()) {
                 s.end = -EBADF; // reported once; then the closed stream is EBADF
             }
-            report(error_from_result(code), error,
-                   request_name("recv", "from", self.fd(), current_position, self.subject()));
+            report(error_from_result(code), error, [&] {
+                return request_name("recv", "from", self.fd(), current_position, self.subject());
+            });
         } else {
             clear(error);
         }
@@ -263,7 +265,7 @@ private:
             return;
         }
         detail::report(detail::error_from_result(code), error,
-                       "send to " + detail::describe_endpoint(name_));
+                       [&] { return "send to " + detail::describe_endpoint(name_); });
     }
 
     void check(int result, const char* what, std::error_code error = {}) const {
