@@ -872,3 +872,24 @@ TEST_CASE("with_deadline: no heap allocation per operation", "[operation]") {
     ringio::sync_wait(context, loop());
     CHECK(counted == 0);
 }
+
+TEST_CASE("with_deadline: a deadline before the clock's start counts as already past",
+          "[operation]") {
+    // steady_clock counts from boot: on a machine up for less than an hour, now - 1h is there.
+    ringio::io_context context;
+    owned_pipe pipe;
+    ringio::descriptor source(context, pipe.read_end.release());
+    const auto before_start = std::chrono::steady_clock::time_point{} - 1500ms;
+    std::error_code idle_error;
+    std::error_code ready_error = std::make_error_code(std::errc::io_error);
+    std::size_t n = 0;
+    ringio::sync_wait(context, [&]() -> ringio::task<> {
+        std::array<char, 8> buffer{};
+        co_await source.read(buffer).with_deadline(before_start).into(idle_error);
+        REQUIRE(::write(pipe.write_end.get(), "ok", 2) == 2);
+        n = co_await source.read(buffer).with_deadline(before_start).into(ready_error);
+    }());
+    CHECK(idle_error == std::errc::stream_timeout);
+    CHECK_FALSE(ready_error);
+    CHECK(n == 2);
+}
