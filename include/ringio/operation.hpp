@@ -199,6 +199,9 @@ public:
         if (owner_ != nullptr && fd_ >= 0) {
             owner_->link(*this);
         }
+        if (timing_ != timing::none) [[unlikely]] {
+            start_clock();
+        }
         submit();
         return true;
     }
@@ -260,15 +263,17 @@ private:
         pending_ = 1;
     }
 
+    // Once, when awaited, not for each repeated step: one deadline covers every step.
+    [[gnu::noinline]] void start_clock() noexcept {
+        deadline_ =
+            timing_ == timing::relative
+                ? detail::monotonic_after(limit_)
+                : __kernel_timespec{std::chrono::floor<std::chrono::seconds>(limit_).count(),
+                                    (limit_ % std::chrono::seconds(1)).count()};
+    }
+
     // Out of line, so that the common submission stays a handful of stores.
     [[gnu::noinline]] void submit_linked() noexcept {
-        if (pending_ == 0) { // not for a repeated step: the deadline covers every step
-            deadline_ =
-                timing_ == timing::relative
-                    ? detail::monotonic_after(limit_)
-                    : __kernel_timespec{std::chrono::floor<std::chrono::seconds>(limit_).count(),
-                                        (limit_ % std::chrono::seconds(1)).count()};
-        }
         ring_->reserve(2); // a linked timeout is submitted with its request, never alone
         io_uring_sqe* sqe = ring_->get_sqe();
         op_.prepare(sqe);
