@@ -893,3 +893,23 @@ TEST_CASE("with_deadline: a deadline before the clock's start counts as already 
     CHECK_FALSE(ready_error);
     CHECK(n == 2);
 }
+
+TEST_CASE("with_timeout: a negative limit that reaches before the clock's start expires at once",
+          "[operation]") {
+    ringio::io_context context;
+    owned_pipe pipe;
+    ringio::descriptor source(context, pipe.read_end.release());
+    const auto long_ago = -std::chrono::hours(24 * 365 * 100);
+    std::error_code idle_error;
+    std::error_code ready_error = std::make_error_code(std::errc::io_error);
+    std::size_t n = 0;
+    ringio::sync_wait(context, [&]() -> ringio::task<> {
+        std::array<char, 8> buffer{};
+        co_await source.read(buffer).with_timeout(long_ago).into(idle_error);
+        REQUIRE(::write(pipe.write_end.get(), "ok", 2) == 2);
+        n = co_await source.read(buffer).with_timeout(long_ago).into(ready_error);
+    }());
+    CHECK(idle_error == std::errc::stream_timeout);
+    CHECK_FALSE(ready_error);
+    CHECK(n == 2);
+}
