@@ -264,16 +264,21 @@ private:
             detail::clear(error);
             return;
         }
-        detail::report(detail::error_from_result(code), error,
-                       [&] { return "send to " + detail::describe_endpoint(name_); });
+        detail::report(detail::error_from_result(code), error, [&] {
+            return detail::request_name("send", "to", sends_->fd(), detail::current_position,
+                                        &name_);
+        });
     }
 
     void check(int result, const char* what, std::error_code error = {}) const {
         if (result != 0) {
-            detail::throw_error(
-                error ? error : detail::last_error(),
-                std::string(what) + ' ' +
-                    (name_.empty() ? "fd " + std::to_string(fd()) : name_.to_string()));
+            error = error ? error : detail::last_error();
+            // Named as its requests are: by the peer's address, else (none, or a Unix client
+            // that never bound) by number.
+            const bool named = !name_.empty() && !(name_.is_unix() && name_.unix_name().empty());
+            detail::throw_error(error,
+                                std::string(what) + ' ' +
+                                    (named ? name_.to_string() : "fd " + std::to_string(fd())));
         }
     }
 
