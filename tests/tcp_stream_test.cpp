@@ -1610,3 +1610,40 @@ TEST_CASE("set_no_delay: the error_code form clears the error on success and nev
     pair.server.set_no_delay(true, error);
     CHECK(error == std::errc::bad_file_descriptor);
 }
+
+TEST_CASE("close: an operation made before and awaited after the stream connected again, on "
+          "the same number, fails with EBADF and touches nothing",
+          "[tcp_stream]") {
+    ringio::io_context context;
+    ringio::tcp_listener listener(context, endpoint::loopback_v4(0));
+    ringio::tcp_stream client(context);
+    ringio::tcp_stream first_server(context);
+    ringio::tcp_stream second_server(context);
+    std::array<char, 4> buffer{};
+    std::error_code read_error;
+    std::error_code write_error;
+    int old_fd = -1;
+    int new_fd = -2;
+    ringio::sync_wait(context, [&]() -> ringio::task<> {
+        co_await client.connect(listener.local_endpoint());
+        first_server = co_await listener.accept();
+        old_fd = client.native_handle();
+        auto read = client.read(buffer);
+        auto write = client.write("late");
+        client.close();
+        co_await ringio::sleep_for(context, 1ms); // the close has run: the number is free
+        co_await client.connect(listener.local_endpoint());
+        new_fd = client.native_handle();
+        second_server = co_await listener.accept();
+        co_await second_server.write_all("mine");
+        co_await read.into(read_error);
+        co_await write.into(write_error);
+        co_await ringio::sleep_for(context, 5ms); // a stray write would have arrived by now
+    }());
+    CHECK(new_fd == old_fd); // the case that a check of the number alone would miss
+    CHECK(read_error == std::errc::bad_file_descriptor);
+    CHECK(write_error == std::errc::bad_file_descriptor);
+    CHECK(unread(client.native_handle()) == 4); // "mine" is still there for the new stream
+    CHECK(unread(second_server.native_handle()) == 0);
+    CHECK(unread(first_server.native_handle()) == 0);
+}
