@@ -292,6 +292,9 @@ struct endpoint_key {
 
 private:
     void add(const void* from, std::size_t count) noexcept {
+        if (count == 0) {
+            return; // an empty or unnamed endpoint's name has no bytes, and maybe no address
+        }
         std::memcpy(bytes.data() + size, from, count);
         size += count;
     }
