@@ -21,6 +21,7 @@
 #include <chrono>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -270,15 +271,19 @@ TEST_CASE("signal_set: a signalfd that cannot be opened is reported, and the mas
           "[signal_set]") {
     const std::string failures = in_child([](verdict& v) {
         ringio::io_context context;
-        ringio::testing::descriptor_exhaustion exhausted;
-        try {
+        std::optional<ringio::testing::descriptor_exhaustion> exhausted;
+        exhausted.emplace();
+        std::error_code code;
+        std::string message = "(no error)";
+        try { // nothing is compared while the table is full: see descriptor_exhaustion
             ringio::signal_set set(context, {SIGUSR1});
-            v.check(false, "opened without a descriptor");
         } catch (const std::system_error& e) {
-            v.check(e.code() == std::errc::too_many_files_open, "EMFILE");
-            v.check(std::string(e.what()) == "signal_set: signalfd: Too many open files",
-                    std::string("the message: ") + e.what());
+            code = e.code();
+            message = e.what();
         }
+        exhausted.reset();
+        v.check(code == std::errc::too_many_files_open, "EMFILE");
+        v.check(message == "signal_set: signalfd: Too many open files", "the message: " + message);
         v.check(!blocked(SIGUSR1), "SIGUSR1 unblocked again");
     });
     CHECK(failures == "");

@@ -342,30 +342,37 @@ TEST_CASE("accept_all: an armed accept that runs out of descriptors backs off, l
         context.run_once();
     }
     CHECK(context.in_flight() == 1); // armed, waiting for the next connection
+    // While the table is full nothing here asserts: UBSan checks a virtual call it has not met
+    // before (an assertion's) through a pipe, which it could not open. What is seen is kept.
     std::vector<ringio::detail::unique_fd> filler;
+    int full_errno = 0;
     while (true) {
         ringio::detail::unique_fd copy{::fcntl(early.get(), F_DUPFD_CLOEXEC, 0)};
         if (!copy) {
-            REQUIRE(errno == EMFILE);
+            full_errno = errno;
             break;
         }
         filler.push_back(std::move(copy));
     }
     const endpoint target = listener.local_endpoint();
+    int connected = 0;
     for (const auto& fd : waiting) {
-        REQUIRE(::connect(fd.get(), target.data(), target.size()) == 0);
+        connected += ::connect(fd.get(), target.data(), target.size()) == 0 ? 1 : 0;
     }
     const auto start = std::chrono::steady_clock::now();
     while (ringio::testing::elapsed_ms(start) < 100) {
         context.run_once(); // the server's sleep keeps a timer in flight
     }
-    CHECK(accepted.size() == 1);
+    const std::size_t accepted_while_full = accepted.size();
+    // Descriptors are free again: the three connections, queued all along, are accepted.
+    filler.clear();
+    REQUIRE(full_errno == EMFILE);
+    REQUIRE(connected == 3);
+    CHECK(accepted_while_full == 1);
     REQUIRE_FALSE(errors.empty());
     CHECK(errors.front() == std::errc::too_many_files_open);
     // Backed off between attempts, not spinning: a handful of errors in 100 ms.
     CHECK(errors.size() <= 8);
-    // Descriptors are free again: the three connections, queued all along, are accepted.
-    filler.clear();
     limited.reset();
     while (accepted.size() < 4) {
         context.run_once();
@@ -599,13 +606,18 @@ TEST_CASE("tcp_listener: sharing a listener fails with the descriptor's error, n
     CHECK(shared.native_handle() != first.native_handle());
     CHECK(shared.local_endpoint() == first.local_endpoint());
     CHECK((::fcntl(shared.native_handle(), F_GETFD) & FD_CLOEXEC) != 0);
-    ringio::testing::descriptor_exhaustion exhausted;
-    try {
+    std::optional<ringio::testing::descriptor_exhaustion> exhausted;
+    exhausted.emplace();
+    std::error_code code;
+    std::string message = "(no error)";
+    try { // nothing asserts while the table is full: see descriptor_exhaustion
         ringio::tcp_listener another(context, first);
-        FAIL("shared without a descriptor");
     } catch (const std::system_error& error) {
-        CHECK(error.code() == std::errc::too_many_files_open);
-        CHECK(std::string(error.what()) ==
-              "tcp_listener " + first.local_endpoint().to_string() + ": dup: Too many open files");
+        code = error.code();
+        message = error.what();
     }
+    exhausted.reset();
+    CHECK(code == std::errc::too_many_files_open);
+    CHECK(message ==
+          "tcp_listener " + first.local_endpoint().to_string() + ": dup: Too many open files");
 }
