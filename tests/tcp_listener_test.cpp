@@ -621,3 +621,29 @@ TEST_CASE("tcp_listener: sharing a listener fails with the descriptor's error, n
     CHECK(message ==
           "tcp_listener " + first.local_endpoint().to_string() + ": dup: Too many open files");
 }
+
+TEST_CASE("tcp_listener: closing one of two listeners sharing a socket cancels only its accept",
+          "[tcp_listener]") {
+    ringio::io_context context;
+    ringio::tcp_listener first(context, endpoint::loopback_v4(0));
+    ringio::tcp_listener shared(context, first);
+    std::error_code closed_error;
+    bool accepted = false;
+    auto on_first = [&]() -> ringio::task<> {
+        co_await first.accept().into(closed_error);
+    };
+    auto on_shared = [&]() -> ringio::task<> {
+        accepted = (co_await shared.accept().with_timeout(5s)).is_open();
+    };
+    ringio::spawn(context, on_first());
+    ringio::spawn(context, on_shared());
+    context.poll();
+    first.close();
+    context.poll();
+    context.poll();
+    CHECK(closed_error == std::errc::operation_canceled);
+    CHECK_FALSE(accepted);
+    const auto client = blocking_connect(shared.local_endpoint());
+    context.run();
+    CHECK(accepted);
+}

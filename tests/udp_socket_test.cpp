@@ -1,6 +1,7 @@
 #include <ringio/udp_socket.hpp>
 
 #include <ringio/buffer_ring.hpp>
+#include <ringio/cancellation.hpp>
 #include <ringio/io_context.hpp>
 #include <ringio/multishot.hpp>
 #include <ringio/task.hpp>
@@ -958,4 +959,67 @@ TEST_CASE("connect: an unbound socket is bound first; a peer it cannot have is a
         text.assign(buffer.data(), got.size);
     }());
     CHECK(text == "still");
+}
+
+TEST_CASE("recvfrom on a Unix socket: closed, cancelled or timed out while it waits",
+          "[udp_socket]") {
+    ringio::io_context context;
+    ringio::testing::temp_dir dir;
+    const endpoint here = endpoint::unix_path((dir / "here").string());
+    ringio::udp_socket socket(context, here);
+    ringio::cancellation stop;
+    std::array<std::error_code, 3> errors;
+    std::string timeout_message;
+    auto waits = [&]() -> ringio::task<> {
+        std::array<char, 16> buffer{};
+        co_await socket.recvfrom(buffer).with_timeout(1ms).into(errors[0]);
+        try {
+            co_await socket.recvfrom(buffer).with_timeout(1ms);
+        } catch (const std::system_error& error) {
+            timeout_message = error.what();
+        }
+        co_await socket.recvfrom(buffer).cancel_on(stop).into(errors[1]);
+        co_await socket.recvfrom(buffer).into(errors[2]);
+    };
+    auto stopper = [&]() -> ringio::task<> {
+        co_await ringio::sleep_for(context, 10ms);
+        stop.cancel();
+        co_await ringio::sleep_for(context, 10ms);
+        socket.close();
+    };
+    ringio::spawn(context, waits());
+    ringio::spawn(context, stopper());
+    context.run();
+    CHECK(errors[0] == std::errc::stream_timeout);
+    CHECK(timeout_message == "recvfrom on " + here.to_string() + ": Timer expired");
+    CHECK(errors[1] == std::errc::operation_canceled);
+    CHECK(errors[2] == std::errc::operation_canceled);
+}
+
+TEST_CASE("recvfrom and sendto on Unix sockets: steady state allocates nothing", "[udp_socket]") {
+    if (!RINGIO_TEST_COUNTS_ALLOCATIONS) {
+        WARN("SKIPPED: a sanitizer replaces operator new; the other builds count");
+        return;
+    }
+    ringio::io_context context;
+    ringio::testing::temp_dir dir;
+    const endpoint here = endpoint::unix_path((dir / "here").string());
+    const endpoint there =
+        endpoint::unix_abstract("ringio-udp-test-" + std::to_string(::getpid()) + "-alloc");
+    ringio::udp_socket a(context, here);
+    ringio::udp_socket b(context, there);
+    long counted = -1;
+    auto loop = [&]() -> ringio::task<> {
+        std::array<char, 16> buffer{};
+        const long before = ringio::testing::allocations.load();
+        for (int i = 0; i < 500; ++i) {
+            co_await a.sendto("ping", there);
+            const ringio::received got = co_await b.recvfrom(buffer);
+            co_await b.sendto(std::span{buffer}.first(got.size), got.sender);
+            co_await a.recvfrom(buffer);
+        }
+        counted = ringio::testing::allocations.load() - before;
+    };
+    ringio::sync_wait(context, loop());
+    CHECK(counted == 0);
 }
