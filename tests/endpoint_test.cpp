@@ -7,10 +7,13 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -375,4 +378,187 @@ TEST_CASE("endpoint: an IPv4-mapped address is recognised and unmapped", "[endpo
     CHECK_FALSE(v4.is_v4_mapped());
     CHECK(v4.unmapped() == v4);
     CHECK_FALSE(ringio::endpoint{}.is_v4_mapped());
+}
+
+TEST_CASE("endpoint: a Unix path", "[endpoint]") {
+    const auto e = endpoint::unix_path("/run/app.sock");
+    CHECK(e.is_unix());
+    CHECK(e.family() == AF_UNIX);
+    CHECK_FALSE(e.empty());
+    CHECK_FALSE(e.is_v4());
+    CHECK_FALSE(e.is_v6());
+    CHECK(e.port() == 0);
+    CHECK(e.scope_id() == 0);
+    CHECK(e.unix_name() == "/run/app.sock");
+    CHECK(e.size() == offsetof(sockaddr_un, sun_path) + std::strlen("/run/app.sock") + 1);
+    CHECK(e.to_string() == "unix:/run/app.sock");
+    CHECK(endpoint::parse("unix:/run/app.sock") == e);
+    CHECK(endpoint::unix_path("relative/app.sock").to_string() == "unix:relative/app.sock");
+    sockaddr_un un{};
+    std::memcpy(&un, e.data(), e.size());
+    CHECK(un.sun_family == AF_UNIX);
+    CHECK(std::string_view(un.sun_path) == "/run/app.sock");
+}
+
+TEST_CASE("endpoint: a Unix abstract name", "[endpoint]") {
+    const auto e = endpoint::unix_abstract("app");
+    CHECK(e.is_unix());
+    CHECK(e.unix_name() == std::string_view("\0app", 4));
+    CHECK(e.size() == offsetof(sockaddr_un, sun_path) + 4); // no terminating NUL counted
+    CHECK(e.to_string() == "unix:@app");
+    CHECK(endpoint::parse("unix:@app") == e);
+    CHECK(e != endpoint::unix_path("app"));
+    CHECK(e != endpoint::unix_path("@app"));
+    // An empty abstract name is a name too, not the unnamed address.
+    const auto empty_name = endpoint::unix_abstract("");
+    CHECK(empty_name.to_string() == "unix:@");
+    CHECK(endpoint::parse("unix:@") == empty_name);
+    CHECK(empty_name != endpoint::parse("unix:"));
+}
+
+TEST_CASE("endpoint: the unnamed Unix address is not empty", "[endpoint]") {
+    const auto unnamed = endpoint::parse("unix:");
+    CHECK(unnamed.is_unix());
+    CHECK_FALSE(unnamed.empty());
+    CHECK(unnamed.unix_name().empty());
+    CHECK(unnamed.size() == sizeof(sa_family_t));
+    CHECK(unnamed.to_string() == "unix:");
+    CHECK(unnamed == endpoint::unix_path(""));
+    CHECK(unnamed != endpoint{});
+    // As the kernel reports a peer that never bound: the family alone.
+    const sa_family_t family = AF_UNIX;
+    CHECK(endpoint(reinterpret_cast<const sockaddr*>(&family), sizeof family) == unnamed);
+}
+
+TEST_CASE("endpoint: Unix text forms print back as they parse", "[endpoint]") {
+    const std::string longest_path = "/" + std::string(106, 'p');
+    const std::string longest_name = std::string(106, 'n');
+    for (const std::string& text :
+         {std::string("unix:/tmp/a b"), std::string("unix:rel/x"), std::string("unix:@n"),
+          std::string("unix:@"), std::string("unix:"), std::string("unix:/tmp/x@y"),
+          std::string("unix:@with/slash"), "unix:" + longest_path, "unix:@" + longest_name}) {
+        const auto e = endpoint::parse(text);
+        CHECK(e.to_string() == text);
+        CHECK(endpoint::parse(e.to_string()) == e);
+        CHECK(std::hash<endpoint>{}(endpoint::parse(e.to_string())) == std::hash<endpoint>{}(e));
+    }
+}
+
+TEST_CASE("endpoint: a Unix name that does not fit is ENAMETOOLONG, a NUL inside is EINVAL",
+          "[endpoint]") {
+    // sun_path is 108 bytes: 107 for a path and its NUL, 106 for an abstract name.
+    CHECK_NOTHROW(endpoint::unix_path(std::string(107, 'p')));
+    CHECK_NOTHROW(endpoint::unix_abstract(std::string(106, 'n')));
+    const auto failure = [](auto make) -> std::system_error {
+        try {
+            (void)make();
+        } catch (const std::system_error& error) {
+            return error;
+        }
+        FAIL("accepted");
+        return std::system_error(std::error_code{});
+    };
+    const auto long_path = failure([] { return endpoint::unix_path(std::string(108, 'p')); });
+    CHECK(long_path.code() == std::errc::filename_too_long);
+    CHECK_THAT(long_path.what(), Catch::StartsWith("endpoint unix:\"ppp"));
+    CHECK_THAT(long_path.what(), Catch::EndsWith("\"...: File name too long"));
+    const auto long_name = failure([] { return endpoint::unix_abstract(std::string(107, 'n')); });
+    CHECK(long_name.code() == std::errc::filename_too_long);
+    CHECK_THAT(long_name.what(), Catch::StartsWith("endpoint unix:@\"nnn"));
+
+    const auto nul_path =
+        failure([] { return endpoint::unix_path(std::string_view("/tmp/a\0b", 8)); });
+    CHECK(nul_path.code() == std::errc::invalid_argument);
+    CHECK(std::string(nul_path.what()) == "endpoint unix:\"/tmp/a\\x00b\": Invalid argument");
+    const auto nul_name =
+        failure([] { return endpoint::unix_abstract(std::string_view("a\0b", 3)); });
+    CHECK(nul_name.code() == std::errc::invalid_argument);
+    CHECK(std::string(nul_name.what()) == "endpoint unix:@\"a\\x00b\": Invalid argument");
+
+    // parse reports both as EINVAL, and says why.
+    for (const std::string& text :
+         {"unix:" + std::string(108, 'p'), "unix:@" + std::string(107, 'n'),
+          std::string("unix:/tmp/a\0b", 13)}) {
+        std::error_code ec = std::make_error_code(std::errc::io_error);
+        CHECK(endpoint::parse(text, ec).empty());
+        CHECK(ec == std::errc::invalid_argument);
+        const auto error = parse_failure(text);
+        CHECK(error.code() == std::errc::invalid_argument);
+        CHECK_THAT(error.what(), Catch::Contains("a Unix path may not hold a NUL byte or pass 107 "
+                                                 "bytes (106 for an abstract name)"));
+    }
+}
+
+TEST_CASE("endpoint: a Unix path compares equal however the kernel counts its NUL", "[endpoint]") {
+    const auto expected = endpoint::unix_path("/tmp/s");
+    sockaddr_un un{};
+    un.sun_family = AF_UNIX;
+    std::memcpy(un.sun_path, "/tmp/s", 6);
+    const auto* address = reinterpret_cast<const sockaddr*>(&un);
+    const auto base = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path));
+    for (const socklen_t size : {socklen_t(base + 6), socklen_t(base + 7), socklen_t(sizeof un)}) {
+        const endpoint e(address, size);
+        CHECK(e == expected);
+        CHECK(e.unix_name() == "/tmp/s");
+        CHECK(e.to_string() == "unix:/tmp/s");
+        CHECK(std::hash<endpoint>{}(e) == std::hash<endpoint>{}(expected));
+    }
+    // Longer than a sockaddr_un is cut to it.
+    sockaddr_storage storage{};
+    std::memcpy(&storage, &un, sizeof un);
+    const endpoint from_storage(reinterpret_cast<const sockaddr*>(&storage), sizeof storage);
+    CHECK(from_storage.size() == sizeof un);
+    CHECK(from_storage == expected);
+}
+
+TEST_CASE("endpoint: Unix addresses order, hash and compare among the other families",
+          "[endpoint]") {
+    const auto path = endpoint::unix_path("/a");
+    const auto abstract = endpoint::unix_abstract("a");
+    const auto unnamed = endpoint::parse("unix:");
+    const auto v4 = endpoint::parse("0.0.0.0:0");
+    const auto v6 = endpoint::parse("[::]:0");
+    // Empty < Unix < IPv4 < IPv6; among Unix names, by their bytes (an abstract name starts
+    // with NUL, so it comes before every path).
+    CHECK(endpoint{} < unnamed);
+    CHECK(unnamed < abstract);
+    CHECK(abstract < path);
+    CHECK(path < endpoint::unix_path("/b"));
+    CHECK(endpoint::unix_path("/a") < endpoint::unix_path("/a/b"));
+    CHECK(path < v4);
+    CHECK(v4 < v6);
+    CHECK(path != abstract);
+    CHECK(std::is_eq(path <=> endpoint::unix_path("/a")));
+
+    std::unordered_set<endpoint> set;
+    for (const endpoint& e : {endpoint{}, unnamed, abstract, path, v4, v6, endpoint::unix_path("a"),
+                              endpoint::unix_abstract("/a")}) {
+        CHECK(set.insert(e).second);
+    }
+    CHECK_FALSE(set.insert(endpoint::parse("unix:/a")).second);
+    CHECK_FALSE(set.insert(endpoint::parse("unix:@a")).second);
+    CHECK_FALSE(set.insert(endpoint::unix_path("")).second);
+    CHECK(set.size() == 8);
+
+    std::map<endpoint, int> ordered{{v6, 5}, {path, 3},     {endpoint{}, 0},
+                                    {v4, 4}, {abstract, 2}, {unnamed, 1}};
+    int expected = 0;
+    for (const auto& [key, value] : ordered) {
+        CHECK(value == expected++);
+    }
+}
+
+TEST_CASE("parse_port: decimal digits from 1 to 65535 and nothing else", "[endpoint]") {
+    CHECK(ringio::parse_port("1") == std::uint16_t{1});
+    CHECK(ringio::parse_port("80") == std::uint16_t{80});
+    CHECK(ringio::parse_port("8080") == std::uint16_t{8080});
+    CHECK(ringio::parse_port("65535") == std::uint16_t{65535});
+    for (const std::string_view bad :
+         {"", "0", "00", "080", "65536", "99999", "4294967377", "+80", "-80", "-0", " 80", "80 ",
+          "8 0", "http", "8o", "0x50", "80.0", "1e3", "٨٠"}) {
+        INFO("text: \"" << std::string(bad) << "\"");
+        CHECK_FALSE(ringio::parse_port(bad).has_value());
+    }
+    CHECK_FALSE(ringio::parse_port(std::string_view("80\0", 3)).has_value());
+    CHECK_FALSE(ringio::parse_port(std::string(1000, '9')).has_value());
 }

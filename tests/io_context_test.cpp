@@ -21,9 +21,13 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdlib>
+#include <exception>
 #include <new>
+#include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 using namespace std::chrono_literals;
 using ringio::testing::open_fd_count;
@@ -289,4 +293,169 @@ TEST_CASE("io_context: a ring without the fast flags runs operations too", "[io_
     ringio::sync_wait(context, [](ringio::io_context& ctx) -> ringio::task<> {
         co_await ringio::sleep_for(ctx, 1ms);
     }(context));
+}
+
+namespace {
+
+// Fails at once, before its first suspension.
+ringio::task<> fail_now(std::string what) {
+    throw std::runtime_error(what);
+    co_return;
+}
+
+// Fails after `delay`.
+ringio::task<> fail_after(ringio::io_context& context, std::chrono::milliseconds delay,
+                          std::string what) {
+    co_await ringio::sleep_for(context, delay);
+    throw std::runtime_error(what);
+}
+
+// Fails three tasks in one turn, once `delay` has passed.
+ringio::task<> fail_three_at_once(ringio::io_context& context, std::chrono::milliseconds delay) {
+    co_await ringio::sleep_for(context, delay);
+    ringio::spawn(context, fail_now("one"));
+    ringio::spawn(context, fail_now("two"));
+    ringio::spawn(context, fail_now("three"));
+}
+
+ringio::task<> finish_after(ringio::io_context& context, std::chrono::milliseconds delay,
+                            int& finished) {
+    co_await ringio::sleep_for(context, delay);
+    ++finished;
+}
+
+std::string message_of(const std::exception_ptr& error) {
+    try {
+        std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+        return e.what();
+    }
+}
+
+} // namespace
+
+TEST_CASE("on_error: exceptions of spawned tasks go to the handler, and run() goes on",
+          "[io_context]") {
+    ringio::io_context context;
+    std::vector<std::string> handled;
+    context.on_error(
+        [&handled](std::exception_ptr error) { handled.push_back(message_of(error)); });
+    int finished = 0;
+    ringio::spawn(context, fail_after(context, 1ms, "first"));
+    ringio::spawn(context, fail_after(context, 5ms, "second"));
+    ringio::spawn(context, finish_after(context, 20ms, finished));
+    ringio::spawn(context, fail_three_at_once(context, 10ms));
+    CHECK_NOTHROW(context.run());
+    CHECK(handled == std::vector<std::string>{"first", "second", "one", "two", "three"});
+    CHECK(finished == 1);
+}
+
+TEST_CASE("on_error: a task that fails before it suspends reaches the handler at the next run",
+          "[io_context]") {
+    ringio::io_context context;
+    std::vector<std::string> handled;
+    context.on_error(
+        [&handled](std::exception_ptr error) { handled.push_back(message_of(error)); });
+    ringio::spawn(context, fail_now("at once"));
+    CHECK(context.in_flight() == 0);
+    context.run();
+    CHECK(handled == std::vector<std::string>{"at once"});
+}
+
+TEST_CASE("on_error: a handler that throws makes run() throw; the other errors wait for the "
+          "next run",
+          "[io_context]") {
+    ringio::io_context context;
+    std::vector<std::string> handled;
+    context.on_error([&handled](std::exception_ptr error) {
+        const std::string message = message_of(error);
+        if (message == "one") {
+            throw std::logic_error("the handler failed on one");
+        }
+        handled.push_back(message);
+    });
+    int finished = 0;
+    const bool more_work = GENERATE(false, true); // something still in flight, or nothing
+    ringio::spawn(context, fail_three_at_once(context, 1ms));
+    if (more_work) {
+        ringio::spawn(context, finish_after(context, 30ms, finished));
+    }
+    CHECK_THROWS_WITH(context.run(), "the handler failed on one");
+    CHECK(handled.empty());
+    CHECK_NOTHROW(context.run());
+    CHECK(handled == std::vector<std::string>{"two", "three"});
+    CHECK(finished == (more_work ? 1 : 0));
+}
+
+TEST_CASE("io_context: without a handler, run() rethrows one exception per call", "[io_context]") {
+    ringio::io_context context;
+    ringio::spawn(context, fail_three_at_once(context, 1ms));
+    CHECK_THROWS_WITH(context.run(), "one");
+    CHECK_THROWS_WITH(context.run(), "two");
+    CHECK_THROWS_WITH(context.run(), "three");
+    CHECK_NOTHROW(context.run());
+    ringio::spawn(context, fail_now("at once"));
+    CHECK_THROWS_WITH(context.run(), "at once");
+}
+
+TEST_CASE("on_error: a second handler replaces the first; the context destroys the last",
+          "[io_context]") {
+    struct counted {
+        int* destroyed;
+        std::vector<std::string>* handled;
+        std::string name;
+        counted(int* count, std::vector<std::string>* seen, std::string label)
+            : destroyed(count), handled(seen), name(std::move(label)) {}
+        counted(counted&& other) noexcept
+            : destroyed(std::exchange(other.destroyed, nullptr)), handled(other.handled),
+              name(std::move(other.name)) {}
+        counted(const counted&) = delete;
+        counted& operator=(const counted&) = delete;
+        counted& operator=(counted&&) = delete;
+        ~counted() {
+            if (destroyed != nullptr) {
+                ++*destroyed;
+            }
+        }
+        void operator()(const std::exception_ptr& error) const {
+            handled->push_back(name + ": " + message_of(error));
+        }
+    };
+    int destroyed_first = 0;
+    int destroyed_second = 0;
+    std::vector<std::string> handled;
+    {
+        ringio::io_context context;
+        context.on_error(counted(&destroyed_first, &handled, "first"));
+        ringio::spawn(context, fail_after(context, 1ms, "a"));
+        context.run();
+        CHECK(destroyed_first == 0);
+        context.on_error(counted(&destroyed_second, &handled, "second"));
+        CHECK(destroyed_first == 1);
+        ringio::spawn(context, fail_after(context, 1ms, "b"));
+        context.run();
+        CHECK(destroyed_second == 0);
+    }
+    CHECK(destroyed_second == 1);
+    CHECK(handled == std::vector<std::string>{"first: a", "second: b"});
+}
+
+TEST_CASE("on_error: the handler runs on the loop and may spawn or stop", "[io_context]") {
+    ringio::io_context context;
+    int finished = 0;
+    int calls = 0;
+    context.on_error([&](const std::exception_ptr& /*error*/) {
+        if (++calls == 1) {
+            ringio::spawn(context, finish_after(context, 1ms, finished)); // a retry, say
+        } else {
+            context.stop();
+        }
+    });
+    ringio::spawn(context, fail_after(context, 1ms, "first"));
+    ringio::spawn(context, fail_after(context, 10ms, "second"));
+    ringio::spawn(context, finish_after(context, 1h, finished)); // stop() leaves it pending
+    context.run();
+    CHECK(calls == 2);
+    CHECK(finished == 1);
+    CHECK(context.in_flight() > 0);
 }

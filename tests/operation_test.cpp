@@ -24,6 +24,7 @@
 #include <cstring>
 #include <filesystem>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -584,4 +585,340 @@ TEST_CASE("operation: no heap allocation per operation", "[operation]") {
     };
     ringio::sync_wait(context, loop());
     CHECK(counted == 0);
+}
+
+namespace {
+
+// Writes `text` into `fd` one byte at a time, `pause` apart: a reader gets one short read per
+// byte.
+ringio::task<> trickle(ringio::io_context& context, int fd, std::string text,
+                       std::chrono::milliseconds pause) {
+    for (const char c : text) {
+        co_await ringio::sleep_for(context, pause);
+        co_await ringio::write(context, fd, std::span{&c, 1});
+    }
+}
+
+// Reads `fd` in blocks of `block` bytes, `pause` apart, until the end: a writer gets one short
+// write per block once the pipe is full.
+ringio::task<> drain_slowly(ringio::io_context& context, int fd, std::size_t block,
+                            std::chrono::milliseconds pause) {
+    std::vector<char> buffer(block);
+    for (;;) {
+        co_await ringio::sleep_for(context, pause);
+        std::error_code error;
+        if (co_await ringio::read(context, fd, buffer).into(error) == 0) {
+            co_return;
+        }
+    }
+}
+
+} // namespace
+
+TEST_CASE("with_deadline: a deadline already past fails at once with ETIME, naming the request",
+          "[operation]") {
+    ringio::io_context context;
+    owned_pipe pipe;
+    ringio::descriptor idle(context, pipe.read_end.release());
+    const auto past = std::chrono::steady_clock::now() - 1s;
+    std::error_code error;
+    std::string message;
+    const auto start = std::chrono::steady_clock::now();
+    ringio::sync_wait(context, [&]() -> ringio::task<> {
+        std::array<char, 8> buffer{};
+        const std::size_t n = co_await idle.read(buffer).with_deadline(past).into(error);
+        CHECK(n == 0);
+        try {
+            co_await idle.read(buffer).with_deadline(past);
+        } catch (const std::system_error& e) {
+            message = e.what();
+        }
+    }());
+    CHECK(elapsed_ms(start) < 1000);
+    CHECK(error == std::errc::stream_timeout);
+    CHECK(message == "read fd " + std::to_string(idle.native_handle()) + ": Timer expired");
+}
+
+TEST_CASE("with_deadline: a deadline already past lets a request that completes as submitted "
+          "succeed",
+          "[operation]") {
+    ringio::io_context context;
+    owned_pipe pipe;
+    ringio::descriptor source(context, pipe.read_end.release());
+    ringio::descriptor null(context, ::open("/dev/null", O_WRONLY | O_CLOEXEC));
+    REQUIRE(null.is_open());
+    REQUIRE(::write(pipe.write_end.get(), "ready", 5) == 5);
+    const auto past = std::chrono::steady_clock::now() - 1h;
+    std::error_code error = std::make_error_code(std::errc::io_error);
+    std::string got;
+    std::size_t written = 0;
+    ringio::sync_wait(context, [&]() -> ringio::task<> {
+        std::array<char, 8> buffer{};
+        const std::size_t n = co_await source.read(buffer).with_deadline(past).into(error);
+        got.assign(buffer.data(), n);
+        written = co_await null.write_all("sink").with_deadline(past);
+        co_await ringio::operation<nop_op>(context).with_deadline(past);
+    }());
+    CHECK_FALSE(error);
+    CHECK(got == "ready");
+    CHECK(written == 4);
+}
+
+TEST_CASE("with_deadline: a future deadline that passes gives ETIME then, and one that is met "
+          "changes nothing",
+          "[operation]") {
+    ringio::io_context context;
+    owned_pipe pipe;
+    ringio::descriptor source(context, pipe.read_end.release());
+    std::error_code expired;
+    long long waited = -1;
+    std::error_code met = std::make_error_code(std::errc::io_error);
+    std::string got;
+    auto expiring = [&]() -> ringio::task<> {
+        std::array<char, 8> buffer{};
+        const auto start = std::chrono::steady_clock::now();
+        co_await source.read(buffer).with_deadline(start + 50ms).into(expired);
+        waited = elapsed_ms(start);
+        // A deadline far enough away is met: the data comes 5 ms from now.
+        ringio::spawn(context, trickle(context, pipe.write_end.get(), "x", 5ms));
+        const std::size_t n = co_await source.read(buffer)
+                                  .with_deadline(std::chrono::steady_clock::now() + 10s)
+                                  .into(met);
+        got.assign(buffer.data(), n);
+    };
+    ringio::sync_wait(context, expiring());
+    CHECK(expired == std::errc::stream_timeout);
+    CHECK(waited >= 45);
+    CHECK(waited < 3000);
+    CHECK_FALSE(met);
+    CHECK(got == "x");
+    CHECK(context.in_flight() == 0); // the timer of the request that won was cancelled
+}
+
+TEST_CASE("with_deadline: one deadline covers every step of read_exact", "[operation]") {
+    // One byte every 20 ms: each step is short and quick, the whole is not.
+    ringio::io_context context;
+    owned_pipe pipe;
+    ringio::descriptor source(context, pipe.read_end.release());
+    ringio::spawn(context, trickle(context, pipe.write_end.get(), "0123456789", 20ms));
+    std::error_code error;
+    std::size_t n = 99;
+    long long waited = -1;
+    auto reader = [&]() -> ringio::task<> {
+        std::array<char, 10> buffer{};
+        const auto start = std::chrono::steady_clock::now();
+        n = co_await source.read_exact(buffer).with_deadline(start + 70ms).into(error);
+        waited = elapsed_ms(start);
+    };
+    ringio::spawn(context, reader());
+    context.run();
+    CHECK(error == std::errc::stream_timeout);
+    CHECK(n == 0); // never the partial count
+    CHECK(waited >= 65);
+    CHECK(waited < 180);
+}
+
+TEST_CASE("with_timeout: one limit covers every step of read_exact", "[operation]") {
+    ringio::io_context context;
+    owned_pipe pipe;
+    ringio::descriptor source(context, pipe.read_end.release());
+    ringio::spawn(context, trickle(context, pipe.write_end.get(), "0123456789", 20ms));
+    std::error_code error;
+    long long waited = -1;
+    auto reader = [&]() -> ringio::task<> {
+        std::array<char, 10> buffer{};
+        const auto start = std::chrono::steady_clock::now();
+        co_await source.read_exact(buffer).with_timeout(70ms).into(error);
+        waited = elapsed_ms(start);
+    };
+    ringio::spawn(context, reader());
+    context.run();
+    CHECK(error == std::errc::stream_timeout);
+    CHECK(waited >= 65);
+    CHECK(waited < 180);
+}
+
+TEST_CASE("with_deadline: one deadline covers every step of write_all", "[operation]") {
+    // A pipe of one page that a reader empties a page every 20 ms: each write is short.
+    ringio::io_context context;
+    owned_pipe pipe;
+    const long page = ::sysconf(_SC_PAGESIZE);
+    REQUIRE(::fcntl(pipe.write_end.get(), F_SETPIPE_SZ, static_cast<int>(page)) >= page);
+    ringio::descriptor sink(context, pipe.write_end.release());
+    ringio::spawn(context,
+                  drain_slowly(context, pipe.read_end.get(), static_cast<std::size_t>(page), 20ms));
+    const std::vector<std::byte> data(static_cast<std::size_t>(page) * 32);
+    std::error_code deadline_error;
+    std::error_code timeout_error;
+    long long deadline_waited = -1;
+    long long timeout_waited = -1;
+    auto writer = [&]() -> ringio::task<> {
+        auto start = std::chrono::steady_clock::now();
+        std::size_t n =
+            co_await sink.write_all(data).with_deadline(start + 70ms).into(deadline_error);
+        CHECK(n == 0);
+        deadline_waited = elapsed_ms(start);
+        start = std::chrono::steady_clock::now();
+        n = co_await sink.write_all(data).with_timeout(70ms).into(timeout_error);
+        CHECK(n == 0);
+        timeout_waited = elapsed_ms(start);
+        sink.close(); // the reader sees the end
+    };
+    ringio::spawn(context, writer());
+    context.run();
+    CHECK(deadline_error == std::errc::stream_timeout);
+    CHECK(deadline_waited >= 65);
+    CHECK(deadline_waited < 180);
+    CHECK(timeout_error == std::errc::stream_timeout);
+    CHECK(timeout_waited >= 65);
+    CHECK(timeout_waited < 180);
+}
+
+TEST_CASE("with_deadline: composes with into and cancel_on in any order", "[operation]") {
+    ringio::io_context context;
+    ringio::cancellation stop;
+    owned_pipe pipe;
+    ringio::descriptor idle(context, pipe.read_end.release());
+    std::array<char, 8> buffer{};
+    const auto soon = [] {
+        return std::chrono::steady_clock::now() + 5ms;
+    };
+    const auto never = [] {
+        return std::chrono::steady_clock::now() + 1h;
+    };
+
+    // The deadline passes first: ETIME, whatever the order of the adaptors.
+    auto expiring = [&]() -> ringio::task<int> {
+        int expired = 0;
+        std::error_code error;
+        co_await idle.read(buffer).with_deadline(soon()).cancel_on(stop).into(error);
+        expired += error == std::errc::stream_timeout ? 1 : 0;
+        co_await idle.read(buffer).into(error).with_deadline(soon()).cancel_on(stop);
+        expired += error == std::errc::stream_timeout ? 1 : 0;
+        co_await idle.read(buffer).cancel_on(stop).into(error).with_deadline(soon());
+        expired += error == std::errc::stream_timeout ? 1 : 0;
+        auto named = idle.read(buffer);
+        co_await named.cancel_on(stop).with_deadline(soon()).into(error);
+        expired += error == std::errc::stream_timeout ? 1 : 0;
+        co_return expired;
+    };
+    CHECK(ringio::sync_wait(context, expiring()) == 4);
+
+    // The cancellation comes first: ECANCELED, in every order.
+    std::array<std::error_code, 4> errors;
+    auto cancelled = [&](int order) -> ringio::task<> {
+        std::error_code& error = errors[static_cast<std::size_t>(order)];
+        std::array<char, 8> own{};
+        if (order == 0) {
+            co_await idle.read(own).with_deadline(never()).cancel_on(stop).into(error);
+        } else if (order == 1) {
+            co_await idle.read(own).into(error).with_deadline(never()).cancel_on(stop);
+        } else if (order == 2) {
+            co_await idle.read(own).cancel_on(stop).into(error).with_deadline(never());
+        } else {
+            auto named = idle.read(own);
+            co_await named.into(error).cancel_on(stop).with_deadline(never());
+        }
+    };
+    auto cancel = [&]() -> ringio::task<> {
+        co_await ringio::sleep_for(context, 5ms);
+        stop.cancel();
+    };
+    for (int order = 0; order < 4; ++order) {
+        ringio::spawn(context, cancelled(order));
+    }
+    ringio::spawn(context, cancel());
+    context.run();
+    for (const std::error_code& error : errors) {
+        CHECK(error == std::errc::operation_canceled);
+    }
+}
+
+TEST_CASE("with_deadline: closing the descriptor while it waits is ECANCELED, not ETIME",
+          "[operation]") {
+    ringio::io_context context;
+    owned_pipe pipe;
+    ringio::descriptor idle(context, pipe.read_end.release());
+    std::error_code error;
+    auto reader = [&]() -> ringio::task<> {
+        std::array<char, 8> buffer{};
+        co_await idle.read(buffer).with_deadline(std::chrono::steady_clock::now() + 1h).into(error);
+    };
+    auto closer = [&]() -> ringio::task<> {
+        co_await ringio::sleep_for(context, 5ms);
+        idle.close();
+    };
+    ringio::spawn(context, reader());
+    ringio::spawn(context, closer());
+    context.run();
+    CHECK(error == std::errc::operation_canceled);
+}
+
+TEST_CASE("with_deadline: no heap allocation per operation", "[operation]") {
+    if (!RINGIO_TEST_COUNTS_ALLOCATIONS) {
+        WARN("SKIPPED: a sanitizer replaces operator new; the other builds count");
+        return;
+    }
+    ringio::io_context context;
+    ringio::descriptor null(context, ::open("/dev/null", O_RDWR | O_CLOEXEC));
+    owned_pipe pipe;
+    ringio::descriptor idle(context, pipe.read_end.release());
+    long counted = -1;
+    auto loop = [&]() -> ringio::task<> {
+        std::array<std::byte, 64> buffer{};
+        std::error_code error;
+        const long before = ringio::testing::allocations.load();
+        for (int i = 0; i < 200; ++i) {
+            const auto now = std::chrono::steady_clock::now();
+            co_await null.write(buffer).with_deadline(now + 1s);
+            co_await null.write_all(buffer).with_deadline(now - 1s).into(error);
+            co_await idle.read(buffer).with_deadline(now).into(error); // expires
+            auto named = idle.read(buffer);
+            co_await named.into(error).with_deadline(now - 1ms);
+        }
+        counted = ringio::testing::allocations.load() - before;
+    };
+    ringio::sync_wait(context, loop());
+    CHECK(counted == 0);
+}
+
+TEST_CASE("with_deadline: a deadline before the clock's start counts as already past",
+          "[operation]") {
+    // steady_clock counts from boot: on a machine up for less than an hour, now - 1h is there.
+    ringio::io_context context;
+    owned_pipe pipe;
+    ringio::descriptor source(context, pipe.read_end.release());
+    const auto before_start = std::chrono::steady_clock::time_point{} - 1500ms;
+    std::error_code idle_error;
+    std::error_code ready_error = std::make_error_code(std::errc::io_error);
+    std::size_t n = 0;
+    ringio::sync_wait(context, [&]() -> ringio::task<> {
+        std::array<char, 8> buffer{};
+        co_await source.read(buffer).with_deadline(before_start).into(idle_error);
+        REQUIRE(::write(pipe.write_end.get(), "ok", 2) == 2);
+        n = co_await source.read(buffer).with_deadline(before_start).into(ready_error);
+    }());
+    CHECK(idle_error == std::errc::stream_timeout);
+    CHECK_FALSE(ready_error);
+    CHECK(n == 2);
+}
+
+TEST_CASE("with_timeout: a negative limit that reaches before the clock's start expires at once",
+          "[operation]") {
+    ringio::io_context context;
+    owned_pipe pipe;
+    ringio::descriptor source(context, pipe.read_end.release());
+    const auto long_ago = -std::chrono::hours(24 * 365 * 100);
+    std::error_code idle_error;
+    std::error_code ready_error = std::make_error_code(std::errc::io_error);
+    std::size_t n = 0;
+    ringio::sync_wait(context, [&]() -> ringio::task<> {
+        std::array<char, 8> buffer{};
+        co_await source.read(buffer).with_timeout(long_ago).into(idle_error);
+        REQUIRE(::write(pipe.write_end.get(), "ok", 2) == 2);
+        n = co_await source.read(buffer).with_timeout(long_ago).into(ready_error);
+    }());
+    CHECK(idle_error == std::errc::stream_timeout);
+    CHECK_FALSE(ready_error);
+    CHECK(n == 2);
 }

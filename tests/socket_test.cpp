@@ -6,15 +6,23 @@
 #include <ringio/tcp_stream.hpp>
 #include <ringio/udp_socket.hpp>
 
+#include "child_process.hpp"
+#include "temp_dir.hpp"
 #include "test_support.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <array>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <vector>
 
@@ -154,6 +162,144 @@ TEST_CASE("open: a failed bind leaks no descriptor", "[socket]") {
         CHECK_THROWS_AS(ringio::tcp_listener(context, listener.local_endpoint()),
                         std::system_error);
         CHECK_THROWS_AS(ringio::udp_socket(context, ringio::endpoint{}), std::system_error);
+    }
+    CHECK(ringio::testing::open_fd_count() == before);
+}
+
+namespace {
+
+// A Unix socket file that nobody listens on any more: what a server that ended without
+// removing its socket leaves behind.
+void leave_stale_socket(const endpoint& path, int type) {
+    const ringio::detail::unique_fd fd{::socket(AF_UNIX, type | SOCK_CLOEXEC, 0)};
+    REQUIRE(fd);
+    REQUIRE(::bind(fd.get(), path.data(), path.size()) == 0);
+    if (type == SOCK_STREAM) {
+        REQUIRE(::listen(fd.get(), 1) == 0);
+    }
+}
+
+bool is_socket_file(const std::filesystem::path& path) {
+    struct stat info {};
+    return ::lstat(path.c_str(), &info) == 0 && S_ISSOCK(info.st_mode);
+}
+
+// A unique abstract name for this process.
+std::string abstract_name(std::string_view what) {
+    return "ringio-socket-test-" + std::to_string(::getpid()) + "-" + std::string(what);
+}
+
+} // namespace
+
+TEST_CASE("open: a stale Unix socket file is replaced at bind", "[socket]") {
+    ringio::io_context context;
+    ringio::testing::temp_dir dir;
+    const auto stream_path = endpoint::unix_path((dir / "stream").string());
+    const auto datagram_path = endpoint::unix_path((dir / "datagram").string());
+    leave_stale_socket(stream_path, SOCK_STREAM);
+    leave_stale_socket(datagram_path, SOCK_DGRAM);
+    REQUIRE(is_socket_file(dir / "stream"));
+    REQUIRE(is_socket_file(dir / "datagram"));
+
+    ringio::tcp_listener listener(context, stream_path);
+    CHECK(listener.local_endpoint() == stream_path);
+    const auto client = ringio::testing::blocking_connect(stream_path); // really listening
+    ringio::udp_socket socket(context, datagram_path);
+    CHECK(socket.local_endpoint() == datagram_path);
+}
+
+TEST_CASE("open: a live Unix socket's file is not replaced: EADDRINUSE", "[socket]") {
+    ringio::io_context context;
+    ringio::testing::temp_dir dir;
+    const auto path = endpoint::unix_path((dir / "live").string());
+    ringio::tcp_listener live(context, path);
+    try {
+        ringio::tcp_listener second(context, path);
+        FAIL("a live listener's file was replaced");
+    } catch (const std::system_error& error) {
+        CHECK(error.code() == std::errc::address_in_use);
+        CHECK(std::string(error.what()) ==
+              "tcp_listener " + path.to_string() + ": bind: Address already in use");
+    }
+    // The probe's connection is the live listener's to accept; it goes on listening.
+    const auto client = ringio::testing::blocking_connect(path);
+    CHECK(is_socket_file(dir / "live"));
+
+    const auto datagram_path = endpoint::unix_path((dir / "live-datagram").string());
+    ringio::udp_socket bound(context, datagram_path);
+    CHECK_THROWS_WITH(ringio::udp_socket(context, datagram_path),
+                      "udp_socket " + datagram_path.to_string() + ": bind: Address already in use");
+    CHECK(is_socket_file(dir / "live-datagram"));
+}
+
+TEST_CASE("open: a live listener whose queue is full is not mistaken for a stale one", "[socket]") {
+    // The probe must not wait for room in the queue: the bind fails at once.
+    ringio::testing::temp_dir dir;
+    const auto path = endpoint::unix_path((dir / "busy").string());
+    const int status = ringio::testing::run_in_child(
+        [&] {
+            ringio::io_context context;
+            ringio::tcp_listener busy(context, path, {.backlog = 0});
+            std::vector<ringio::detail::unique_fd> waiting;
+            for (int i = 0; i < 64; ++i) {
+                ringio::detail::unique_fd fd{
+                    ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)};
+                if (::connect(fd.get(), path.data(), path.size()) != 0) {
+                    break; // EAGAIN: the queue is full
+                }
+                waiting.push_back(std::move(fd));
+            }
+            try {
+                ringio::tcp_listener second(context, path);
+            } catch (const std::system_error& error) {
+                return error.code() == std::errc::address_in_use ? 0 : 2;
+            }
+            return 1;
+        },
+        std::chrono::seconds(5));
+    CHECK(status == 0);
+}
+
+TEST_CASE("open: a file of another kind at a Unix path is left alone: EADDRINUSE", "[socket]") {
+    ringio::io_context context;
+    ringio::testing::temp_dir dir;
+    const auto file = dir / "plain";
+    { std::ofstream(file) << "keep me"; }
+    CHECK_THROWS_WITH(ringio::tcp_listener(context, endpoint::unix_path(file.string())),
+                      "tcp_listener unix:" + file.string() + ": bind: Address already in use");
+    CHECK(std::filesystem::is_regular_file(file));
+    CHECK_THROWS_WITH(
+        ringio::tcp_listener(context, endpoint::unix_path((dir / "no/such/dir/s").string())),
+        Catch::EndsWith(": bind: No such file or directory"));
+}
+
+TEST_CASE("open: an abstract name is taken while bound and free once closed", "[socket]") {
+    ringio::io_context context;
+    const auto name = endpoint::unix_abstract(abstract_name("taken"));
+    {
+        ringio::tcp_listener first(context, name);
+        CHECK(first.local_endpoint() == name);
+        CHECK_THROWS_WITH(ringio::tcp_listener(context, name),
+                          "tcp_listener " + name.to_string() + ": bind: Address already in use");
+        first.close();
+        context.poll(); // the close runs through the ring
+    }
+    ringio::tcp_listener again(context, name);
+    CHECK(again.local_endpoint() == name);
+}
+
+TEST_CASE("socket_options: reuse_port on a Unix socket is EOPNOTSUPP naming it", "[socket]") {
+    ringio::io_context context;
+    ringio::testing::temp_dir dir;
+    const auto path = endpoint::unix_path((dir / "s").string());
+    const int before = ringio::testing::open_fd_count();
+    try {
+        ringio::tcp_listener listener(context, path, {.reuse_port = true});
+        FAIL("SO_REUSEPORT accepted on a Unix socket");
+    } catch (const std::system_error& error) {
+        CHECK(error.code() == std::errc::operation_not_supported);
+        CHECK(std::string(error.what()) ==
+              "tcp_listener " + path.to_string() + ": SO_REUSEPORT: Operation not supported");
     }
     CHECK(ringio::testing::open_fd_count() == before);
 }

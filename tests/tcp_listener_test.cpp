@@ -7,6 +7,7 @@
 #include <ringio/timer.hpp>
 
 #include "allocation_counter.hpp"
+#include "temp_dir.hpp"
 #include "test_support.hpp"
 
 #include <catch2/catch.hpp>
@@ -14,14 +15,18 @@
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -337,34 +342,38 @@ TEST_CASE("accept_all: an armed accept that runs out of descriptors backs off, l
         context.run_once();
     }
     CHECK(context.in_flight() == 1); // armed, waiting for the next connection
+    // While the table is full nothing here asserts: UBSan checks a virtual call it has not met
+    // before (an assertion's) through a pipe, which it could not open. What is seen is kept.
     std::vector<ringio::detail::unique_fd> filler;
+    int full_errno = 0;
     while (true) {
         ringio::detail::unique_fd copy{::fcntl(early.get(), F_DUPFD_CLOEXEC, 0)};
         if (!copy) {
-            REQUIRE(errno == EMFILE);
+            full_errno = errno;
             break;
         }
         filler.push_back(std::move(copy));
     }
     const endpoint target = listener.local_endpoint();
+    int connected = 0;
     for (const auto& fd : waiting) {
-        REQUIRE(::connect(fd.get(), target.data(), target.size()) == 0);
+        connected += ::connect(fd.get(), target.data(), target.size()) == 0 ? 1 : 0;
     }
     const auto start = std::chrono::steady_clock::now();
     while (ringio::testing::elapsed_ms(start) < 100) {
         context.run_once(); // the server's sleep keeps a timer in flight
     }
     const std::size_t accepted_while_full = accepted.size();
-    const std::vector<std::error_code> errors_while_full = errors;
-    // Descriptors are free again before anything is checked: the sanitizers' runtime needs some
-    // to check a type the first time. Then the three connections, queued all along, are accepted.
+    // Descriptors are free again: the three connections, queued all along, are accepted.
     filler.clear();
-    limited.reset();
+    REQUIRE(full_errno == EMFILE);
+    REQUIRE(connected == 3);
     CHECK(accepted_while_full == 1);
-    REQUIRE_FALSE(errors_while_full.empty());
-    CHECK(errors_while_full.front() == std::errc::too_many_files_open);
+    REQUIRE_FALSE(errors.empty());
+    CHECK(errors.front() == std::errc::too_many_files_open);
     // Backed off between attempts, not spinning: a handful of errors in 100 ms.
-    CHECK(errors_while_full.size() <= 8);
+    CHECK(errors.size() <= 8);
+    limited.reset();
     while (accepted.size() < 4) {
         context.run_once();
     }
@@ -425,4 +434,216 @@ TEST_CASE("accept_all: after the listener is closed, next() fails with EBADF at 
     }());
     CHECK(error == std::errc::bad_file_descriptor);
     CHECK(context.in_flight() == 0);
+}
+
+namespace {
+
+// A Unix address of each kind, unique to this test.
+endpoint unix_address(bool abstract, const ringio::testing::temp_dir& dir, std::string_view name) {
+    return abstract ? endpoint::unix_abstract("ringio-listener-test-" + std::to_string(::getpid()) +
+                                              "-" + std::string(name))
+                    : endpoint::unix_path((dir / name).string());
+}
+
+// Accepts connections; answers each one's byte with `tag`, and closes the listener on 'q'.
+ringio::task<> answer_with(ringio::tcp_listener& listener, char tag) {
+    for (;;) {
+        ringio::tcp_stream stream = co_await listener.accept();
+        std::array<char, 1> got{};
+        co_await stream.read_exact(got);
+        co_await stream.write_all(std::string_view(&tag, 1));
+        if (got[0] == 'q') {
+            listener.close();
+            co_return;
+        }
+    }
+}
+
+// Connects to `where`, sends `byte` and returns the one-byte answer.
+char ask(const endpoint& where, char byte) {
+    const auto client = blocking_connect(where);
+    REQUIRE(::send(client.get(), &byte, 1, MSG_NOSIGNAL) == 1);
+    char answer = 0;
+    REQUIRE(::recv(client.get(), &answer, 1, 0) == 1);
+    return answer;
+}
+
+} // namespace
+
+TEST_CASE("tcp_listener: listens on a Unix path and on an abstract name", "[tcp_listener]") {
+    ringio::io_context context;
+    ringio::testing::temp_dir dir;
+    const bool abstract = GENERATE(false, true);
+    const endpoint where = unix_address(abstract, dir, "listen");
+    ringio::tcp_listener listener(context, where);
+    CHECK(listener.local_endpoint() == where);
+    const auto client = blocking_connect(where);
+    ringio::tcp_stream stream =
+        ringio::sync_wait(context, [&]() -> ringio::task<ringio::tcp_stream> {
+            co_return co_await listener.accept().with_timeout(5s);
+        }());
+    REQUIRE(stream.is_open());
+    // A client that never bound is the unnamed address.
+    CHECK(stream.remote_endpoint().is_unix());
+    CHECK(stream.remote_endpoint().unix_name().empty());
+    CHECK(stream.remote_endpoint().to_string() == "unix:");
+    CHECK(stream.local_endpoint() == where);
+    CHECK((::fcntl(stream.native_handle(), F_GETFD) & FD_CLOEXEC) != 0);
+    REQUIRE(::send(client.get(), "hi", 2, 0) == 2);
+    std::string got = ringio::sync_wait(context, [&]() -> ringio::task<std::string> {
+        std::array<char, 2> buffer{};
+        co_await stream.read_exact(buffer);
+        co_await stream.write_all("back");
+        co_return std::string(buffer.data(), buffer.size());
+    }());
+    CHECK(got == "hi");
+    std::array<char, 4> reply{};
+    REQUIRE(::recv(client.get(), reply.data(), reply.size(), MSG_WAITALL) == 4);
+    CHECK(std::string_view(reply.data(), reply.size()) == "back");
+}
+
+TEST_CASE("accept_all: on a Unix listener, one request accepts many connections",
+          "[tcp_listener]") {
+    ringio::io_context context;
+    ringio::testing::temp_dir dir;
+    const bool abstract = GENERATE(false, true);
+    const endpoint where = unix_address(abstract, dir, "all");
+    ringio::tcp_listener listener(context, where);
+    auto incoming = listener.accept_all();
+    std::vector<ringio::detail::unique_fd> clients;
+    for (int i = 0; i < 5; ++i) {
+        clients.push_back(blocking_connect(where));
+    }
+    const int accepted = ringio::sync_wait(context, [&]() -> ringio::task<int> {
+        int count = 0;
+        for (int i = 0; i < 5; ++i) {
+            count += (co_await incoming.next()).is_open() ? 1 : 0;
+        }
+        co_return count;
+    }());
+    CHECK(accepted == 5);
+}
+
+TEST_CASE("accept: the errors of a Unix listener name its address", "[tcp_listener]") {
+    ringio::io_context context;
+    ringio::testing::temp_dir dir;
+    const bool abstract = GENERATE(false, true);
+    const endpoint where = unix_address(abstract, dir, "named");
+    ringio::tcp_listener listener(context, where);
+    std::string message;
+    ringio::sync_wait(context, [&]() -> ringio::task<> {
+        try {
+            co_await listener.accept().with_timeout(1ms);
+        } catch (const std::system_error& error) {
+            message = error.what();
+        }
+    }());
+    CHECK(message == "accept on " + where.to_string() + ": Timer expired");
+}
+
+TEST_CASE("tcp_listener: another thread's context accepts on a shared listener's socket; "
+          "closing one leaves the other working",
+          "[tcp_listener]") {
+    // The first thread builds both contexts and listeners; the second runs its own once handed
+    // over. Each listener answers with its own tag.
+    std::optional<ringio::io_context> other_context;
+    std::optional<ringio::tcp_listener> other;
+    std::atomic<bool> built{false};
+    std::atomic<bool> handed_over{false};
+    endpoint where;
+    std::thread first_thread([&] {
+        ringio::io_context context;
+        ringio::tcp_listener first(context, endpoint::loopback_v4(0));
+        other_context.emplace();
+        other.emplace(*other_context, first);
+        where = first.local_endpoint();
+        handed_over = true;
+        built = true;
+        ringio::sync_wait(context, answer_with(first, 'a'));
+    });
+    std::thread second_thread([&] {
+        while (!handed_over) {
+            std::this_thread::sleep_for(1ms);
+        }
+        ringio::sync_wait(*other_context, answer_with(*other, 'b'));
+        other.reset();
+        other_context.reset();
+    });
+    while (!built) {
+        std::this_thread::sleep_for(1ms);
+    }
+    CHECK(other->local_endpoint() == where);
+    std::this_thread::sleep_for(20ms); // both accepts are waiting
+
+    // Both listeners wait: the kernel hands each connection to one of them.
+    int answered_a = 0;
+    int answered_b = 0;
+    for (int i = 0; i < 20; ++i) {
+        const char tag = ask(where, 'x');
+        answered_a += tag == 'a' ? 1 : 0;
+        answered_b += tag == 'b' ? 1 : 0;
+    }
+    CHECK(answered_a + answered_b == 20);
+    CHECK(answered_a > 0);
+    CHECK(answered_b > 0);
+
+    // One closes its listener; the other goes on with every connection.
+    const char closed = ask(where, 'q');
+    const char remaining = closed == 'a' ? 'b' : 'a';
+    for (int i = 0; i < 10; ++i) {
+        CHECK(ask(where, 'x') == remaining);
+    }
+    CHECK(ask(where, 'q') == remaining);
+    first_thread.join();
+    second_thread.join();
+}
+
+TEST_CASE("tcp_listener: sharing a listener fails with the descriptor's error, naming it",
+          "[tcp_listener]") {
+    ringio::io_context context;
+    ringio::tcp_listener first(context, endpoint::loopback_v4(0));
+    ringio::tcp_listener shared(context, first);
+    CHECK(shared.native_handle() != first.native_handle());
+    CHECK(shared.local_endpoint() == first.local_endpoint());
+    CHECK((::fcntl(shared.native_handle(), F_GETFD) & FD_CLOEXEC) != 0);
+    std::optional<ringio::testing::descriptor_exhaustion> exhausted;
+    exhausted.emplace();
+    std::error_code code;
+    std::string message = "(no error)";
+    try { // nothing asserts while the table is full: see descriptor_exhaustion
+        ringio::tcp_listener another(context, first);
+    } catch (const std::system_error& error) {
+        code = error.code();
+        message = error.what();
+    }
+    exhausted.reset();
+    CHECK(code == std::errc::too_many_files_open);
+    CHECK(message ==
+          "tcp_listener " + first.local_endpoint().to_string() + ": dup: Too many open files");
+}
+
+TEST_CASE("tcp_listener: closing one of two listeners sharing a socket cancels only its accept",
+          "[tcp_listener]") {
+    ringio::io_context context;
+    ringio::tcp_listener first(context, endpoint::loopback_v4(0));
+    ringio::tcp_listener shared(context, first);
+    std::error_code closed_error;
+    bool accepted = false;
+    auto on_first = [&]() -> ringio::task<> {
+        co_await first.accept().into(closed_error);
+    };
+    auto on_shared = [&]() -> ringio::task<> {
+        accepted = (co_await shared.accept().with_timeout(5s)).is_open();
+    };
+    ringio::spawn(context, on_first());
+    ringio::spawn(context, on_shared());
+    context.poll();
+    first.close();
+    context.poll();
+    context.poll();
+    CHECK(closed_error == std::errc::operation_canceled);
+    CHECK_FALSE(accepted);
+    const auto client = blocking_connect(shared.local_endpoint());
+    context.run();
+    CHECK(accepted);
 }

@@ -10,6 +10,7 @@
 
 #include "accepted_pair.hpp"
 #include "allocation_counter.hpp"
+#include "temp_dir.hpp"
 #include "test_support.hpp"
 
 #include <catch2/catch.hpp>
@@ -1394,4 +1395,282 @@ TEST_CASE("send: steady state allocates nothing", "[tcp_stream]") {
     CHECK(counted == 0);
     CHECK(replies == 1001);
     CHECK(std::string_view(reply.data(), reply.size()) == "ping");
+}
+
+// Unix streams: the same class over AF_UNIX.
+
+namespace {
+
+// A Unix address of each kind, unique to this test.
+endpoint unix_address(bool abstract, const ringio::testing::temp_dir& dir, std::string_view name) {
+    return abstract ? endpoint::unix_abstract("ringio-stream-test-" + std::to_string(::getpid()) +
+                                              "-" + std::string(name))
+                    : endpoint::unix_path((dir / name).string());
+}
+
+} // namespace
+
+TEST_CASE("connect: reaches a Unix listener by path and by abstract name; bytes cross both ways",
+          "[tcp_stream]") {
+    ringio::io_context context;
+    ringio::testing::temp_dir dir;
+    const bool abstract = GENERATE(false, true);
+    const endpoint where = unix_address(abstract, dir, "connect");
+    connected_pair pair(context, where);
+    CHECK(pair.client.remote_endpoint() == where);
+    CHECK(pair.server.local_endpoint() == where);
+    CHECK(pair.server.remote_endpoint().to_string() == "unix:"); // the client never bound
+    CHECK(pair.client.local_endpoint().to_string() == "unix:");
+    CHECK((::fcntl(pair.client.native_handle(), F_GETFD) & FD_CLOEXEC) != 0);
+    std::string at_server;
+    std::string at_client;
+    ringio::sync_wait(context, [&]() -> ringio::task<> {
+        std::array<char, 5> buffer{};
+        co_await pair.client.write_all("hello");
+        co_await pair.server.read_exact(buffer);
+        at_server.assign(buffer.data(), buffer.size());
+        co_await pair.server.write_all("world");
+        co_await pair.client.read_exact(buffer);
+        at_client.assign(buffer.data(), buffer.size());
+        pair.client.shutdown();
+        CHECK(co_await pair.server.read(buffer) == 0); // the end of the stream
+    }());
+    CHECK(at_server == "hello");
+    CHECK(at_client == "world");
+}
+
+TEST_CASE("receive and send: a Unix stream echoes through leases", "[tcp_stream]") {
+    ringio::io_context context;
+    ringio::testing::temp_dir dir;
+    const bool abstract = GENERATE(false, true);
+    connected_pair pair(context, unix_address(abstract, dir, "echo"));
+    ringio::buffer_ring buffers(context, 8, 16);
+    const std::string message = ringio::testing::pattern(200);
+    std::string echoed;
+    auto echo = [&]() -> ringio::task<> {
+        auto chunks = pair.server.receive(buffers);
+        for (;;) {
+            ringio::buffer_lease chunk = co_await chunks.next();
+            if (chunk.empty()) {
+                break;
+            }
+            pair.server.send(std::move(chunk));
+        }
+        co_await pair.server.flush();
+        pair.server.shutdown();
+    };
+    auto client = [&]() -> ringio::task<> {
+        co_await pair.client.write_all(message);
+        pair.client.shutdown();
+        std::array<char, 64> buffer{};
+        for (;;) {
+            const std::size_t n = co_await pair.client.read(buffer);
+            if (n == 0) {
+                break;
+            }
+            echoed.append(buffer.data(), n);
+        }
+    };
+    ringio::spawn(context, echo());
+    ringio::spawn(context, client());
+    context.run();
+    CHECK(echoed == message);
+}
+
+TEST_CASE("connect: a Unix address nobody listens on is refused, naming it", "[tcp_stream]") {
+    ringio::io_context context;
+    ringio::testing::temp_dir dir;
+    const auto missing = endpoint::unix_path((dir / "missing").string());
+    const auto nobody = unix_address(true, dir, "nobody");
+    std::vector<std::string> messages;
+    std::vector<std::error_code> errors;
+    ringio::sync_wait(context, [&]() -> ringio::task<> {
+        for (const endpoint& target : {missing, nobody}) {
+            ringio::tcp_stream stream(context);
+            try {
+                co_await stream.connect(target);
+            } catch (const std::system_error& error) {
+                messages.emplace_back(error.what());
+                errors.push_back(error.code());
+            }
+        }
+    }());
+    REQUIRE(errors.size() == 2);
+    CHECK(errors[0] == std::errc::no_such_file_or_directory);
+    CHECK(messages[0] == "connect " + missing.to_string() + ": No such file or directory");
+    CHECK(errors[1] == std::errc::connection_refused);
+    CHECK(messages[1] == "connect " + nobody.to_string() + ": Connection refused");
+}
+
+TEST_CASE("tcp_stream: errors name a Unix peer by its address, or by number when it is unnamed",
+          "[tcp_stream]") {
+    REQUIRE(::signal(SIGPIPE, SIG_DFL) != SIG_ERR); // a send without MSG_NOSIGNAL would end it
+    ringio::io_context context;
+    ringio::testing::temp_dir dir;
+    const endpoint where = endpoint::unix_path((dir / "named").string());
+    connected_pair pair(context, where);
+    const std::string server_fd = "fd " + std::to_string(pair.server.native_handle());
+    std::vector<std::string> client_messages;
+    std::vector<std::string> server_messages;
+    const auto collect = [](std::vector<std::string>& into, auto&& call) {
+        try {
+            call();
+            into.emplace_back("(no error)");
+        } catch (const std::system_error& error) {
+            into.emplace_back(error.what());
+        }
+    };
+    const auto timed_out_read = [&](ringio::tcp_stream& stream) {
+        ringio::sync_wait(context, [&]() -> ringio::task<> {
+            std::array<char, 4> buffer{};
+            co_await stream.read(buffer).with_timeout(1ms);
+        }());
+    };
+    collect(client_messages, [&] { timed_out_read(pair.client); });
+    collect(client_messages, [&] { pair.client.set_no_delay(true); });
+    collect(client_messages, [&] { pair.client.shutdown(99); });
+    collect(server_messages, [&] { timed_out_read(pair.server); });
+    collect(server_messages, [&] { pair.server.set_no_delay(true); });
+    collect(server_messages, [&] { pair.server.shutdown(99); });
+    // A send that fails: the peer has gone.
+    ringio::buffer_ring buffers(context, 8, 16);
+    auto chunks = pair.server.receive(buffers);
+    collect(server_messages, [&] {
+        ringio::sync_wait(context, [&]() -> ringio::task<> {
+            co_await pair.client.write_all("bye");
+            ringio::buffer_lease chunk = co_await chunks.next();
+            pair.client.close();
+            co_await ringio::sleep_for(context, 1ms); // the close has run
+            pair.server.send(std::move(chunk));
+            co_await pair.server.flush();
+        }());
+    });
+    CHECK(client_messages ==
+          std::vector<std::string>{"read from " + where.to_string() + ": Timer expired",
+                                   "setsockopt TCP_NODELAY " + where.to_string() +
+                                       ": Operation not supported",
+                                   "shutdown " + where.to_string() + ": Invalid argument"});
+    REQUIRE(server_messages.size() == 4);
+    CHECK(server_messages[0] == "read " + server_fd + ": Timer expired");
+    CHECK(server_messages[1] ==
+          "setsockopt TCP_NODELAY " + server_fd + ": Operation not supported");
+    CHECK(server_messages[2] == "shutdown " + server_fd + ": Invalid argument");
+    CHECK_THAT(server_messages[3], Catch::StartsWith("send " + server_fd + ": "));
+}
+
+TEST_CASE("send: the errors of a stream adopted without a peer name it by number", "[tcp_stream]") {
+    ringio::io_context context;
+    ringio::buffer_ring buffers(context, 8, 16);
+    accepted_pair connection(context);
+    auto chunks = connection.server.receive(buffers);
+    connection.send("bye");
+    auto chunk = ringio::sync_wait(context, take(chunks, 1));
+    ringio::tcp_stream adopted(context, ::dup(connection.server.native_handle()), endpoint{});
+    const std::string number = "fd " + std::to_string(adopted.native_handle());
+    connection.reset_client();
+    std::string message;
+    ringio::sync_wait(context, [&]() -> ringio::task<> {
+        try {
+            adopted.send(std::move(chunk[0]));
+            co_await adopted.flush();
+        } catch (const std::system_error& error) {
+            message = error.what();
+        }
+    }());
+    CHECK_THAT(message, Catch::StartsWith("send " + number + ": "));
+}
+
+TEST_CASE("set_no_delay: the error_code form clears the error on success and never throws",
+          "[tcp_stream]") {
+    ringio::io_context context;
+    connected_pair pair(context, endpoint::loopback_v4(0));
+    const auto no_delay = [&] {
+        int value = -1;
+        socklen_t size = sizeof value;
+        REQUIRE(::getsockopt(pair.server.native_handle(), IPPROTO_TCP, TCP_NODELAY, &value,
+                             &size) == 0);
+        return value != 0;
+    };
+    std::error_code error = std::make_error_code(std::errc::io_error);
+    pair.server.set_no_delay(true, error);
+    CHECK_FALSE(error);
+    CHECK(no_delay());
+    error = std::make_error_code(std::errc::io_error);
+    pair.server.set_no_delay(false, error);
+    CHECK_FALSE(error);
+    CHECK_FALSE(no_delay());
+
+    ringio::testing::temp_dir dir;
+    connected_pair unix_pair(context, endpoint::unix_path((dir / "s").string()));
+    unix_pair.client.set_no_delay(true, error);
+    CHECK(error == std::errc::operation_not_supported);
+
+    pair.server.close();
+    context.run();
+    pair.server.set_no_delay(true, error);
+    CHECK(error == std::errc::bad_file_descriptor);
+}
+
+TEST_CASE("close: an operation made before and awaited after the stream connected again, on "
+          "the same number, fails with EBADF and touches nothing",
+          "[tcp_stream]") {
+    ringio::io_context context;
+    ringio::tcp_listener listener(context, endpoint::loopback_v4(0));
+    ringio::tcp_stream client(context);
+    ringio::tcp_stream first_server(context);
+    ringio::tcp_stream second_server(context);
+    std::array<char, 4> buffer{};
+    std::error_code read_error;
+    std::error_code write_error;
+    int old_fd = -1;
+    int new_fd = -2;
+    ringio::sync_wait(context, [&]() -> ringio::task<> {
+        co_await client.connect(listener.local_endpoint());
+        first_server = co_await listener.accept();
+        old_fd = client.native_handle();
+        auto read = client.read(buffer);
+        auto write = client.write("late");
+        client.close();
+        co_await ringio::sleep_for(context, 1ms); // the close has run: the number is free
+        co_await client.connect(listener.local_endpoint());
+        new_fd = client.native_handle();
+        second_server = co_await listener.accept();
+        co_await second_server.write_all("mine");
+        co_await read.into(read_error);
+        co_await write.into(write_error);
+        co_await ringio::sleep_for(context, 5ms); // a stray write would have arrived by now
+    }());
+    CHECK(new_fd == old_fd); // the case that a check of the number alone would miss
+    CHECK(read_error == std::errc::bad_file_descriptor);
+    CHECK(write_error == std::errc::bad_file_descriptor);
+    CHECK(unread(client.native_handle()) == 4); // "mine" is still there for the new stream
+    CHECK(unread(second_server.native_handle()) == 0);
+    CHECK(unread(first_server.native_handle()) == 0);
+}
+
+TEST_CASE("read and write on a Unix stream: steady state allocates nothing", "[tcp_stream]") {
+    if (!RINGIO_TEST_COUNTS_ALLOCATIONS) {
+        WARN("SKIPPED: a sanitizer replaces operator new; the other builds count");
+        return;
+    }
+    ringio::io_context context;
+    ringio::testing::temp_dir dir;
+    connected_pair pair(context, endpoint::unix_path((dir / "s").string()));
+    long counted = -1;
+    auto loop = [&]() -> ringio::task<> {
+        std::array<char, 4> buffer{};
+        long before = 0;
+        for (int i = 0; i <= 500; ++i) {
+            if (i == 1) {
+                before = ringio::testing::allocations.load(); // after a warm-up round
+            }
+            co_await pair.client.write_all("ping");
+            co_await pair.server.read_exact(buffer);
+            co_await pair.server.write(buffer);
+            co_await pair.client.read_exact(buffer).with_timeout(5s);
+        }
+        counted = ringio::testing::allocations.load() - before;
+    };
+    ringio::sync_wait(context, loop());
+    CHECK(counted == 0);
 }

@@ -1,12 +1,14 @@
 #include <ringio/udp_socket.hpp>
 
 #include <ringio/buffer_ring.hpp>
+#include <ringio/cancellation.hpp>
 #include <ringio/io_context.hpp>
 #include <ringio/multishot.hpp>
 #include <ringio/task.hpp>
 #include <ringio/timer.hpp>
 
 #include "allocation_counter.hpp"
+#include "temp_dir.hpp"
 #include "test_support.hpp"
 
 #include <catch2/catch.hpp>
@@ -18,6 +20,7 @@
 #include <array>
 #include <chrono>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -676,6 +679,344 @@ TEST_CASE("receive_from: steady state allocates nothing", "[udp_socket]") {
             const ringio::datagram got = co_await incoming.next();
             co_await socket.sendto(got.payload.bytes(), got.sender);
             (void)peer.receive();
+        }
+        counted = ringio::testing::allocations.load() - before;
+    };
+    ringio::sync_wait(context, loop());
+    CHECK(counted == 0);
+}
+
+// Unix datagram sockets: the same class over AF_UNIX.
+
+namespace {
+
+constexpr std::size_t unix_overhead =
+    ringio::detail::multishot_policy<ringio::datagram>::overhead(AF_UNIX);
+
+// A Unix address of each kind, unique to this test.
+endpoint unix_address(bool abstract, const ringio::testing::temp_dir& dir, std::string_view name) {
+    return abstract ? endpoint::unix_abstract("ringio-udp-test-" + std::to_string(::getpid()) +
+                                              "-" + std::string(name))
+                    : endpoint::unix_path((dir / name).string());
+}
+
+// A closed UDP port on loopback: bound, learnt, closed.
+endpoint closed_udp_port() {
+    const ringio::detail::unique_fd fd{::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)};
+    const endpoint any = endpoint::loopback_v4(0);
+    REQUIRE(::bind(fd.get(), any.data(), any.size()) == 0);
+    endpoint bound;
+    socklen_t size = endpoint::capacity();
+    REQUIRE(::getsockname(fd.get(), bound.mutable_data(), &size) == 0);
+    bound.resize(size);
+    return bound;
+}
+
+} // namespace
+
+TEST_CASE("recvfrom and sendto: Unix datagrams by path and by abstract name, with the sender",
+          "[udp_socket]") {
+    ringio::io_context context;
+    ringio::testing::temp_dir dir;
+    const bool abstract = GENERATE(false, true);
+    const endpoint here = unix_address(abstract, dir, "here");
+    const endpoint there = unix_address(abstract, dir, "there");
+    ringio::udp_socket receiver(context, here);
+    ringio::udp_socket replier(context, there);
+    CHECK(receiver.local_endpoint() == here);
+    ringio::received got;
+    ringio::received reply;
+    std::string text;
+    std::string reply_text;
+    ringio::sync_wait(context, [&]() -> ringio::task<> {
+        std::array<char, 64> buffer{};
+        CHECK(co_await replier.sendto("hello", here) == 5);
+        got = co_await receiver.recvfrom(buffer);
+        text.assign(buffer.data(), got.size);
+        co_await receiver.sendto("back", got.sender);
+        reply = co_await replier.recvfrom(buffer);
+        reply_text.assign(buffer.data(), reply.size);
+    }());
+    CHECK(text == "hello");
+    CHECK(got.sender == there);
+    CHECK_FALSE(got.truncated);
+    CHECK(reply_text == "back");
+    CHECK(reply.sender == here);
+}
+
+TEST_CASE("recvfrom: a Unix sender that never bound is an empty endpoint", "[udp_socket]") {
+    ringio::io_context context;
+    ringio::testing::temp_dir dir;
+    const endpoint here = endpoint::unix_path((dir / "here").string());
+    ringio::udp_socket receiver(context, here);
+    ringio::udp_socket unbound(context, AF_UNIX);
+    ringio::received got;
+    ringio::sync_wait(context, [&]() -> ringio::task<> {
+        std::array<char, 16> buffer{};
+        co_await unbound.sendto("anonymous", here);
+        got = co_await receiver.recvfrom(buffer);
+    }());
+    CHECK(got.size == 9);
+    CHECK(got.sender.empty());
+}
+
+TEST_CASE("recvfrom: a Unix datagram larger than the buffer is reported truncated",
+          "[udp_socket]") {
+    ringio::io_context context;
+    ringio::testing::temp_dir dir;
+    const endpoint here = endpoint::unix_path((dir / "here").string());
+    ringio::udp_socket receiver(context, here);
+    ringio::udp_socket unbound(context, AF_UNIX);
+    std::array<char, 8> guarded{}; // the last 4 bytes are not given to recvfrom
+    ringio::received got;
+    ringio::sync_wait(context, [&]() -> ringio::task<> {
+        co_await unbound.sendto("0123456789", here);
+        got = co_await receiver.recvfrom(std::span{guarded}.first(4));
+    }());
+    CHECK(got.size == 4);
+    CHECK(got.truncated);
+    CHECK(std::string_view(guarded.data(), 4) == "0123");
+    CHECK(std::string_view(guarded.data() + 4, 4) == std::string_view("\0\0\0\0", 4));
+}
+
+TEST_CASE("receive_from: Unix datagrams with their senders, the longest path and an unnamed one",
+          "[udp_socket]") {
+    if (!has_multishot_recvmsg()) {
+        return;
+    }
+    ringio::io_context context;
+    ringio::testing::temp_dir dir;
+    const bool abstract = GENERATE(false, true);
+    const endpoint here = unix_address(abstract, dir, "here");
+    // A sender whose address fills sun_path: the header must hold all of it.
+    const std::string base = (dir / "").string();
+    const endpoint longest = abstract
+                                 ? endpoint::unix_abstract(std::string(106, 'n'))
+                                 : endpoint::unix_path(base + std::string(107 - base.size(), 'p'));
+    ringio::buffer_ring buffers(context, 8, unix_overhead + 64);
+    ringio::udp_socket receiver(context, here);
+    ringio::udp_socket named(context, longest);
+    ringio::udp_socket unbound(context, AF_UNIX);
+    auto incoming = receiver.receive_from(buffers);
+    std::vector<ringio::datagram> got;
+    ringio::sync_wait(context, [&]() -> ringio::task<> {
+        co_await named.sendto("from a long name", here);
+        co_await unbound.sendto("from nobody", here);
+        co_await named.sendto("", here);
+        for (int i = 0; i < 3; ++i) {
+            got.push_back(co_await incoming.next());
+        }
+    }());
+    REQUIRE(got.size() == 3);
+    CHECK(got[0].payload.text() == "from a long name");
+    CHECK(got[0].sender == longest);
+    CHECK(got[1].payload.text() == "from nobody");
+    CHECK(got[1].sender.empty());
+    CHECK(got[2].payload.size() == 0);
+    CHECK(got[2].sender == longest);
+    for (const ringio::datagram& each : got) {
+        CHECK_FALSE(each.truncated);
+    }
+}
+
+TEST_CASE("receive_from: a Unix socket's buffers need room past its larger header",
+          "[udp_socket]") {
+    if (!has_multishot_recvmsg()) {
+        return;
+    }
+    ringio::io_context context;
+    ringio::testing::temp_dir dir;
+    const endpoint here = endpoint::unix_path((dir / "here").string());
+    ringio::udp_socket receiver(context, here);
+    ringio::buffer_ring too_small(context, 4, overhead + 16); // room on an IP socket only
+    CHECK(overhead + 16 <= unix_overhead);
+    try {
+        auto incoming = receiver.receive_from(too_small);
+        FAIL("accepted buffers without room for a payload");
+    } catch (const std::system_error& error) {
+        CHECK(error.code() == std::errc::invalid_argument);
+        CHECK(std::string(error.what()) ==
+              "receive_from on " + here.to_string() + ": buffers of " +
+                  std::to_string(overhead + 16) + " bytes leave no room past the " +
+                  std::to_string(unix_overhead) + " bytes of the header: Invalid argument");
+    }
+    ringio::buffer_ring four(context, 4, unix_overhead + 4);
+    auto incoming = receiver.receive_from(four);
+    ringio::udp_socket unbound(context, AF_UNIX);
+    std::vector<ringio::datagram> got;
+    ringio::sync_wait(context, [&]() -> ringio::task<> {
+        co_await unbound.sendto("four", here);
+        co_await unbound.sendto("longer", here);
+        got.push_back(co_await incoming.next());
+        got.push_back(co_await incoming.next());
+    }());
+    CHECK(got[0].payload.text() == "four");
+    CHECK_FALSE(got[0].truncated);
+    CHECK(got[1].payload.text() == "long");
+    CHECK(got[1].truncated);
+}
+
+TEST_CASE("sendto: a Unix address nobody is bound to is refused, naming it", "[udp_socket]") {
+    ringio::io_context context;
+    ringio::testing::temp_dir dir;
+    ringio::udp_socket unbound(context, AF_UNIX);
+    const endpoint missing = endpoint::unix_path((dir / "missing").string());
+    const endpoint nobody = unix_address(true, dir, "nobody");
+    std::vector<std::string> messages;
+    std::vector<std::error_code> errors;
+    ringio::sync_wait(context, [&]() -> ringio::task<> {
+        for (const endpoint& target : {missing, nobody}) {
+            try {
+                co_await unbound.sendto("x", target);
+            } catch (const std::system_error& error) {
+                errors.push_back(error.code());
+                messages.emplace_back(error.what());
+            }
+        }
+    }());
+    REQUIRE(errors.size() == 2);
+    CHECK(errors[0] == std::errc::no_such_file_or_directory);
+    CHECK(messages[0] == "sendto " + missing.to_string() + ": No such file or directory");
+    CHECK(errors[1] == std::errc::connection_refused);
+    CHECK(messages[1] == "sendto " + nobody.to_string() + ": Connection refused");
+}
+
+TEST_CASE("connect: a connected socket receives only its peer's datagrams", "[udp_socket]") {
+    ringio::io_context context;
+    ringio::testing::temp_dir dir;
+    const bool unix_family = GENERATE(false, true);
+    const auto address = [&](std::string_view name) {
+        return unix_family ? endpoint::unix_path((dir / name).string()) : endpoint::loopback_v4(0);
+    };
+    ringio::udp_socket socket(context, address("socket"));
+    ringio::udp_socket peer(context, address("peer"));
+    ringio::udp_socket other(context, address("other"));
+    socket.connect(peer.local_endpoint());
+    std::string text;
+    ringio::received got;
+    std::error_code late;
+    ringio::sync_wait(context, [&]() -> ringio::task<> {
+        std::error_code ignored; // a Unix datagram socket refuses a stranger (EPERM)
+        co_await other.sendto("stranger", socket.local_endpoint()).into(ignored);
+        co_await peer.sendto("peer", socket.local_endpoint());
+        std::array<char, 16> buffer{};
+        got = co_await socket.recvfrom(buffer);
+        text.assign(buffer.data(), got.size);
+        co_await socket.recvfrom(buffer).with_timeout(20ms).into(late);
+        // It sends to its peer by default too: the destination may still be named.
+        co_await socket.sendto("reply", peer.local_endpoint());
+        const ringio::received back = co_await peer.recvfrom(buffer);
+        CHECK(back.sender == socket.local_endpoint());
+    }());
+    CHECK(text == "peer");
+    CHECK(got.sender == peer.local_endpoint());
+    CHECK(late == std::errc::stream_timeout); // the stranger's datagram never came
+}
+
+TEST_CASE("connect: a datagram sent to a port nobody listens on makes the next recvfrom fail "
+          "with ECONNREFUSED",
+          "[udp_socket]") {
+    ringio::io_context context;
+    ringio::udp_socket socket(context, endpoint::loopback_v4(0));
+    const endpoint closed = closed_udp_port();
+    socket.connect(closed);
+    std::error_code error;
+    std::string message;
+    ringio::sync_wait(context, [&]() -> ringio::task<> {
+        std::array<char, 16> buffer{};
+        co_await socket.sendto("anyone?", closed);
+        co_await socket.recvfrom(buffer).with_timeout(5s).into(error);
+        co_await socket.sendto("again?", closed);
+        try {
+            co_await socket.recvfrom(buffer).with_timeout(5s);
+        } catch (const std::system_error& e) {
+            message = e.what();
+        }
+    }());
+    CHECK(error == std::errc::connection_refused);
+    CHECK(message == "recvfrom on " + socket.local_endpoint().to_string() + ": Connection refused");
+}
+
+TEST_CASE("connect: an unbound socket is bound first; a peer it cannot have is an error naming "
+          "it",
+          "[udp_socket]") {
+    ringio::io_context context;
+    ringio::udp_socket peer(context, endpoint::loopback_v4(0));
+    ringio::udp_socket unbound(context, AF_INET);
+    unbound.connect(peer.local_endpoint());
+    CHECK(unbound.local_endpoint().port() != 0);
+    const endpoint v6 = endpoint::loopback_v6(9);
+    CHECK_THROWS_WITH(unbound.connect(v6),
+                      "connect " + v6.to_string() + ": Address family not supported by protocol");
+    CHECK_THROWS_WITH(unbound.connect(endpoint{}),
+                      Catch::StartsWith("connect an empty endpoint: "));
+    // The failed calls left the first peer in place.
+    std::string text;
+    ringio::sync_wait(context, [&]() -> ringio::task<> {
+        co_await peer.sendto("still", unbound.local_endpoint());
+        std::array<char, 8> buffer{};
+        const ringio::received got = co_await unbound.recvfrom(buffer);
+        text.assign(buffer.data(), got.size);
+    }());
+    CHECK(text == "still");
+}
+
+TEST_CASE("recvfrom on a Unix socket: closed, cancelled or timed out while it waits",
+          "[udp_socket]") {
+    ringio::io_context context;
+    ringio::testing::temp_dir dir;
+    const endpoint here = endpoint::unix_path((dir / "here").string());
+    ringio::udp_socket socket(context, here);
+    ringio::cancellation stop;
+    std::array<std::error_code, 3> errors;
+    std::string timeout_message;
+    auto waits = [&]() -> ringio::task<> {
+        std::array<char, 16> buffer{};
+        co_await socket.recvfrom(buffer).with_timeout(1ms).into(errors[0]);
+        try {
+            co_await socket.recvfrom(buffer).with_timeout(1ms);
+        } catch (const std::system_error& error) {
+            timeout_message = error.what();
+        }
+        co_await socket.recvfrom(buffer).cancel_on(stop).into(errors[1]);
+        co_await socket.recvfrom(buffer).into(errors[2]);
+    };
+    auto stopper = [&]() -> ringio::task<> {
+        co_await ringio::sleep_for(context, 10ms);
+        stop.cancel();
+        co_await ringio::sleep_for(context, 10ms);
+        socket.close();
+    };
+    ringio::spawn(context, waits());
+    ringio::spawn(context, stopper());
+    context.run();
+    CHECK(errors[0] == std::errc::stream_timeout);
+    CHECK(timeout_message == "recvfrom on " + here.to_string() + ": Timer expired");
+    CHECK(errors[1] == std::errc::operation_canceled);
+    CHECK(errors[2] == std::errc::operation_canceled);
+}
+
+TEST_CASE("recvfrom and sendto on Unix sockets: steady state allocates nothing", "[udp_socket]") {
+    if (!RINGIO_TEST_COUNTS_ALLOCATIONS) {
+        WARN("SKIPPED: a sanitizer replaces operator new; the other builds count");
+        return;
+    }
+    ringio::io_context context;
+    ringio::testing::temp_dir dir;
+    const endpoint here = endpoint::unix_path((dir / "here").string());
+    const endpoint there =
+        endpoint::unix_abstract("ringio-udp-test-" + std::to_string(::getpid()) + "-alloc");
+    ringio::udp_socket a(context, here);
+    ringio::udp_socket b(context, there);
+    long counted = -1;
+    auto loop = [&]() -> ringio::task<> {
+        std::array<char, 16> buffer{};
+        const long before = ringio::testing::allocations.load();
+        for (int i = 0; i < 500; ++i) {
+            co_await a.sendto("ping", there);
+            const ringio::received got = co_await b.recvfrom(buffer);
+            co_await b.sendto(std::span{buffer}.first(got.size), got.sender);
+            co_await a.recvfrom(buffer);
         }
         counted = ringio::testing::allocations.load() - before;
     };

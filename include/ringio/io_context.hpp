@@ -48,6 +48,9 @@ public:
 
     /// Runs until nothing is in flight or `stop()` is called.
     void run() {
+        // Errors kept since the last turn (left by a handler that threw, or by a task that
+        // failed before it suspended) are handed over even when nothing is in flight.
+        roots_.deliver();
         while (!stopped_ && (ring_.in_flight() > 0 || ring_.incoming() > 0)) {
             run_once();
         }

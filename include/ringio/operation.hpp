@@ -33,8 +33,8 @@ descriptor_core& core_of(descriptor& owner) noexcept;
 inline __kernel_timespec monotonic_after(std::chrono::nanoseconds limit) noexcept {
     timespec now{};
     ::clock_gettime(CLOCK_MONOTONIC, &now);
-    const auto end =
-        std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec) + limit;
+    auto end = std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec) + limit;
+    end = end.count() > 0 ? end : std::chrono::nanoseconds{0}; // the kernel refuses negative
     const auto seconds = std::chrono::floor<std::chrono::seconds>(end);
     return {seconds.count(), (end - seconds).count()};
 }
@@ -199,6 +199,9 @@ public:
         if (owner_ != nullptr && fd_ >= 0) {
             owner_->link(*this);
         }
+        if (timing_ != timing::none) [[unlikely]] {
+            start_clock();
+        }
         submit();
         return true;
     }
@@ -260,15 +263,20 @@ private:
         pending_ = 1;
     }
 
+    // Once, when awaited, not for each repeated step: one deadline covers every step.
+    [[gnu::noinline]] void start_clock() noexcept {
+        if (timing_ == timing::relative) {
+            deadline_ = detail::monotonic_after(limit_);
+            return;
+        }
+        // Before the clock's start (boot) is past too; the kernel refuses a negative time.
+        const auto at = limit_.count() > 0 ? limit_ : std::chrono::nanoseconds{0};
+        const auto seconds = std::chrono::floor<std::chrono::seconds>(at);
+        deadline_ = {seconds.count(), (at - seconds).count()};
+    }
+
     // Out of line, so that the common submission stays a handful of stores.
     [[gnu::noinline]] void submit_linked() noexcept {
-        if (pending_ == 0) { // not for a repeated step: the deadline covers every step
-            deadline_ =
-                timing_ == timing::relative
-                    ? detail::monotonic_after(limit_)
-                    : __kernel_timespec{std::chrono::floor<std::chrono::seconds>(limit_).count(),
-                                        (limit_ % std::chrono::seconds(1)).count()};
-        }
         ring_->reserve(2); // a linked timeout is submitted with its request, never alone
         io_uring_sqe* sqe = ring_->get_sqe();
         op_.prepare(sqe);

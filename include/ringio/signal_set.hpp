@@ -40,6 +40,10 @@ struct signal_op {
 class blocked_signals {
 public:
     static void add(const sigset_t& set) noexcept { change(set, 1); }
+    /// True while a live set blocks `signal`.
+    static bool held(int signal) noexcept {
+        return signal > 0 && signal < count && counts()[signal].load(std::memory_order_relaxed) > 0;
+    }
     /// Forgets `set`; leaves in it only the signals no other set still blocks.
     static void remove(sigset_t& set) noexcept {
         change(set, -1);
@@ -97,7 +101,9 @@ public:
         ::pthread_sigmask(SIG_BLOCK, &set_, &before);
         ::sigemptyset(&added_);
         for (int signal : signals) {
-            if (::sigismember(&before, signal) == 0) {
+            // One that another live set blocks is this set's too: the last of them to go
+            // unblocks it. One the program blocked itself stays as it was.
+            if (::sigismember(&before, signal) == 0 || detail::blocked_signals::held(signal)) {
                 ::sigaddset(&added_, signal);
             }
         }
@@ -129,7 +135,7 @@ private:
 
     descriptor fd_;
     sigset_t set_;
-    sigset_t added_; // the signals this set blocked (not those already blocked before it)
+    sigset_t added_; // the signals the sets block (not those the program blocked before them)
 };
 
 /// Waits for one of `signals`, then cancels `stop`: what a server spawns to stop on a signal.

@@ -75,11 +75,17 @@ inline int open_bound(const endpoint& local, int type, const socket_options& opt
                        where + ": IPV6_V6ONLY");
         }
         if (::bind(fd, local.data(), local.size()) != 0) {
-            // A stale Unix socket in the way is replaced, as a restarted server expects.
-            if (errno != EADDRINUSE || !stale_unix_socket(local) ||
-                ::unlink(std::string(local.unix_name()).c_str()) != 0 ||
-                ::bind(fd, local.data(), local.size()) != 0) {
-                throw_error(last_error(), where + ": bind");
+            // A stale Unix socket in the way is replaced, as a restarted server expects. The
+            // error is bind's, kept before the probe's own calls change errno.
+            std::error_code error = last_error();
+            if (error == std::errc::address_in_use && stale_unix_socket(local)) {
+                error = ::unlink(std::string(local.unix_name()).c_str()) == 0 &&
+                                ::bind(fd, local.data(), local.size()) == 0
+                            ? std::error_code{}
+                            : last_error();
+            }
+            if (error) {
+                throw_error(error, where + ": bind");
             }
         }
     } catch (...) {

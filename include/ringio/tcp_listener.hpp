@@ -79,8 +79,9 @@ struct multishot_policy<tcp_stream> {
     static bool ready(const state& /*s*/) noexcept { return false; }
     static tcp_stream take(slot& self, state& s, const entry& got, std::error_code* error) {
         if (got.result < 0) {
-            report(error_from_result(got.result), error,
-                   request_name("accept", "on", self.fd(), current_position, self.subject()));
+            report(error_from_result(got.result), error, [&] {
+                return request_name("accept", "on", self.fd(), current_position, self.subject());
+            });
             return tcp_stream{*s.context};
         }
         clear(error);

@@ -80,8 +80,9 @@ struct multishot_policy<buffer_lease> {
         if (s.end > 0 && (got.flags & wait_cancelled) == 0) {
             s.end = got.result; // the first end, or error, is the stream's for good
         } else if ((got.flags & wait_cancelled) != 0) {
-            report(error_from_result(got.result), error,
-                   request_name("recv", "from", self.fd(), current_position, self.subject()));
+            report(error_from_result(got.result), error, [&] {
+                return request_name("recv", "from", self.fd(), current_position, self.subject());
+            });
             return {};
         }
         if (s.end < 0) {
@@ -89,8 +90,9 @@ struct multishot_policy<buffer_lease> {
             if (self.closed()) {
                 s.end = -EBADF; // reported once; then the closed stream is EBADF
             }
-            report(error_from_result(code), error,
-                   request_name("recv", "from", self.fd(), current_position, self.subject()));
+            report(error_from_result(code), error, [&] {
+                return request_name("recv", "from", self.fd(), current_position, self.subject());
+            });
         } else {
             clear(error);
         }
@@ -264,16 +266,21 @@ private:
             detail::clear(error);
             return;
         }
-        detail::report(detail::error_from_result(code), error,
-                       "send to " + detail::describe_endpoint(name_));
+        detail::report(detail::error_from_result(code), error, [&] {
+            return detail::request_name("send", "to", sends_->fd(), detail::current_position,
+                                        &name_);
+        });
     }
 
     void check(int result, const char* what, std::error_code error = {}) const {
         if (result != 0) {
-            detail::throw_error(
-                error ? error : detail::last_error(),
-                std::string(what) + ' ' +
-                    (name_.empty() ? "fd " + std::to_string(fd()) : name_.to_string()));
+            error = error ? error : detail::last_error();
+            // Named as its requests are: by the peer's address, else (none, or a Unix client
+            // that never bound) by number.
+            const bool named = !name_.empty() && !(name_.is_unix() && name_.unix_name().empty());
+            detail::throw_error(error,
+                                std::string(what) + ' ' +
+                                    (named ? name_.to_string() : "fd " + std::to_string(fd())));
         }
     }
 

@@ -146,8 +146,9 @@ struct multishot_policy<datagram> {
             lent.give_back();
             result = -EBADMSG; // not the layout asked for: never hand out a misread datagram
         }
-        report(error_from_result(result), error,
-               request_name("recvfrom", "on", self.fd(), current_position, self.subject()));
+        report(error_from_result(result), error, [&] {
+            return request_name("recvfrom", "on", self.fd(), current_position, self.subject());
+        });
         return {};
     }
     // Reads the kernel's layout of the `length` bytes of the buffer: header, sender, payload.

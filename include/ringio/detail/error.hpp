@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <string>
 #include <system_error>
+#include <type_traits>
 
 namespace ringio::detail {
 
@@ -40,6 +41,18 @@ inline void report(std::error_code ec, std::error_code* out, const std::string& 
         return;
     }
     throw_error(ec, what);
+}
+
+/// As above, calling `describe()` for the name only when it is thrown: an error stored through
+/// `out` (a cancelled wait in a loop) builds no message, and so allocates nothing.
+template <class Describe>
+requires std::is_invocable_r_v<std::string, Describe&>
+void report(std::error_code ec, std::error_code* out, Describe&& describe) {
+    if (out != nullptr) {
+        *out = ec;
+        return;
+    }
+    throw_error(ec, describe());
 }
 
 } // namespace ringio::detail

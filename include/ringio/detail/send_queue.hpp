@@ -71,6 +71,8 @@ public:
 
     /// The leases not yet sent whole.
     [[nodiscard]] std::size_t pending() const noexcept { return pending_; }
+    /// The descriptor it sends on, as it was when the queue was made.
+    [[nodiscard]] int fd() const noexcept { return fd_; }
     /// The first error (a negative errno), or 0.
     [[nodiscard]] int error() const noexcept { return error_; }
     /// Cancels the send in flight; it fails with ECANCELED, and the queue with it.
