@@ -1,6 +1,6 @@
 // libFuzzer target for endpoint::parse. Whatever it accepts must print as text that parses back
 // to an equal endpoint (with an equal hash) and prints the same again, and getaddrinfo must read
-// the same address and port from it; whatever it rejects, both forms must reject alike.
+// the same address and port from an IP one; whatever it rejects, both forms must reject alike.
 
 #include <ringio/endpoint.hpp>
 #include <ringio/resolve.hpp>
@@ -49,7 +49,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         require(ringio::endpoint::parse(text) == e);
     } catch (const std::system_error& error) {
         threw = true;
-        require(error.code() == std::errc::invalid_argument);
+        require(error.code() == std::errc::invalid_argument ||
+                (text.starts_with("unix:") && error.code() == std::errc::filename_too_long));
     }
     require(threw == static_cast<bool>(ec));
     if (ec) {
@@ -57,7 +58,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         return 0;
     }
 
-    require(e.is_v4() || e.is_v6());
+    require(e.is_v4() || e.is_v6() || e.is_unix());
     const auto printed = e.to_string();
     std::error_code again;
     const auto reparsed = ringio::endpoint::parse(printed, again);
@@ -65,6 +66,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     require(reparsed == e);
     require(std::hash<ringio::endpoint>{}(reparsed) == std::hash<ringio::endpoint>{}(e));
     require(reparsed.to_string() == printed);
-    agrees_with_getaddrinfo(text, e);
+    if (!e.is_unix()) {
+        agrees_with_getaddrinfo(text, e);
+    }
     return 0;
 }

@@ -408,7 +408,7 @@ TEST_CASE("endpoint: a Unix abstract name", "[endpoint]") {
     CHECK(e.to_string() == "unix:@app");
     CHECK(endpoint::parse("unix:@app") == e);
     CHECK(e != endpoint::unix_path("app"));
-    CHECK(e != endpoint::unix_path("@app"));
+    CHECK(e != endpoint::unix_path("./@app"));
     // An empty abstract name is a name too, not the unnamed address.
     const auto empty_name = endpoint::unix_abstract("");
     CHECK(empty_name.to_string() == "unix:@");
@@ -444,7 +444,8 @@ TEST_CASE("endpoint: Unix text forms print back as they parse", "[endpoint]") {
     }
 }
 
-TEST_CASE("endpoint: a Unix name that does not fit is ENAMETOOLONG, a NUL inside is EINVAL",
+TEST_CASE("endpoint: a Unix name that does not fit is ENAMETOOLONG, a NUL inside is EINVAL, as "
+          "is a path that begins with '@'",
           "[endpoint]") {
     // sun_path is 108 bytes: 107 for a path and its NUL, 106 for an abstract name.
     CHECK_NOTHROW(endpoint::unix_path(std::string(107, 'p')));
@@ -474,6 +475,11 @@ TEST_CASE("endpoint: a Unix name that does not fit is ENAMETOOLONG, a NUL inside
         failure([] { return endpoint::unix_abstract(std::string_view("a\0b", 3)); });
     CHECK(nul_name.code() == std::errc::invalid_argument);
     CHECK(std::string(nul_name.what()) == "endpoint unix:@\"a\\x00b\": Invalid argument");
+    // A path that begins with '@' would print as an abstract name, and parse back as one.
+    const auto at_path = failure([] { return endpoint::unix_path("@x"); });
+    CHECK(at_path.code() == std::errc::invalid_argument);
+    CHECK(std::string(at_path.what()) == "endpoint unix:\"@x\": Invalid argument");
+    CHECK(endpoint::unix_path("./@x").to_string() == "unix:./@x");
 
     // parse reports both as EINVAL, and says why.
     for (const std::string& text :

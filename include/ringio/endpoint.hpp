@@ -197,7 +197,9 @@ private:
         sockaddr_un un{};
         un.sun_family = AF_UNIX;
         const std::size_t room = sizeof un.sun_path - 1 - (abstract ? 1 : 0);
-        if (name.size() > room || name.find('\0') != std::string_view::npos) {
+        // A path that begins with '@' would print as an abstract name: "./@name" is the same file.
+        if (name.size() > room || name.find('\0') != std::string_view::npos ||
+            (!abstract && name.starts_with('@'))) {
             detail::throw_error(
                 std::make_error_code(name.size() > room ? std::errc::filename_too_long
                                                         : std::errc::invalid_argument),
