@@ -1,11 +1,9 @@
 // echo_server PORT [--threads N] [--simple]: a TCP echo server, every byte back to its sender.
-//
 // Each thread runs its own io_context; all accept on one listening socket (no SO_REUSEPORT for
 // another program to join). A connection receives into buffers its thread's connections share,
 // two at most: a peer that never reads holds two, never the others'. Each chunk goes back from
-// its buffer, unawaited and uncopied; --simple uses read and write_all on a buffer per
-// connection instead. Usage errors: status 2; a busy port or other error: one line, status 1.
-// SIGINT or SIGTERM stops it (status 0): the main thread wakes each loop through an eventfd.
+// its buffer, unawaited and uncopied; --simple reads and writes a buffer per connection.
+// Usage errors: status 2; other errors: one line, status 1. SIGINT or SIGTERM: status 0.
 
 #include <ringio/ringio.hpp>
 
@@ -38,15 +36,13 @@ static ringio::task<> echo_simple(ringio::tcp_stream stream, ringio::cancellatio
     }
 }
 
-// One thread's share: built on the main thread, so that a busy port is said before any thread
-// starts, then run and destroyed by its own (a context belongs to the thread that ran it).
+// One thread's share, built on the main thread: a busy port is said before any thread starts.
 struct worker {
     ringio::io_context context;
     ringio::tcp_listener listener;
     ringio::descriptor wake{context, ::eventfd(0, EFD_CLOEXEC)};
     ringio::cancellation stop;
-    std::optional<ringio::buffer_ring> buffers; // 4,096 of 4 KiB: 2,000 peers that never read
-                                                // hold two each, and leave the others room
+    std::optional<ringio::buffer_ring> buffers; // 4,096 of 4 KiB: room left by 2,000 stalled
     worker(const ringio::tcp_listener& shared, bool simple) : listener(context, shared) {
         buffers = simple ? std::nullopt : std::optional(ringio::buffer_ring(context, 4096, 4096));
         ringio::spawn(context, serve());
@@ -76,39 +72,45 @@ struct worker {
     }
 };
 
-int main(int argc, char* argv[]) {
-    int at = 2; // PORT [--threads N] [--simple], in that order: numbers of digits alone
-    const auto port = argc >= 2 ? ringio::parse_port(argv[1]) : std::nullopt;
-    std::optional<std::uint16_t> threads = 1;
-    if (at + 1 < argc && std::strcmp(argv[at], "--threads") == 0) {
-        threads = ringio::parse_port(argv[at + 1]);
-        at += 2;
+static ringio::task<> wake_all(ringio::signal_set& signals, std::vector<int> wakes) {
+    co_await signals.wait();
+    for (const int wake : wakes) {
+        (void)::eventfd_write(wake, 1);
     }
+}
+
+int main(int argc, char* argv[]) {
+    const auto port = argc >= 2 ? ringio::parse_port(argv[1]) : std::nullopt;
+    const bool threaded = argc >= 4 && std::strcmp(argv[2], "--threads") == 0; // in this order
+    const auto threads = threaded ? ringio::parse_port(argv[3]) : std::optional<std::uint16_t>(1);
+    const int at = threaded ? 4 : 2;
     const bool simple = at < argc && std::strcmp(argv[at], "--simple") == 0;
     if (!port || !threads || *threads > 256 || at + (simple ? 1 : 0) != argc) {
         std::fputs("usage: echo_server PORT [--threads N] [--simple]\n", stderr);
         return 2;
     }
     try {
-        ringio::io_context context;
-        ringio::signal_set signals(context, {SIGINT, SIGTERM}); // before any thread starts
+        ringio::io_context context; // holds the listening socket each worker duplicates
         ringio::tcp_listener listener(context, ringio::endpoint::any_v6(*port));
-        std::vector<std::thread> running;
+        std::vector<std::unique_ptr<worker>> workers;
         std::vector<int> wakes;
         for (unsigned i = 0; i < *threads; ++i) {
-            auto each = std::make_unique<worker>(listener, simple);
-            wakes.push_back(each->wake.native_handle());
-            running.emplace_back([each = std::move(each)]() mutable {
+            workers.push_back(std::make_unique<worker>(listener, simple));
+            wakes.push_back(workers.back()->wake.native_handle());
+        }
+        // The main thread runs the first worker, which waits for a signal and wakes them all.
+        ringio::signal_set signals(workers[0]->context, {SIGINT, SIGTERM}); // before any thread
+        ringio::spawn(workers[0]->context, wake_all(signals, wakes));
+        std::vector<std::thread> running;
+        for (unsigned i = 1; i < *threads; ++i) {
+            running.emplace_back([each = std::move(workers[i])]() mutable {
                 each->context.run(); // its tasks throw nothing: they take their errors as codes
-                each.reset();
+                each.reset();        // on the thread that ran it
             });
         }
-        ringio::sync_wait(context, [](ringio::signal_set& s) -> ringio::task<> {
-            co_await s.wait();
-        }(signals));
-        for (std::size_t i = 0; i < running.size(); ++i) {
-            (void)::eventfd_write(wakes[i], 1);
-            running[i].join();
+        workers[0]->context.run();
+        for (std::thread& each : running) {
+            each.join();
         }
     } catch (const std::exception& error) {
         std::fprintf(stderr, "echo_server: %s\n", error.what());

@@ -33,7 +33,8 @@ class Profiled:
     def __init__(self, server, ctx, label):
         self.prefix = Path(ctx.tmp) / f"{server.slug}.{label}.out"
         self.vgdb = Path(ctx.tmp) / "vgdb"
-        wrapper = ["valgrind", "--tool=callgrind", "--collect-atstart=yes",
+        # --fair-sched: echo_server's threads take turns (valgrind's default lock can starve one).
+        wrapper = ["valgrind", "--tool=callgrind", "--collect-atstart=yes", "--fair-sched=yes",
                    f"--callgrind-out-file={self.prefix}", f"--vgdb-prefix={self.vgdb}"]
         self.run = ServerRun(server, ctx.logdir, wrapper, ready_timeout=120, kill=True)
 
