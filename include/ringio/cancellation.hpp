@@ -63,9 +63,8 @@ bool watch(cancellation& signal, cancel_link& node) noexcept;
 
 } // namespace detail
 
-/// Cancels, at once and together, every operation awaited with `.cancel_on(*this)`; those
-/// awaited after `cancel()` fail at once with `ECANCELED`, until `reset()`. Not thread-safe: use
-/// it on the thread of the context whose operations it cancels.
+/// Cancels, at once, every operation awaited with `.cancel_on(*this)`, and fails later ones with
+/// `ECANCELED` until `reset()`. Used on the thread of the context it cancels on.
 class cancellation {
 public:
     cancellation() noexcept = default;

@@ -107,9 +107,8 @@ struct write_op {
     std::string describe() const { return describe(nullptr); }
 };
 
-/// IORING_OP_READ into an input_buffer until `Match` finds a whole record: produces the record
-/// (without its delimiter), the rest kept; nullopt at the end of the stream. EMSGSIZE when the
-/// buffer fills without one.
+/// IORING_OP_READ into an input_buffer until `Match` finds a record: produces it without its
+/// delimiter (nullopt at the end of the stream); EMSGSIZE when the buffer fills without one.
 template <class Match>
 struct until_op {
     int fd;

@@ -51,9 +51,8 @@ struct accept_op {
     [[nodiscard]] std::string describe() const { return describe(nullptr); }
 };
 
-/// A listener's stream of connections: one multishot accept (one accept per arming on kernels
-/// before 5.19). An error (EMFILE, ECONNABORTED...) ends the request; the next `next()` arms it
-/// again, so a server that runs out of descriptors backs off and goes on.
+/// A listener's stream of connections: one multishot accept. An error (EMFILE...) ends the
+/// request and the next `next()` arms it again, so a server out of descriptors goes on.
 template <>
 struct multishot_policy<tcp_stream> {
     struct state {

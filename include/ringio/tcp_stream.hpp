@@ -43,9 +43,8 @@ struct connect_op {
     [[nodiscard]] std::string describe() const { return "connect " + describe_endpoint(target); }
 };
 
-/// A stream's receives: one recv into a buffer of the ring per chunk, armed again while the
-/// connection holds fewer chunks than its budget. A multishot recv would take as many buffers
-/// as the socket holds data, so one connection could take the whole ring.
+/// A stream's receives: one recv into a ring buffer per chunk, armed again while the connection
+/// holds fewer chunks than its budget (a multishot recv could take the whole ring).
 template <>
 struct multishot_policy<buffer_lease> {
     struct state {
