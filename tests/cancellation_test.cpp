@@ -153,6 +153,76 @@ TEST_CASE("cancellation: cancels every operation waiting under it, from another 
     CHECK(nothing_waits_under(stop));
 }
 
+TEST_CASE("cancellation: races two reads; the first to complete cancels the other, and the "
+          "loser's bytes stay for a later read",
+          "[cancellation]") {
+    ringio::io_context context;
+    owned_pipe first;
+    owned_pipe second;
+    ringio::descriptor a(context, first.read_end.release());
+    ringio::descriptor b(context, second.read_end.release());
+    ringio::cancellation race;
+    std::array<std::error_code, 2> errors;
+    std::array<std::size_t, 2> sizes{};
+    std::size_t winner = 2;
+    int completions = 0;
+    auto contender = [&](ringio::descriptor& from, std::size_t index) -> ringio::task<> {
+        std::array<char, 16> buffer{};
+        sizes[index] = co_await from.read(buffer).cancel_on(race).into(errors[index]);
+        ++completions;
+        if (!errors[index]) {
+            winner = index;
+            race.cancel(); // the loser ends with ECANCELED; a later contender is refused at once
+        }
+    };
+    ringio::spawn(context, contender(a, 0));
+    ringio::spawn(context, contender(b, 1));
+    auto write_second = [&]() -> ringio::task<> {
+        co_await ringio::sleep_for(context, 20ms);
+        co_await ringio::write_all(context, second.write_end.get(), std::string_view("won"));
+    };
+    ringio::spawn(context, write_second());
+    context.run();
+    CHECK(winner == 1);
+    CHECK(completions == 2);
+    CHECK(sizes[1] == 3);
+    CHECK(errors[0] == std::errc::operation_canceled);
+    CHECK(sizes[0] == 0);
+
+    // The loser read nothing: what its pipe receives now is all there for the next read.
+    REQUIRE(::write(first.write_end.get(), "later", 5) == 5);
+    race.reset();
+    std::error_code error;
+    std::array<char, 16> buffer{};
+    std::size_t size = 0;
+    auto again = [&]() -> ringio::task<> {
+        size = co_await a.read(buffer).cancel_on(race).into(error);
+    };
+    ringio::spawn(context, again());
+    context.run();
+    CHECK_FALSE(error);
+    CHECK(std::string_view(buffer.data(), size) == "later");
+}
+
+TEST_CASE("cancellation: races a read against a deadline and a stop; the stop wins",
+          "[cancellation]") {
+    ringio::io_context context;
+    owned_pipe pipe;
+    ringio::descriptor in(context, pipe.read_end.release());
+    ringio::cancellation stop;
+    std::error_code error;
+    const auto began = std::chrono::steady_clock::now();
+    auto reader = [&]() -> ringio::task<> {
+        std::array<char, 16> buffer{};
+        co_await in.read(buffer).with_deadline(began + 10s).cancel_on(stop).into(error);
+    };
+    ringio::spawn(context, reader());
+    ringio::spawn(context, cancel_after(context, stop, 20ms));
+    context.run();
+    CHECK(error == std::errc::operation_canceled); // not ETIME: the stop came first
+    CHECK(elapsed_ms(began) < 5000);
+}
+
 TEST_CASE("cancellation: awaited after cancel(), an operation fails at once and submits nothing, "
           "until reset()",
           "[cancellation]") {
