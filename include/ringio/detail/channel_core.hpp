@@ -409,6 +409,11 @@ public:
     /// or held it.
     channel_end(channel_memory memory, channel_role role)
         : memory_(std::move(memory)), role_(role) {
+        if (memory_.header() == nullptr) {
+            throw_error(std::make_error_code(std::errc::invalid_argument),
+                        std::string("channel: an empty channel has no ") + role_name() +
+                            " end to claim");
+        }
         channel_header& h = *memory_.header();
         channel_owner& mine = h.owner[static_cast<int>(role)];
         std::int32_t expected = 0;
