@@ -927,3 +927,75 @@ TEST_CASE("channel: no heap allocation per record, blocking or awaited", "[chann
     sending.join();
     CHECK(counted == 0);
 }
+
+TEST_CASE("channel: closing, moving or destroying an end while a receive awaits on it",
+          "[channel]") {
+    for (const bool fallback : {false, true}) {
+        if (!runs(fallback)) {
+            continue;
+        }
+        const fallback_forced mode(fallback);
+        auto [out, in] = local_ends(4);
+        std::optional<receiver> held(std::move(in));
+        ringio::io_context context;
+        std::error_code closed;
+        std::string closed_text;
+        std::error_code destroyed;
+        std::string destroyed_text;
+        std::optional<peer_record> moved_got;
+        auto waiter = [](ringio::io_context& ctx, receiver& from, std::error_code& ec,
+                         std::string& text) -> ringio::task<> {
+            try {
+                co_await from.receive(ctx);
+            } catch (const std::system_error& e) {
+                ec = e.code();
+                text = e.what();
+            }
+        };
+        // Closed: it wakes and fails with EBADF, naming the channel.
+        ringio::spawn(context, waiter(context, *held, closed, closed_text));
+        ringio::spawn(context, [](ringio::io_context& ctx, receiver& from) -> ringio::task<> {
+            co_await ringio::sleep_for(ctx, 20ms);
+            from.close();
+        }(context, *held));
+        context.run();
+        CHECK(closed == std::errc::bad_file_descriptor);
+        CHECK(closed_text == "receive from channel " + held->name() +
+                                 " (this receiver is closed): Bad file descriptor");
+
+        // Moved: the operation follows the end, and takes the record sent later.
+        auto [out2, in2] = local_ends(4);
+        std::optional<receiver> first(std::move(in2));
+        std::optional<receiver> second;
+        ringio::spawn(context,
+                      [](ringio::io_context& ctx, receiver& from,
+                         std::optional<peer_record>& got) -> ringio::task<> {
+                          got = co_await from.receive(ctx);
+                      }(context, *first, moved_got));
+        ringio::spawn(context,
+                      [](ringio::io_context& ctx, std::optional<receiver>& a,
+                         std::optional<receiver>& b, sender& to) -> ringio::task<> {
+                          co_await ringio::sleep_for(ctx, 20ms);
+                          b.emplace(std::move(*a));
+                          a.reset();
+                          co_await ringio::sleep_for(ctx, 20ms);
+                          to.send(record_number(1));
+                      }(context, first, second, out2));
+        context.run();
+        REQUIRE(moved_got);
+        CHECK(moved_got->sequence == 1);
+
+        // Destroyed: it wakes and fails with EBADF.
+        ringio::spawn(context, waiter(context, *second, destroyed, destroyed_text));
+        ringio::spawn(context,
+                      [](ringio::io_context& ctx, std::optional<receiver>& end) -> ringio::task<> {
+                          co_await ringio::sleep_for(ctx, 20ms);
+                          end.reset();
+                      }(context, second));
+        context.run();
+        CHECK(destroyed == std::errc::bad_file_descriptor);
+        CHECK(destroyed_text == "receive from channel (the end was destroyed while it waited): "
+                                "Bad file descriptor");
+        CHECK(context.in_flight() == 0);
+    }
+}

@@ -145,19 +145,55 @@ struct channel_send_op;
 template <channel_record T>
 struct channel_receive_op;
 
-/// What an operation on a channel end reports when the other end is gone or this one closed.
-inline std::string channel_failure(const channel_end& end, const char* verb, int code) {
-    std::string text = std::string(verb) + " channel " + end.name();
+template <class T>
+T& record_at(const channel_end& end, std::uint32_t index) noexcept {
+    return reinterpret_cast<T*>(end.records())[index & end.mask()];
+}
+
+/// Copies `record` in and publishes it if there is room; wakes the receiver through `via`.
+template <class T>
+bool put_record(channel_end& end, const T& record, ring* via) noexcept {
+    const auto room = [&end] {
+        return end.mask() + 1 - (end.own() - end.seen());
+    };
+    if (room() == 0 && (!end.refresh() || room() == 0)) {
+        return false;
+    }
+    const std::uint32_t own = end.own();
+    record_at<T>(end, own) = record;
+    end.publish(own + 1, via);
+    return true;
+}
+
+/// Copies the next record out, if there is one, and frees its slot; wakes the sender through
+/// `via`.
+template <class T>
+bool take_record(channel_end& end, std::optional<T>& record, ring* via) noexcept {
+    if (end.own() == end.seen() && !end.refresh()) {
+        return false;
+    }
+    const std::uint32_t own = end.own();
+    record.emplace(record_at<T>(end, own));
+    end.publish(own + 1, via); // after the copy: the slot may be written again after it
+    return true;
+}
+
+/// What an operation on a channel end reports; `end` is null once the end object is gone.
+inline std::string channel_failure(const channel_end* end, const char* verb, int code) {
+    if (end == nullptr) {
+        return std::string(verb) + " channel (the end was destroyed while it waited)";
+    }
+    std::string text = std::string(verb) + " channel " + end->name();
     if (code == EBADF) {
-        return text + " (this " + end.role_name() + " is closed)";
+        return text + " (this " + end->role_name() + " is closed)";
     }
     if (code != EPIPE && code != ECONNRESET) {
         return text; // a timeout or a cancellation
     }
-    if (end.peer_state() == end_state::closed) {
-        return text + " (the " + end.peer_name() + " has closed)";
+    if (end->peer_state() == end_state::closed) {
+        return text + " (the " + end->peer_name() + " has closed)";
     }
-    return text + " (the " + end.peer_name() + ", pid " + std::to_string(end.peer_pid()) +
+    return text + " (the " + end->peer_name() + ", pid " + std::to_string(end->peer_pid()) +
            ", ended without closing)";
 }
 
@@ -189,7 +225,7 @@ public:
         const std::size_t n = records.size() < free ? records.size() : free;
         const std::uint32_t own = end_.own();
         for (std::size_t i = 0; i < n; ++i) {
-            slot(own + static_cast<std::uint32_t>(i)) = records[i];
+            detail::record_at<T>(end_, own + static_cast<std::uint32_t>(i)) = records[i];
         }
         if (n > 0) {
             end_.publish(own + static_cast<std::uint32_t>(n), nullptr);
@@ -210,11 +246,12 @@ public:
     /// Publishes `record` when there is room, suspending the awaiting coroutine while the channel
     /// is full; `record` must outlive the `co_await`.
     auto send(io_context& context, const T& record) {
-        return operation<detail::channel_send_op<T>>(context, *this, record,
+        return operation<detail::channel_send_op<T>>(context, end_, record,
                                                      detail::ring_of(context));
     }
 
-    /// Lets go of the end: the receiver takes what was sent, then sees the end of the channel.
+    /// Lets go of the end: the receiver takes what was sent, then sees the end of the channel;
+    /// sends awaiting on it fail with EBADF.
     void close() noexcept { end_.close(); }
     /// True until closed or moved from.
     [[nodiscard]] bool is_open() const noexcept { return end_.is_open(); }
@@ -222,24 +259,11 @@ public:
     [[nodiscard]] const std::string& name() const noexcept { return end_.name(); }
 
 private:
-    friend struct detail::channel_send_op<T>;
-
-    T& slot(std::uint32_t index) const noexcept {
-        return reinterpret_cast<T*>(end_.records())[index & end_.mask()];
-    }
     [[nodiscard]] std::uint32_t room() const noexcept {
         return end_.mask() + 1 - (end_.own() - end_.seen());
     }
-
-    // Copies `record` in and publishes it if there is room; wakes the receiver through `via`.
     bool put(const T& record, detail::ring* via) noexcept {
-        if (room() == 0 && (!end_.refresh() || room() == 0)) {
-            return false;
-        }
-        const std::uint32_t own = end_.own();
-        slot(own) = record;
-        end_.publish(own + 1, via);
-        return true;
+        return detail::put_record(end_, record, via);
     }
 
     void check_peer(const char* verb) const {
@@ -253,7 +277,7 @@ private:
 
     [[noreturn]] void fail(int code, const char* verb) const {
         detail::throw_error(std::error_code(code, std::system_category()),
-                            detail::channel_failure(end_, verb, code));
+                            detail::channel_failure(&end_, verb, code));
     }
 
     void send_until(const T& record, const std::chrono::steady_clock::time_point* deadline) {
@@ -269,7 +293,6 @@ private:
             }
             const std::uint32_t rung = end_.arm();
             if (end_.refresh() || end_.peer_state() == detail::end_state::closed) {
-                end_.disarm();
                 continue;
             }
             auto until = std::chrono::steady_clock::now() + detail::liveness_slice;
@@ -278,7 +301,6 @@ private:
             }
             const ::timespec at = detail::timespec_at(until);
             const int rc = detail::futex_wait(&end_.bell().rings, rung, &at);
-            end_.disarm();
             if (rc != -ETIMEDOUT) {
                 continue;
             }
@@ -324,7 +346,7 @@ public:
         const std::size_t n = records.size() < ready ? records.size() : ready;
         const std::uint32_t own = end_.own();
         for (std::size_t i = 0; i < n; ++i) {
-            records[i] = slot(own + static_cast<std::uint32_t>(i));
+            records[i] = detail::record_at<T>(end_, own + static_cast<std::uint32_t>(i));
         }
         if (n > 0) {
             end_.publish(own + static_cast<std::uint32_t>(n), nullptr);
@@ -345,10 +367,11 @@ public:
     /// The next record, suspending the awaiting coroutine until one comes; as `receive`
     /// otherwise.
     auto receive(io_context& context) {
-        return operation<detail::channel_receive_op<T>>(context, *this, detail::ring_of(context));
+        return operation<detail::channel_receive_op<T>>(context, end_, detail::ring_of(context));
     }
 
-    /// Lets go of the end: the sender's next send fails with EPIPE.
+    /// Lets go of the end: the sender's next send fails with EPIPE; receives awaiting on it
+    /// fail with EBADF.
     void close() noexcept { end_.close(); }
     /// True until closed or moved from.
     [[nodiscard]] bool is_open() const noexcept { return end_.is_open(); }
@@ -356,21 +379,8 @@ public:
     [[nodiscard]] const std::string& name() const noexcept { return end_.name(); }
 
 private:
-    friend struct detail::channel_receive_op<T>;
-
-    const T& slot(std::uint32_t index) const noexcept {
-        return reinterpret_cast<const T*>(end_.records())[index & end_.mask()];
-    }
-
-    // Copies the next record out and frees its slot; wakes the sender through `via`.
     bool take(std::optional<T>& record, detail::ring* via) noexcept {
-        if (end_.own() == end_.seen() && !end_.refresh()) {
-            return false;
-        }
-        const std::uint32_t own = end_.own();
-        record.emplace(slot(own));
-        end_.publish(own + 1, via); // after the copy: the slot may be written again after it
-        return true;
+        return detail::take_record(end_, record, via);
     }
 
     void check_open(const char* verb) const {
@@ -381,7 +391,7 @@ private:
 
     [[noreturn]] void fail(int code, const char* verb) const {
         detail::throw_error(std::error_code(code, std::system_category()),
-                            detail::channel_failure(end_, verb, code));
+                            detail::channel_failure(&end_, verb, code));
     }
 
     std::optional<T> receive_until(const std::chrono::steady_clock::time_point* deadline) {
@@ -403,7 +413,6 @@ private:
             }
             const std::uint32_t rung = end_.arm();
             if (end_.refresh() || end_.peer_state() == detail::end_state::closed) {
-                end_.disarm();
                 continue;
             }
             auto until = std::chrono::steady_clock::now() + detail::liveness_slice;
@@ -412,7 +421,6 @@ private:
             }
             const ::timespec at = detail::timespec_at(until);
             const int rc = detail::futex_wait(&end_.bell().rings, rung, &at);
-            end_.disarm();
             if (rc != -ETIMEDOUT) {
                 continue;
             }
@@ -436,130 +444,48 @@ private:
 
 namespace detail {
 
-/// What the awaited send and receive share: the sleep on this end's bell (a futex wait through
-/// the ring, or the fallback's timer), the watch on the other end's process, and the error found
-/// before any request (submitted as a NOP that fails with it).
-struct channel_wait {
-    ring* via;
-    bool native = futex_support::available();
-    bool armed = false;
-    int error = 0;
-    std::uint32_t rung = 0;
-    poll_tick tick;
-    watch_hold hold;
-
-    explicit channel_wait(ring& r) noexcept : via(&r) {}
-    channel_wait(channel_wait&&) noexcept = default;
-    channel_wait(const channel_wait&) = delete;
-    channel_wait& operator=(const channel_wait&) = delete;
-    channel_wait& operator=(channel_wait&&) = delete;
-    ~channel_wait() = default;
-
-    // The futex wait, or the timer: the only kinds of request they make, besides the NOP.
-    void prepare(io_uring_sqe* sqe, channel_end& end) noexcept {
-        if (error != 0) {
-            io_uring_prep_nop(sqe);
-        } else if (native) {
-            prep_futex_wait(sqe, &end.bell().rings, rung);
-        } else {
-            tick.prepare(sqe);
-        }
-    }
-    [[nodiscard]] int translate(int result) const noexcept {
-        if (error != 0) {
-            return -error;
-        }
-        return result == (native ? -EAGAIN : -ETIME) ? 0 : result;
-    }
-
-    // Says the end may sleep, and whether it must not after all (something changed).
-    bool sleep(channel_end& end) noexcept {
-        rung = end.arm();
-        armed = true;
-        if (end.refresh() || end.peer_state() == end_state::closed) {
-            wake(end);
-            return false;
-        }
-        if (native) {
-            // The other end's process is watched once it is known; its attaching rings this
-            // bell, so a sleep that began before it comes back here to watch it.
-            const int pidfd = end.peer_pidfd();
-            if (pidfd >= 0 && !hold.arm(*via, pidfd, end.bell())) {
-                native = false; // no storage for the watch: the timer, which checks each tick
-            } else if (pidfd < 0 && end.peer_pid() > 0) {
-                native = false; // no pidfd here: the timer too
-            }
-        }
-        return true;
-    }
-    void wake(channel_end& end) noexcept {
-        if (armed) {
-            end.disarm();
-            armed = false;
-        }
-    }
-    // Whether the other end's process has ended: told by the watch, or checked at each tick.
-    bool peer_ended(channel_end& end) noexcept {
-        return hold.peer_ended || (!native && end.peer_gone());
-    }
-    void finish(channel_end& end) noexcept {
-        wake(end);
-        hold.release(*via);
-    }
-};
-
 /// An awaited send: published at once if there is room, else after a sleep on the sender's bell.
 template <channel_record T>
 struct channel_send_op {
-    channel_sender<T>* sender;
     const T* record;
     channel_wait wait;
 
-    channel_send_op(channel_sender<T>& to, const T& what, ring& r) noexcept
-        : sender(&to), record(&what), wait(r) {}
-    channel_send_op(channel_send_op&&) noexcept = default;
-    channel_send_op(const channel_send_op&) = delete;
-    channel_send_op& operator=(const channel_send_op&) = delete;
-    channel_send_op& operator=(channel_send_op&&) = delete;
-    ~channel_send_op() {
-        if (sender->end_.is_open()) {
-            wait.finish(sender->end_);
-        } else {
-            wait.hold.release(*wait.via);
-        }
-    }
+    channel_send_op(channel_end& end, const T& what, ring& r) noexcept
+        : record(&what), wait(end, r) {}
 
-    // True: sent (or failed, with `wait.error`, to be reported through a NOP).
+    // True: sent. False: failed (`wait.error`, reported through a NOP), or asleep.
     bool attempt() noexcept {
-        channel_end& end = sender->end_;
         for (;;) {
-            if (!end.is_open()) {
+            channel_end* end = wait.end;
+            if (end == nullptr || !end->is_open()) {
                 wait.error = EBADF;
                 return false;
             }
-            if (end.peer_state() == end_state::closed) {
+            if (end->peer_state() == end_state::closed) {
                 wait.error = EPIPE;
                 return false;
             }
             // The receiver is woken at the loop's next submission: no system call of its own.
-            if (sender->put(*record, wait.native ? wait.via : nullptr)) {
+            if (put_record(*end, *record, wait.native ? wait.via : nullptr)) {
                 return true;
             }
-            if (wait.peer_ended(end)) {
+            if (wait.peer_ended()) {
                 wait.error = EPIPE;
                 return false;
             }
-            if (wait.sleep(end)) {
+            if (wait.sleep()) {
                 return false;
             }
         }
     }
 
-    bool ready() noexcept { return attempt(); }
-    void prepare(io_uring_sqe* sqe) noexcept { wait.prepare(sqe, sender->end_); }
+    bool ready() noexcept {
+        wait.enlist();
+        return attempt();
+    }
+    void prepare(io_uring_sqe* sqe) noexcept { wait.prepare(sqe); }
     [[nodiscard]] int translate(int result) const noexcept { return wait.translate(result); }
     bool again(int& result) noexcept {
-        wait.wake(sender->end_);
         if (attempt()) {
             return false;
         }
@@ -567,14 +493,12 @@ struct channel_send_op {
             result = -wait.error;
             return false;
         }
-        if (!wait.native) {
-            wait.tick.next();
-        }
+        wait.again();
         return true;
     }
     void complete(int /*result*/) const noexcept {}
     [[nodiscard]] std::string describe() const {
-        return channel_failure(sender->end_, "send to", wait.error);
+        return channel_failure(wait.end, "send to", wait.error);
     }
 };
 
@@ -582,57 +506,47 @@ struct channel_send_op {
 /// bell; nullopt at the end of the channel.
 template <channel_record T>
 struct channel_receive_op {
-    channel_receiver<T>* receiver;
     channel_wait wait;
     std::optional<T> record;
 
-    channel_receive_op(channel_receiver<T>& from, ring& r) noexcept : receiver(&from), wait(r) {}
-    channel_receive_op(channel_receive_op&&) noexcept = default;
-    channel_receive_op(const channel_receive_op&) = delete;
-    channel_receive_op& operator=(const channel_receive_op&) = delete;
-    channel_receive_op& operator=(channel_receive_op&&) = delete;
-    ~channel_receive_op() {
-        if (receiver->end_.is_open()) {
-            wait.finish(receiver->end_);
-        } else {
-            wait.hold.release(*wait.via);
-        }
-    }
+    channel_receive_op(channel_end& end, ring& r) noexcept : wait(end, r) {}
 
     bool attempt() noexcept {
-        channel_end& end = receiver->end_;
         for (;;) {
-            ring* via = wait.native ? wait.via : nullptr;
-            if (!end.is_open()) {
+            channel_end* end = wait.end;
+            if (end == nullptr || !end->is_open()) {
                 wait.error = EBADF;
                 return false;
             }
-            if (receiver->take(record, via)) {
+            ring* via = wait.native ? wait.via : nullptr;
+            if (take_record(*end, record, via)) {
                 return true;
             }
             // The sender closes after its last publish: once closed is seen, what it sent is.
-            if (end.peer_state() == end_state::closed) {
-                receiver->take(record, via);
+            if (end->peer_state() == end_state::closed) {
+                take_record(*end, record, via);
                 return true;
             }
-            if (wait.peer_ended(end)) {
-                if (receiver->take(record, via)) {
+            if (wait.peer_ended()) {
+                if (take_record(*end, record, via)) {
                     return true; // what it published before it ended still arrives
                 }
                 wait.error = ECONNRESET;
                 return false;
             }
-            if (wait.sleep(end)) {
+            if (wait.sleep()) {
                 return false;
             }
         }
     }
 
-    bool ready() noexcept { return attempt(); }
-    void prepare(io_uring_sqe* sqe) noexcept { wait.prepare(sqe, receiver->end_); }
+    bool ready() noexcept {
+        wait.enlist();
+        return attempt();
+    }
+    void prepare(io_uring_sqe* sqe) noexcept { wait.prepare(sqe); }
     [[nodiscard]] int translate(int result) const noexcept { return wait.translate(result); }
     bool again(int& result) noexcept {
-        wait.wake(receiver->end_);
         if (attempt()) {
             return false;
         }
@@ -640,14 +554,12 @@ struct channel_receive_op {
             result = -wait.error;
             return false;
         }
-        if (!wait.native) {
-            wait.tick.next();
-        }
+        wait.again();
         return true;
     }
     std::optional<T> complete(int /*result*/) noexcept { return std::move(record); }
     [[nodiscard]] std::string describe() const {
-        return channel_failure(receiver->end_, "receive from", wait.error);
+        return channel_failure(wait.end, "receive from", wait.error);
     }
 };
 

@@ -114,8 +114,8 @@ public:
 
     // The base moves only its own part, so `other.sends_` is still ours to take.
     tcp_stream(tcp_stream&& other) noexcept
-        : descriptor(std::move(other)),
-          sends_(std::exchange(other.sends_, nullptr)) {} // NOLINT(bugprone-use-after-move)
+        : descriptor(std::move(other)), sends_(std::exchange(other.sends_, nullptr)) {
+    } // NOLINT(bugprone-use-after-move)
     tcp_stream& operator=(tcp_stream&& other) noexcept {
         if (this != &other) {
             drop_sends();

@@ -399,8 +399,64 @@ private:
     channel_header* header_ = nullptr;
 };
 
+class channel_end;
+
+/// What an awaited send or receive keeps while it waits: the sleep on its end's bell (a futex
+/// wait through the ring, or the fallback's timer), the watch on the other end's process, the
+/// error found before any request (submitted as a NOP that fails with it), and its place in the
+/// end's list, so that closing, moving or destroying the end reaches it.
+struct channel_wait {
+    channel_end* end;
+    ring* via;
+    bool native = futex_support::available();
+    bool listed = false;
+    int error = 0;
+    std::uint32_t rung = 0;
+    poll_tick tick;
+    watch_hold hold;
+    channel_wait* prev = nullptr;
+    channel_wait* next = nullptr;
+
+    channel_wait(channel_end& e, ring& r) noexcept : end(&e), via(&r) {}
+    // Only before it is awaited, as the operation that holds it: never listed then.
+    channel_wait(channel_wait&& other) noexcept : end(other.end), via(other.via) {}
+    channel_wait(const channel_wait&) = delete;
+    channel_wait& operator=(const channel_wait&) = delete;
+    channel_wait& operator=(channel_wait&&) = delete;
+    inline ~channel_wait();
+
+    /// Lists it on its end (once awaited, it no longer moves).
+    inline void enlist() noexcept;
+    /// Its end is closing: the watch goes, and a futex wait still in the submission queue is
+    /// submitted, so that the wake-up that follows reaches it before the memory is unmapped.
+    void interrupt() noexcept {
+        hold.release(*via);
+        if (native) {
+            via->submit_pending();
+        }
+    }
+    // The futex wait, or the timer: the only kinds of request it makes, besides the NOP.
+    inline void prepare(io_uring_sqe* sqe) noexcept;
+    [[nodiscard]] int translate(int result) const noexcept {
+        if (error != 0) {
+            return -error;
+        }
+        return result == (native ? -EAGAIN : -ETIME) ? 0 : result;
+    }
+    /// Says the end may sleep; false when it must not after all (something changed).
+    inline bool sleep() noexcept;
+    /// Whether the other end's process has ended: told by the watch, or checked at each tick.
+    inline bool peer_ended() noexcept;
+    /// After a wake-up that changed nothing it waits again; the timer waits a little longer.
+    void again() noexcept {
+        if (!native) {
+            tick.next();
+        }
+    }
+};
+
 /// One end of a channel in this process: its claim on the header, its own count, the other
-/// end's count as last read, and the other end's process.
+/// end's count as last read, the other end's process, and the awaited operations on it.
 class channel_end {
 public:
     channel_end() noexcept = default;
@@ -438,39 +494,38 @@ public:
         ring_bell(h.bell[other(role)], nullptr);
     }
 
-    channel_end(channel_end&& other) noexcept
-        : memory_(std::move(other.memory_)), peer_(std::move(other.peer_)), role_(other.role_),
-          own_(other.own_), seen_(other.seen_), mask_(other.mask_),
-          pid_(std::exchange(other.pid_, 0)) {
-        other.memory_.reset();
-    }
+    /// Takes `other`'s end and the operations awaiting on it; `other` is left closed.
+    channel_end(channel_end&& other) noexcept { take(other); }
     channel_end& operator=(channel_end&& other) noexcept {
         if (this != &other) {
             close();
-            memory_ = std::move(other.memory_);
-            other.memory_.reset();
-            peer_ = std::move(other.peer_);
-            role_ = other.role_;
-            own_ = other.own_;
-            seen_ = other.seen_;
-            mask_ = other.mask_;
-            pid_ = std::exchange(other.pid_, 0);
+            forget_waits();
+            take(other);
         }
         return *this;
     }
     channel_end(const channel_end&) = delete;
     channel_end& operator=(const channel_end&) = delete;
-    ~channel_end() { close(); }
+    ~channel_end() {
+        close();
+        forget_waits();
+    }
 
-    /// Lets go of the end: the other end sees it closed (and is woken), then the memory is
-    /// unmapped. Only the process that attached closes it: a forked copy just unmaps.
+    /// Lets go of the end: its awaiting operations wake and fail with EBADF, the other end sees
+    /// it closed (and is woken), then the memory is unmapped. Only the process that attached
+    /// closes it: a forked copy just unmaps.
     void close() noexcept {
         if (memory_.header() == nullptr) {
             return;
         }
+        channel_header& h = *memory_.header();
+        if (waits_ != nullptr) {
+            for (channel_wait* w = waits_; w != nullptr; w = w->next) {
+                w->interrupt();
+            }
+            ring_bell(h.bell[self()], nullptr); // before the unmapping: they sleep on it
+        }
         if (pid_ == ::getpid()) {
-            channel_header& h = *memory_.header();
-            shared(h.bell[self()].waiting).store(0, std::memory_order_relaxed);
             shared(h.owner[self()].state)
                 .store(static_cast<std::uint32_t>(end_state::closed), std::memory_order_seq_cst);
             ring_bell(h.bell[other(role_)], nullptr);
@@ -526,13 +581,13 @@ public:
     /// This end's bell.
     [[nodiscard]] channel_bell& bell() const noexcept { return header().bell[self()]; }
     /// Says this end may sleep, then reads its bell: sleep only on that value, after checking
-    /// again that there is nothing to do.
+    /// again that there is nothing to do. Only the other end clears the flag, as it rings: a
+    /// sleeper that clears it could clear it under another coroutine asleep on the same end,
+    /// and a flag left set costs one needless wake-up at most.
     std::uint32_t arm() noexcept {
         shared(bell().waiting).store(1, std::memory_order_seq_cst);
         return shared(bell().rings).load(std::memory_order_seq_cst);
     }
-    /// Says this end is awake.
-    void disarm() noexcept { shared(bell().waiting).store(0, std::memory_order_relaxed); }
 
     /// "sender" or "receiver".
     [[nodiscard]] const char* role_name() const noexcept {
@@ -542,8 +597,49 @@ public:
         return role_ == channel_role::sender ? "receiver" : "sender";
     }
 
+    void link(channel_wait& w) noexcept {
+        w.prev = nullptr;
+        w.next = waits_;
+        if (waits_ != nullptr) {
+            waits_->prev = &w;
+        }
+        waits_ = &w;
+        w.listed = true;
+    }
+    void unlink(channel_wait& w) noexcept {
+        (w.prev != nullptr ? w.prev->next : waits_) = w.next;
+        if (w.next != nullptr) {
+            w.next->prev = w.prev;
+        }
+        w.prev = w.next = nullptr;
+        w.listed = false;
+    }
+
 private:
     [[nodiscard]] int self() const noexcept { return static_cast<int>(role_); }
+
+    void take(channel_end& other) noexcept {
+        memory_ = std::move(other.memory_);
+        other.memory_.reset();
+        peer_ = std::move(other.peer_);
+        role_ = other.role_;
+        own_ = other.own_;
+        seen_ = other.seen_;
+        mask_ = other.mask_;
+        pid_ = std::exchange(other.pid_, 0);
+        waits_ = std::exchange(other.waits_, nullptr);
+        for (channel_wait* w = waits_; w != nullptr; w = w->next) {
+            w->end = this;
+        }
+    }
+    // The end object goes: its operations fail with EBADF, and name no channel.
+    void forget_waits() noexcept {
+        while (waits_ != nullptr) {
+            channel_wait& w = *waits_;
+            unlink(w);
+            w.end = nullptr;
+        }
+    }
 
     channel_memory memory_;
     peer_process peer_;
@@ -552,7 +648,53 @@ private:
     std::uint32_t seen_ = 0;
     std::uint32_t mask_ = 0;
     int pid_ = 0;
+    channel_wait* waits_ = nullptr;
 };
+
+inline channel_wait::~channel_wait() {
+    hold.release(*via);
+    if (listed && end != nullptr) {
+        end->unlink(*this);
+    }
+}
+
+inline void channel_wait::enlist() noexcept {
+    if (!listed && end != nullptr) {
+        end->link(*this);
+    }
+}
+
+inline void channel_wait::prepare(io_uring_sqe* sqe) noexcept {
+    if (error != 0) {
+        io_uring_prep_nop(sqe);
+    } else if (native) {
+        prep_futex_wait(sqe, &end->bell().rings, rung);
+    } else {
+        tick.prepare(sqe);
+    }
+}
+
+inline bool channel_wait::sleep() noexcept {
+    rung = end->arm();
+    if (end->refresh() || end->peer_state() == end_state::closed) {
+        return false;
+    }
+    if (native) {
+        // The other end's process is watched once it is known; its attaching rings this bell,
+        // so that a sleep that began before comes back here to watch it.
+        const int pidfd = end->peer_pidfd();
+        if (pidfd >= 0 && !hold.arm(*via, pidfd, end->bell())) {
+            native = false; // no storage for the watch: the timer, which checks at each tick
+        } else if (pidfd < 0 && end->peer_pid() > 0) {
+            native = false; // no pidfd here: the timer too
+        }
+    }
+    return true;
+}
+
+inline bool channel_wait::peer_ended() noexcept {
+    return hold.peer_ended || (!native && end->peer_gone());
+}
 
 /// How long a blocking wait sleeps before it checks that the other end's process still runs.
 inline constexpr std::chrono::milliseconds liveness_slice{50};
