@@ -150,9 +150,9 @@ T& record_at(const channel_end& end, std::uint32_t index) noexcept {
     return reinterpret_cast<T*>(end.records())[index & end.mask()];
 }
 
-/// Copies `record` in and publishes it if there is room; wakes the receiver through `via`.
+/// Copies `record` in and publishes it if there is room; wakes the receiver if it sleeps.
 template <class T>
-bool put_record(channel_end& end, const T& record, ring* via) noexcept {
+bool put_record(channel_end& end, const T& record) noexcept {
     const auto room = [&end] {
         return end.mask() + 1 - (end.own() - end.seen());
     };
@@ -161,20 +161,20 @@ bool put_record(channel_end& end, const T& record, ring* via) noexcept {
     }
     const std::uint32_t own = end.own();
     record_at<T>(end, own) = record;
-    end.publish(own + 1, via);
+    end.publish(own + 1);
     return true;
 }
 
-/// Copies the next record out, if there is one, and frees its slot; wakes the sender through
-/// `via`.
+/// Copies the next record out, if there is one, and frees its slot; wakes the sender if it
+/// sleeps.
 template <class T>
-bool take_record(channel_end& end, std::optional<T>& record, ring* via) noexcept {
+bool take_record(channel_end& end, std::optional<T>& record) noexcept {
     if (end.own() == end.seen() && !end.refresh()) {
         return false;
     }
     const std::uint32_t own = end.own();
     record.emplace(record_at<T>(end, own));
-    end.publish(own + 1, via); // after the copy: the slot may be written again after it
+    end.publish(own + 1); // after the copy: the slot may be written again after it
     return true;
 }
 
@@ -212,7 +212,7 @@ public:
     /// has closed.
     bool try_send(const T& record) {
         check_peer("send to");
-        return put(record, nullptr);
+        return put(record);
     }
 
     /// Publishes as many of `records` as there is room for, at once; how many it published.
@@ -228,7 +228,7 @@ public:
             detail::record_at<T>(end_, own + static_cast<std::uint32_t>(i)) = records[i];
         }
         if (n > 0) {
-            end_.publish(own + static_cast<std::uint32_t>(n), nullptr);
+            end_.publish(own + static_cast<std::uint32_t>(n));
         }
         return n;
     }
@@ -262,9 +262,7 @@ private:
     [[nodiscard]] std::uint32_t room() const noexcept {
         return end_.mask() + 1 - (end_.own() - end_.seen());
     }
-    bool put(const T& record, detail::ring* via) noexcept {
-        return detail::put_record(end_, record, via);
-    }
+    bool put(const T& record) noexcept { return detail::put_record(end_, record); }
 
     void check_peer(const char* verb) const {
         if (!end_.is_open()) {
@@ -284,11 +282,11 @@ private:
         const auto spin_end = std::chrono::steady_clock::now() + detail::spin_time;
         for (;;) {
             check_peer("send to");
-            if (put(record, nullptr)) {
+            if (put(record)) {
                 return;
             }
             if (std::chrono::steady_clock::now() < spin_end) {
-                detail::cpu_relax();
+                detail::spin_pause();
                 continue;
             }
             const std::uint32_t rung = end_.arm();
@@ -305,7 +303,7 @@ private:
                 continue;
             }
             if (deadline != nullptr && std::chrono::steady_clock::now() >= *deadline) {
-                if (put(record, nullptr)) {
+                if (put(record)) {
                     return;
                 }
                 fail(ETIME, "send to");
@@ -332,7 +330,7 @@ public:
     std::optional<T> try_receive() {
         check_open("receive from");
         std::optional<T> record;
-        take(record, nullptr);
+        take(record);
         return record;
     }
 
@@ -349,7 +347,7 @@ public:
             records[i] = detail::record_at<T>(end_, own + static_cast<std::uint32_t>(i));
         }
         if (n > 0) {
-            end_.publish(own + static_cast<std::uint32_t>(n), nullptr);
+            end_.publish(own + static_cast<std::uint32_t>(n));
         }
         return n;
     }
@@ -379,9 +377,7 @@ public:
     [[nodiscard]] const std::string& name() const noexcept { return end_.name(); }
 
 private:
-    bool take(std::optional<T>& record, detail::ring* via) noexcept {
-        return detail::take_record(end_, record, via);
-    }
+    bool take(std::optional<T>& record) noexcept { return detail::take_record(end_, record); }
 
     void check_open(const char* verb) const {
         if (!end_.is_open()) {
@@ -399,16 +395,16 @@ private:
         std::optional<T> record;
         const auto spin_end = std::chrono::steady_clock::now() + detail::spin_time;
         for (;;) {
-            if (take(record, nullptr)) {
+            if (take(record)) {
                 return record;
             }
             // The sender closes after its last publish: once closed is seen, what it sent is.
             if (end_.peer_state() == detail::end_state::closed) {
-                take(record, nullptr);
+                take(record);
                 return record;
             }
             if (std::chrono::steady_clock::now() < spin_end) {
-                detail::cpu_relax();
+                detail::spin_pause();
                 continue;
             }
             const std::uint32_t rung = end_.arm();
@@ -425,13 +421,13 @@ private:
                 continue;
             }
             if (deadline != nullptr && std::chrono::steady_clock::now() >= *deadline) {
-                if (take(record, nullptr)) {
+                if (take(record)) {
                     return record;
                 }
                 fail(ETIME, "receive from");
             }
             if (end_.peer_gone()) {
-                if (take(record, nullptr)) {
+                if (take(record)) {
                     return record; // what it published before it ended still arrives
                 }
                 fail(ECONNRESET, "receive from");
@@ -465,8 +461,7 @@ struct channel_send_op {
                 wait.error = EPIPE;
                 return false;
             }
-            // The receiver is woken at the loop's next submission: no system call of its own.
-            if (put_record(*end, *record, wait.native ? wait.via : nullptr)) {
+            if (put_record(*end, *record)) {
                 return true;
             }
             if (wait.peer_ended()) {
@@ -518,17 +513,16 @@ struct channel_receive_op {
                 wait.error = EBADF;
                 return false;
             }
-            ring* via = wait.native ? wait.via : nullptr;
-            if (take_record(*end, record, via)) {
+            if (take_record(*end, record)) {
                 return true;
             }
             // The sender closes after its last publish: once closed is seen, what it sent is.
             if (end->peer_state() == end_state::closed) {
-                take_record(*end, record, via);
+                take_record(*end, record);
                 return true;
             }
             if (wait.peer_ended()) {
-                if (take_record(*end, record, via)) {
+                if (take_record(*end, record)) {
                     return true; // what it published before it ended still arrives
                 }
                 wait.error = ECONNRESET;

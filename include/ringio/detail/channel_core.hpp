@@ -91,35 +91,37 @@ std::atomic_ref<U> shared(U& object) noexcept {
     return std::atomic_ref<U>(object);
 }
 
-/// Lets the other core run while spinning.
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
+#ifndef RINGIO_SPIN_PAUSES
+#define RINGIO_SPIN_PAUSES 8
 #endif
+/// A pause between two looks at the other end's count while spinning: each look pulls its cache
+/// line over, which the other end must then take back to write its next count.
+inline void spin_pause() noexcept {
+    for (int i = 0; i < RINGIO_SPIN_PAUSES; ++i) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#elif defined(__aarch64__)
+        __asm__ __volatile__("yield");
+#endif
+    }
 }
 
-/// Bumps `bell` and wakes whoever sleeps on it: through `via`'s next submission when given (no
-/// system call of its own), else at once.
-inline void ring_bell(channel_bell& bell, ring* via) noexcept {
+/// Bumps `bell` and wakes whoever sleeps on it, at once. (Not through the ring: a wake-up queued
+/// there waits for the loop's next submission, which a program that stops its loop after its
+/// last send would never make.)
+inline void ring_bell(channel_bell& bell) noexcept {
     shared(bell.rings).fetch_add(1, std::memory_order_seq_cst);
-    if (via != nullptr) {
-        prep_futex_wake(via->get_sqe_unwatched(), &bell.rings,
-                        static_cast<std::uint32_t>(INT32_MAX));
-    } else {
-        futex_wake(&bell.rings, INT32_MAX);
-    }
+    futex_wake(&bell.rings, INT32_MAX);
 }
 
 /// Rings `bell` if its end said it may sleep. With the seq_cst index store before it and the
 /// sleeper's seq_cst `waiting` store and index load, one of the two sees the other: no lost
 /// wake-up, and no system call while the sleeper is awake.
-inline void wake_if_waiting(channel_bell& bell, ring* via) noexcept {
+inline void wake_if_waiting(channel_bell& bell) noexcept {
     const auto waiting = shared(bell.waiting);
     if (waiting.load(std::memory_order_seq_cst) != 0 &&
         waiting.exchange(0, std::memory_order_seq_cst) != 0) {
-        ring_bell(bell, via);
+        ring_bell(bell);
     }
 }
 
@@ -278,7 +280,7 @@ private:
             hold->watch = nullptr;
             if (cqe.res > 0) { // POLLIN: the process has ended
                 hold->peer_ended = true;
-                ring_bell(*hold->bell, nullptr);
+                ring_bell(*hold->bell);
             }
         }
         ring& r = *watch->ring_;
@@ -492,7 +494,7 @@ public:
         mask_ = h.capacity - 1;
         pid_ = pid;
         // The other end may sleep without a process to watch yet: let it find this one.
-        ring_bell(h.bell[other(role)], nullptr);
+        ring_bell(h.bell[other(role)]);
     }
 
     /// Takes `other`'s end and the operations awaiting on it; `other` is left closed.
@@ -524,12 +526,12 @@ public:
             for (channel_wait* w = waits_; w != nullptr; w = w->next) {
                 w->interrupt();
             }
-            ring_bell(h.bell[self()], nullptr); // before the unmapping: they sleep on it
+            ring_bell(h.bell[self()]); // before the unmapping: they sleep on it
         }
         if (pid_ == ::getpid()) {
             shared(h.owner[self()].state)
                 .store(static_cast<std::uint32_t>(end_state::closed), std::memory_order_seq_cst);
-            ring_bell(h.bell[other(role_)], nullptr);
+            ring_bell(h.bell[other(role_)]);
         }
         peer_.reset();
         memory_.reset();
@@ -554,13 +556,13 @@ public:
     }
 
     /// Publishes this end's count (after the records it covers were copied), then wakes the
-    /// other end if it may sleep, through `via` or at once.
-    void publish(std::uint32_t count, ring* via) noexcept {
+    /// other end if it may sleep.
+    void publish(std::uint32_t count) noexcept {
         own_ = count;
         // seq_cst: the other end's `waiting` store and its reading of this count are ordered
         // against it (see wake_if_waiting). Also a release: the records are there before it.
         shared(header().index[self()].value).store(count, std::memory_order_seq_cst);
-        wake_if_waiting(header().bell[other(role_)], via);
+        wake_if_waiting(header().bell[other(role_)]);
     }
 
     /// The other end's state.
