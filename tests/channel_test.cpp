@@ -15,6 +15,7 @@
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -438,6 +439,95 @@ TEST_CASE("channel: an awaited receive takes records from a forked sender, then 
         CHECK(out.in_order);
         CHECK(out.ended);
         CHECK(wait_child(child) == 0);
+    }
+}
+
+// Pins the calling thread to `cpu` if the machine has it (else leaves it be).
+void pin_to_cpu(std::size_t cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    (void)::sched_setaffinity(0, sizeof set, &set);
+}
+
+// Pins the calling thread to `cpu` for its lifetime, then gives it back the CPUs it had.
+class cpu_pin {
+public:
+    explicit cpu_pin(std::size_t cpu) {
+        CPU_ZERO(&before_);
+        had_ = ::sched_getaffinity(0, sizeof before_, &before_) == 0;
+        pin_to_cpu(cpu);
+    }
+    cpu_pin(const cpu_pin&) = delete;
+    cpu_pin& operator=(const cpu_pin&) = delete;
+    ~cpu_pin() {
+        if (had_) {
+            (void)::sched_setaffinity(0, sizeof before_, &before_);
+        }
+    }
+
+private:
+    cpu_set_t before_;
+    bool had_ = false;
+};
+
+// Sends records 1 to `count`, awaited.
+ringio::task<> send_awaited(ringio::io_context& context, sender& out, std::uint64_t count) {
+    for (std::uint64_t n = 1; n <= count; ++n) {
+        const peer_record record = record_number(n);
+        co_await out.send(context, record);
+    }
+}
+
+// Receives awaited until the end, as `receive_all` does, but gives up on a record that takes
+// longer than `patience` to come (ETIME in `out.error`): both ends asleep at once is a hang.
+ringio::task<> receive_patiently(ringio::io_context& context, receiver& in, received& out,
+                                 std::chrono::milliseconds patience) {
+    for (;;) {
+        std::error_code error;
+        const auto record = co_await in.receive(context).with_timeout(patience).into(error);
+        if (error) {
+            out.error = error;
+            co_return;
+        }
+        if (!record) {
+            out.ended = true;
+            co_return;
+        }
+        out.in_order = out.in_order && record->sequence == out.count + 1 && whole(*record);
+        ++out.count;
+    }
+}
+
+TEST_CASE("channel: both ends awaited in two processes: neither sleeps through a record",
+          "[channel]") {
+    // A wake-up meant for a record the receiver has taken already can clear the flag of its
+    // next sleep: that sleep must end, not wait on a ring that came before it.
+    if (!runs(false)) {
+        return;
+    }
+    constexpr std::uint64_t count = 400'000;
+    for (int round = 0; round < 3; ++round) {
+        auto channel = record_channel::anonymous(64);
+        // Each on a core of its own where there are two: the race needs both running at once.
+        const pid_t child = fork_child([&channel] {
+            pin_to_cpu(1);
+            sender out(std::move(channel));
+            ringio::io_context context;
+            ringio::sync_wait(context, send_awaited(context, out, count));
+            return 0;
+        });
+        const cpu_pin pinned(0);
+        receiver in(std::move(channel));
+        ringio::io_context context;
+        received out;
+        ringio::sync_wait(context, receive_patiently(context, in, out, 5s));
+        INFO("round " << round << ": " << out.count << " records, then " << out.error.message());
+        CHECK(out.count == count);
+        CHECK(out.in_order);
+        CHECK(out.ended);
+        CHECK_FALSE(out.error);
+        CHECK(wait_child(child, 5s) == 0);
     }
 }
 

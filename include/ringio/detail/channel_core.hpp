@@ -583,13 +583,17 @@ public:
 
     /// This end's bell.
     [[nodiscard]] channel_bell& bell() const noexcept { return header().bell[self()]; }
-    /// Says this end may sleep, then reads its bell: sleep only on that value, after checking
+    /// Reads its bell, then says this end may sleep: sleep only on that value, after checking
     /// again that there is nothing to do. Only the other end clears the flag, as it rings: a
     /// sleeper that clears it could clear it under another coroutine asleep on the same end,
     /// and a flag left set costs one needless wake-up at most.
     std::uint32_t arm() noexcept {
+        // The bell first: a wake-up meant for a record this end has taken already may clear the
+        // flag just set; it rings after this read, so the sleep ends at once and arms again.
+        // Read after the flag, that ring would be the value slept on, and the flag lost with it.
+        const std::uint32_t rung = shared(bell().rings).load(std::memory_order_seq_cst);
         shared(bell().waiting).store(1, std::memory_order_seq_cst);
-        return shared(bell().rings).load(std::memory_order_seq_cst);
+        return rung;
     }
 
     /// "sender" or "receiver".
