@@ -70,8 +70,9 @@ def futex_instructions(ctx):
         per_wait = (min(totals[k2]) - min(totals[k1])) / (k2 - k1)
         out[how] = {"totals": {str(k): v for k, v in totals.items()}, "ir_per_wait": per_wait,
                     "native": native}
-        log(f"channel: {how} futex wait, {per_wait:,.0f} instructions per wait "
-            f"({'IORING_OP_FUTEX_WAIT' if native else 'timer fallback'})")
+        through = ("futex(2)" if how == "blocking"
+                   else "IORING_OP_FUTEX_WAIT" if native else "the timer fallback")
+        log(f"channel: {how} futex wait, {per_wait:,.0f} instructions per wait ({through})")
     out["ratio"] = out["awaited"]["ir_per_wait"] / out["blocking"]["ir_per_wait"]
     return out
 
