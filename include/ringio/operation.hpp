@@ -293,7 +293,8 @@ private:
     static void on_completion(detail::completion* self, const io_uring_cqe& cqe) noexcept {
         auto& op = *static_cast<operation*>(static_cast<detail::tracked*>(self));
         if ((cqe.user_data & 1U) != 0) {
-            op.timed_out_ = op.timed_out_ || cqe.res == -ETIME;
+            // A timeout that cancelled a futex wait reports how many it cancelled (Linux 6.7+).
+            op.timed_out_ = op.timed_out_ || cqe.res == -ETIME || cqe.res > 0;
         } else if constexpr (requires { op.op_.translate(cqe.res); }) {
             op.result_ = op.op_.translate(cqe.res);
         } else {

@@ -4,8 +4,10 @@
 
 #include <ringio/buffer_ring.hpp>
 #include <ringio/cancellation.hpp>
+#include <ringio/channel.hpp>
 #include <ringio/descriptor.hpp>
 #include <ringio/endpoint.hpp>
+#include <ringio/futex.hpp>
 #include <ringio/input_buffer.hpp>
 #include <ringio/io_context.hpp>
 #include <ringio/map_options.hpp>

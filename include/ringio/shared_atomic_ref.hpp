@@ -159,6 +159,9 @@ public:
         return wait_until(old, now + timeout, order);
     }
 
+    /// The integer it refers to (what a futex is keyed by).
+    [[nodiscard]] I* address() const noexcept { return object_; }
+
     /// Wakes one process or thread waiting on this integer; call it after the store it waits for.
     void notify_one() const noexcept
     requires(sizeof(value_type) == 4)

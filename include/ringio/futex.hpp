@@ -1,0 +1,205 @@
+#pragma once
+
+// futex: a coroutine's wait on a shared_atomic_ref, and the wake-up of its waiters, through the
+// ring (IORING_OP_FUTEX_WAIT and _WAKE), with a fallback for kernels without them.
+
+#include <ringio/detail/chrono.hpp>
+#include <ringio/io_context.hpp>
+#include <ringio/operation.hpp>
+#include <ringio/shared_atomic_ref.hpp>
+
+#include <liburing.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+
+namespace ringio {
+
+namespace detail {
+
+// The kernel's ABI for IORING_OP_FUTEX_WAIT and _WAKE (Linux 6.7, io_uring/futex.c), which
+// liburing 2.3 has no helper for: `fd` holds the futex2 flags, `addr` the word, `addr2` the
+// expected value (or how many to wake), `addr3` the bitset; `len` and the op flags stay 0.
+inline constexpr int futex_wait_opcode = 51;
+inline constexpr int futex_wake_opcode = 52;
+// FUTEX2_SIZE_U32 without FUTEX2_PRIVATE: keyed by the page behind the address, so that a waker in
+// any process that maps the page finds the waiter, as the blocking wait's futex does.
+inline constexpr int futex2_shared_u32 = 0x02;
+
+inline void prep_futex_wait(io_uring_sqe* sqe, const void* word, std::uint32_t expected) noexcept {
+    io_uring_prep_rw(futex_wait_opcode, sqe, futex2_shared_u32, word, 0, expected);
+    sqe->addr3 = FUTEX_BITSET_MATCH_ANY;
+}
+
+inline void prep_futex_wake(io_uring_sqe* sqe, const void* word, std::uint32_t count) noexcept {
+    io_uring_prep_rw(futex_wake_opcode, sqe, futex2_shared_u32, word, 0, count);
+    sqe->addr3 = FUTEX_BITSET_MATCH_ANY;
+}
+
+/// FUTEX_WAKE without FUTEX_PRIVATE_FLAG, as a system call: how many it woke (0 on error).
+inline int futex_wake_count(const void* word, int count) noexcept {
+    const long woken = ::syscall(SYS_futex, word, FUTEX_WAKE, count, nullptr, nullptr, 0);
+    return woken > 0 ? static_cast<int>(woken) : 0;
+}
+
+/// Whether the ring can wait on and wake futexes: the running kernel is probed once per process.
+class futex_support {
+public:
+    /// True when the kernel has both opcodes and the fallback is not forced.
+    static bool available() noexcept {
+        if (forced().load(std::memory_order_relaxed)) {
+            return false;
+        }
+        int known = probed().load(std::memory_order_acquire);
+        if (known < 0) {
+            known = probe();
+            probed().store(known, std::memory_order_release);
+        }
+        return known == 1;
+    }
+
+    /// Makes `available()` false from now on, for the tests of the fallback; false undoes it.
+    static void force_fallback(bool on) noexcept { forced().store(on, std::memory_order_relaxed); }
+
+private:
+    // The running kernel, not the headers: a probe ring of its own, so that no context's ring
+    // (perhaps not yet enabled on its thread) is involved.
+    static int probe() noexcept {
+        io_uring_probe* probe = io_uring_get_probe();
+        if (probe == nullptr) {
+            return 0;
+        }
+        const bool both = io_uring_opcode_supported(probe, futex_wait_opcode) != 0 &&
+                          io_uring_opcode_supported(probe, futex_wake_opcode) != 0;
+        io_uring_free_probe(probe);
+        return both ? 1 : 0;
+    }
+    static std::atomic<int>& probed() noexcept {
+        static std::atomic<int> known{-1};
+        return known;
+    }
+    static std::atomic<bool>& forced() noexcept {
+        static std::atomic<bool> on{false};
+        return on;
+    }
+};
+
+/// The fallback's timer: an interval that starts short and doubles up to a ceiling, so that a
+/// change soon after the wait starts is seen soon, and a long wait costs few loop turns.
+struct poll_tick {
+    static constexpr long long first_ns = 20'000;
+    static constexpr long long ceiling_ns = 1'000'000;
+    __kernel_timespec interval{0, first_ns};
+
+    void prepare(io_uring_sqe* sqe) noexcept { io_uring_prep_timeout(sqe, &interval, 0, 0); }
+    void next() noexcept { interval.tv_nsec = std::min(interval.tv_nsec * 2, ceiling_ns); }
+};
+
+/// IORING_OP_FUTEX_WAIT on a shared integer until it differs from `old`; on a kernel without it,
+/// a timer that re-reads the integer at each expiry.
+template <class I>
+struct futex_wait_op {
+    using value_type = std::remove_const_t<I>;
+
+    futex_wait_op(shared_atomic_ref<I> ref, value_type old, std::memory_order order) noexcept
+        : ref_(ref), old_(old), order_(order), native_(futex_support::available()) {}
+
+    bool ready() noexcept {
+        seen_ = ref_.load(order_);
+        return seen_ != old_;
+    }
+    void prepare(io_uring_sqe* sqe) noexcept {
+        if (native_) {
+            prep_futex_wait(sqe, ref_.address(), std::bit_cast<std::uint32_t>(old_));
+        } else {
+            tick_.prepare(sqe);
+        }
+    }
+    // EAGAIN: the value differed already when the kernel compared it; ETIME: a tick ended.
+    [[nodiscard]] int translate(int result) const noexcept {
+        return result == (native_ ? -EAGAIN : -ETIME) ? 0 : result;
+    }
+    // A wake-up without a change (a notify for another value, a spurious one) waits again.
+    bool again(int& /*result*/) noexcept {
+        if (ready()) {
+            return false;
+        }
+        if (!native_) {
+            tick_.next();
+        }
+        return true;
+    }
+    value_type complete(int /*result*/) const noexcept { return seen_; }
+    [[nodiscard]] std::string describe() const {
+        return "wait on a shared integer holding " + std::to_string(old_);
+    }
+
+private:
+    shared_atomic_ref<I> ref_;
+    value_type old_;
+    std::memory_order order_;
+    bool native_;
+    poll_tick tick_;
+    value_type seen_{};
+};
+
+/// IORING_OP_FUTEX_WAKE of up to `count` waiters; on a kernel without it, the system call, made
+/// when awaited, with no request.
+struct futex_wake_op {
+    const void* word;
+    std::uint32_t count;
+    bool native = futex_support::available();
+    int woken = 0;
+
+    bool ready() noexcept {
+        if (native) {
+            return false;
+        }
+        woken = futex_wake_count(word, static_cast<int>(count));
+        return true;
+    }
+    void prepare(io_uring_sqe* sqe) noexcept { prep_futex_wake(sqe, word, count); }
+    [[nodiscard]] std::size_t complete(int result) const noexcept {
+        return static_cast<std::size_t>(native ? result : woken);
+    }
+    [[nodiscard]] static std::string describe() { return "wake the waiters on a shared integer"; }
+};
+
+} // namespace detail
+
+/// Suspends the awaiting coroutine until `ref`'s value, read with `order`, differs from `old`;
+/// produces that value. Woken by a notify from any process that maps the same memory.
+template <shared_integer I>
+requires(sizeof(I) == 4)
+auto wait(io_context& context, shared_atomic_ref<I> ref, std::remove_const_t<I> old,
+          std::memory_order order = std::memory_order_seq_cst) {
+    return operation<detail::futex_wait_op<I>>(context, ref, old, order);
+}
+
+/// Wakes one process, thread or coroutine waiting on `ref`, through the ring; produces how many
+/// it woke (0 or 1).
+template <shared_integer I>
+requires(sizeof(I) == 4 && !std::is_const_v<I>)
+auto notify_one(io_context& context, shared_atomic_ref<I> ref) {
+    return operation<detail::futex_wake_op>(context, ref.address(), 1U);
+}
+
+/// Wakes every process, thread and coroutine waiting on `ref`, through the ring; produces how
+/// many it woke.
+template <shared_integer I>
+requires(sizeof(I) == 4 && !std::is_const_v<I>)
+auto notify_all(io_context& context, shared_atomic_ref<I> ref) {
+    return operation<detail::futex_wake_op>(context, ref.address(),
+                                            static_cast<std::uint32_t>(INT32_MAX));
+}
+
+} // namespace ringio
