@@ -118,7 +118,7 @@ private:
         return true;
     }
 
-    void submit() noexcept {
+    [[gnu::always_inline]] void submit() noexcept {
         io_uring_sqe* sqe = ring_->get_sqe();
         io_uring_prep_send(sqe, fd_, next_, static_cast<unsigned>(remaining_), MSG_NOSIGNAL);
         io_uring_sqe_set_data64(sqe, user_data());
@@ -137,7 +137,7 @@ private:
         if (static_cast<std::size_t>(cqe.res) == q.remaining_ && q.pending_ == 1 &&
             !q.flush_waiter_ && !q.orphaned_) [[likely]] {
             q.pending_ = 0;
-            q.current_.give_back();
+            q.current_.give_back_lent(); // a lease being sent is never empty
             return;
         }
         q.complete(cqe.res);
