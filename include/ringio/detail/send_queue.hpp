@@ -87,7 +87,8 @@ public:
 
 private:
     explicit send_queue(descriptor_core& socket) noexcept
-        : tracked{{&on_completion}}, ring_(&socket.owner()), fd_(socket.fd()) {
+        : tracked(), ring_(&socket.owner()), fd_(socket.fd()) {
+        completion::complete = &on_completion;
         socket.link(*this);
     }
     ~send_queue() = default;

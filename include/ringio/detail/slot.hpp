@@ -173,9 +173,10 @@ private:
 
     slot(ring& r, descriptor_core& socket, const slot_kind& kind, void* owner, unsigned budget,
          int param) noexcept
-        : tracked{{&on_completion}}, ring_(&r), kind_(&kind), owner_(owner), fd_(socket.fd()),
+        : tracked(), ring_(&r), kind_(&kind), owner_(owner), fd_(socket.fd()),
           limit_(budget != 0 ? budget : ~0U), param_(param),
           flags_(kind.multishot ? multishot_request : 0U) {
+        completion::complete = &on_completion;
         on_close = &wake_when_closed;
         socket.link(*this);
         prepare_arming();
