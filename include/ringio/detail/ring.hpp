@@ -89,6 +89,7 @@ public:
             throw_error(error_from_result(result), setup_failure(result));
         }
         sq_end_ = ring_.sq.ring_entries;
+        enter_fd_ = static_cast<unsigned>(ring_.ring_fd);
     }
 
     ring(const ring&) = delete;
@@ -153,9 +154,8 @@ public:
         if (owner_ != this_thread()) [[unlikely]] {
             adopt_thread();
         }
-        const int result = !wait                   ? io_uring_submit_and_get_events(&ring_)
-                           : running_on_valgrind() ? submit_and_wait_in_slices()
-                                                   : io_uring_submit_and_wait(&ring_, 1);
+        const int result =
+            running_on_valgrind() && wait ? submit_and_wait_in_slices() : enter(wait ? 1U : 0U);
         // EINTR: a signal; EBUSY/EAGAIN: the kernel wants completions reaped first.
         if (result < 0 && result != -EINTR && result != -EBUSY && result != -EAGAIN) [[unlikely]] {
             fail(result);
@@ -233,7 +233,11 @@ private:
                       0) < 0) { // liburing 2.3's library does not export io_uring_enable_rings
             throw_error(last_error(), "io_context: enable ring");
         }
-        (void)io_uring_register_ring_fd(&ring_); // saves an fd lookup per enter, from 5.18
+        // A registered ring descriptor saves an fd lookup per enter, from 5.18.
+        if (io_uring_register_ring_fd(&ring_) == 1) {
+            enter_fd_ = static_cast<unsigned>(ring_.enter_ring_fd);
+            enter_flags_ = IORING_ENTER_REGISTERED_RING;
+        }
         owner_ = this_thread();
         enabled_ = true;
         accepting_.store(true, std::memory_order_release);
@@ -253,6 +257,19 @@ private:
                         "io_context: used from a thread other than its own");
         }
         enable();
+    }
+
+    // io_uring_submit_and_wait (or _get_events), without what only SQPOLL needs: publishes the
+    // SQEs prepared since the last call and enters once, to submit them and reap.
+    int enter(unsigned wait_for) noexcept {
+        io_uring_sq& sq = ring_.sq;
+        const unsigned tail = sq.sqe_tail;
+        if (sq.sqe_head != tail) {
+            sq.sqe_head = tail;
+            io_uring_smp_store_release(sq.ktail, tail);
+        }
+        return io_uring_enter(enter_fd_, tail - *sq.khead, wait_for,
+                              IORING_ENTER_GETEVENTS | enter_flags_, nullptr);
     }
 
     [[gnu::cold, gnu::noinline, noreturn]] static void fail(int result) {
@@ -283,27 +300,27 @@ private:
     }
 
     // Dispatches a snapshot of the ready CQEs, then advances the head once; completions posted
-    // meanwhile are taken by the next pass.
+    // meanwhile are taken by the next turn, whose enter does not wait while any is ready.
     void reap() noexcept {
         io_uring_cq& cq = ring_.cq;
         for (;;) {
             const unsigned tail = io_uring_smp_load_acquire(cq.ktail);
             unsigned head = *cq.khead;
-            if (head == tail) {
-                // CQEs that did not fit wait in the kernel (IORING_FEAT_NODROP) until flushed.
-                if (io_uring_cq_has_overflow(&ring_) && io_uring_get_events(&ring_) == 0 &&
-                    io_uring_cq_ready(&ring_) > 0) {
-                    continue;
-                }
+            if (head != tail) [[likely]] {
+                // Locals, so that the completions called in between do not make them reloaded.
+                const io_uring_cqe* const cqes = cq.cqes;
+                const unsigned mask = cq.ring_mask;
+                do {
+                    dispatch(cqes[head & mask]);
+                } while (++head != tail);
+                io_uring_smp_store_release(cq.khead, head);
                 return;
             }
-            // Locals, so that the completions called in between do not make them reloaded.
-            const io_uring_cqe* const cqes = cq.cqes;
-            const unsigned mask = cq.ring_mask;
-            do {
-                dispatch(cqes[head & mask]);
-            } while (++head != tail);
-            io_uring_smp_store_release(cq.khead, head);
+            // CQEs that did not fit wait in the kernel (IORING_FEAT_NODROP) until flushed.
+            if (!io_uring_cq_has_overflow(&ring_) || io_uring_get_events(&ring_) != 0 ||
+                io_uring_cq_ready(&ring_) == 0) {
+                return;
+            }
         }
     }
 
@@ -344,6 +361,8 @@ private:
 
     io_uring ring_{};
     std::size_t in_flight_ = 0;
+    unsigned enter_fd_ = 0;       // what io_uring_enter takes: the ring's descriptor, or its index
+    unsigned enter_flags_ = 0;    // IORING_ENTER_REGISTERED_RING once registered
     unsigned sq_end_ = 0;         // sqe_tail when the queue is full: the kernel's SQ head when
                                   // last read, plus the entries
     const void* owner_ = nullptr; // this_thread() of the thread that enabled the ring
