@@ -51,7 +51,9 @@ public:
                 : owner_(from.owner_), error_(from.error_), signal_(from.signal_) {}
             waiting(const waiting&) = delete;
             waiting& operator=(const waiting&) = delete;
-            // A frame destroyed while it waits (at the context's shutdown) leaves no dangling link.
+            // Unlinked here, at the end of the co_await, not in await_resume: no code of the
+            // caller's runs in between, and a frame destroyed while it waits (at the context's
+            // shutdown) leaves no dangling link either.
             ~waiting() { detail::cancellation_list::unlink(link_); }
 
             bool await_ready() const noexcept {
@@ -71,7 +73,6 @@ public:
                 return owner_->slot_->wait(waiter_);
             }
             T await_resume() {
-                detail::cancellation_list::unlink(link_);
                 return Policy::take(*owner_->slot_, owner_->state_, owner_->slot_->take(waiter_),
                                     error_);
             }

@@ -151,9 +151,19 @@ public:
     /// One loop turn: submit what is prepared, wait for a completion if `wait`, dispatch every
     /// CQE that is ready. Errors: `std::system_error` if the ring itself fails.
     void turn(bool wait) {
+        check_thread();
+        turn_on_own_thread(wait);
+    }
+
+    /// Enables the ring on the calling thread the first time; refuses any other thread after.
+    void check_thread() {
         if (owner_ != this_thread()) [[unlikely]] {
             adopt_thread();
         }
+    }
+
+    /// `turn`, on the thread `check_thread` accepted (a run loop checks once).
+    void turn_on_own_thread(bool wait) {
         const int result =
             running_on_valgrind() && wait ? submit_and_wait_in_slices() : enter(wait ? 1U : 0U);
         // EINTR: a signal; EBUSY/EAGAIN: the kernel wants completions reaped first.

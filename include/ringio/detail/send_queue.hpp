@@ -51,8 +51,9 @@ public:
     }
 
     /// Starts sending `chunk` (not empty), taking it; the queue must be idle.
-    void start(lent_buffer& chunk) noexcept {
-        current_ = std::exchange(chunk, {});
+    [[gnu::always_inline]] void start(lent_buffer& chunk) noexcept {
+        current_ = chunk;
+        chunk.from = nullptr; // all that says that it lends nothing now
         next_ = current_.data;
         remaining_ = current_.size;
         ++pending_;

@@ -220,9 +220,9 @@ private:
         auto& s = *static_cast<slot*>(static_cast<tracked*>(self));
         waiter* w = s.waiters_;
         // The common case, small enough that the resumption is a tail call: an entry for a
-        // waiting consumer, with the request still armed (or re-armed by the consumer).
-        if (cqe.res > 0 && w != nullptr && (s.flags_ & orphaned) == 0 && !s.ring_->draining())
-            [[likely]] {
+        // waiting consumer (an orphaned slot has none), with the request still armed (or
+        // re-armed by the consumer).
+        if (cqe.res > 0 && w != nullptr && !s.ring_->draining()) [[likely]] {
             const bool more = (cqe.flags & IORING_CQE_F_MORE) != 0;
             // A request that ended by itself is no longer armed, and has no pause due.
             s.flags_ = (more ? s.flags_ : s.flags_ & ~(armed | pausing)) | delivered;
