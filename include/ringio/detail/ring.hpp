@@ -246,7 +246,7 @@ private:
         // A registered ring descriptor saves an fd lookup per enter, from 5.18.
         if (io_uring_register_ring_fd(&ring_) == 1) {
             enter_fd_ = static_cast<unsigned>(ring_.enter_ring_fd);
-            enter_flags_ = IORING_ENTER_REGISTERED_RING;
+            enter_flags_ |= IORING_ENTER_REGISTERED_RING;
         }
         owner_ = this_thread();
         enabled_ = true;
@@ -278,8 +278,7 @@ private:
             sq.sqe_head = tail;
             io_uring_smp_store_release(sq.ktail, tail);
         }
-        return io_uring_enter(enter_fd_, tail - *sq.khead, wait_for,
-                              IORING_ENTER_GETEVENTS | enter_flags_, nullptr);
+        return io_uring_enter(enter_fd_, tail - *sq.khead, wait_for, enter_flags_, nullptr);
     }
 
     [[gnu::cold, gnu::noinline, noreturn]] static void fail(int result) {
@@ -371,8 +370,8 @@ private:
 
     io_uring ring_{};
     std::size_t in_flight_ = 0;
-    unsigned enter_fd_ = 0;       // what io_uring_enter takes: the ring's descriptor, or its index
-    unsigned enter_flags_ = 0;    // IORING_ENTER_REGISTERED_RING once registered
+    unsigned enter_fd_ = 0; // what io_uring_enter takes: the ring's descriptor, or its index
+    unsigned enter_flags_ = IORING_ENTER_GETEVENTS; // and REGISTERED_RING once registered
     unsigned sq_end_ = 0;         // sqe_tail when the queue is full: the kernel's SQ head when
                                   // last read, plus the entries
     const void* owner_ = nullptr; // this_thread() of the thread that enabled the ring
