@@ -57,7 +57,7 @@ bool nothing_waits_under(ringio::cancellation& signal) {
     if (!ringio::detail::watch(signal, probe)) {
         return true; // cancelled: nothing can be linked, and cancel() emptied the list
     }
-    const bool empty = probe.next == nullptr;
+    const bool empty = probe.next == probe.prev; // both the list's own end: nothing else
     ringio::detail::cancellation_list::unlink(probe);
     return empty;
 }

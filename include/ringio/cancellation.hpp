@@ -11,51 +11,50 @@ class cancellation;
 
 namespace detail {
 
-/// An awaitable waiting under a cancellation: linked while it waits, told if cancelled.
+/// An awaitable waiting under a cancellation: linked while it waits, told if cancelled. Only
+/// `next` says whether it is linked; the rest is written when it is.
 struct cancel_link {
-    void (*cancel)(void* target) noexcept = nullptr;
-    void* target = nullptr;
-    cancel_link* prev = nullptr;
+    void (*cancel)(void* target) noexcept;
+    void* target;
+    cancel_link* prev;
     cancel_link* next = nullptr;
-    class cancellation_list* list = nullptr;
 };
 
-/// The awaitables waiting under one cancellation.
+/// The awaitables waiting under one cancellation: a ring of links through a sentinel, so that
+/// linking and unlinking never test for an end.
 class cancellation_list {
 public:
+    cancellation_list() noexcept { head_.prev = head_.next = &head_; }
+    cancellation_list(const cancellation_list&) = delete;
+    cancellation_list& operator=(const cancellation_list&) = delete;
+
     void link(cancel_link& node) noexcept {
-        node.list = this;
-        node.prev = nullptr;
-        node.next = head_;
-        if (head_ != nullptr) {
-            head_->prev = &node;
-        }
-        head_ = &node;
+        node.prev = &head_;
+        node.next = head_.next;
+        head_.next->prev = &node;
+        head_.next = &node;
     }
     static void unlink(cancel_link& node) noexcept {
-        if (node.list == nullptr) {
+        if (node.next == nullptr) {
             return;
         }
-        (node.prev != nullptr ? node.prev->next : node.list->head_) = node.next;
-        if (node.next != nullptr) {
-            node.next->prev = node.prev;
-        }
-        node.list = nullptr;
-        node.prev = node.next = nullptr;
+        node.prev->next = node.next;
+        node.next->prev = node.prev;
+        node.next = nullptr;
     }
     // Each is unlinked before it is told: a cancelled awaitable may resume its coroutine, which
     // may await again under the same cancellation.
     void cancel_all() noexcept {
-        while (head_ != nullptr) {
-            cancel_link& node = *head_;
+        while (head_.next != &head_) {
+            cancel_link& node = *head_.next;
             unlink(node);
             node.cancel(node.target);
         }
     }
-    [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
+    [[nodiscard]] bool empty() const noexcept { return head_.next == &head_; }
 
 private:
-    cancel_link* head_ = nullptr;
+    cancel_link head_;
 };
 
 /// Links `node` under `signal`, or returns false when it is already cancelled.

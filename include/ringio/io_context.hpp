@@ -51,8 +51,12 @@ public:
         // Errors kept since the last turn (left by a handler that threw, or by a task that
         // failed before it suspended) are handed over even when nothing is in flight.
         roots_.deliver();
-        while (!stopped_ && (ring_.in_flight() > 0 || ring_.incoming() > 0)) {
-            run_once();
+        if (!stopped_ && (ring_.in_flight() > 0 || ring_.incoming() > 0)) {
+            ring_.check_thread(); // once: the loop stays on this thread
+            do {
+                ring_.turn_on_own_thread(ring_.in_flight() > 0);
+                roots_.deliver();
+            } while (!stopped_ && (ring_.in_flight() > 0 || ring_.incoming() > 0));
         }
         stopped_ = false;
     }

@@ -42,8 +42,70 @@ public:
     multishot& operator=(const multishot&) = delete;
     ~multishot() { reset(); }
 
-    /// The awaitable of `next()`: `co_await` produces a `T`.
-    class [[nodiscard]] next_operation : private detail::completion {
+    /// The awaitable of `next()`: `co_await` produces a `T`. A few pointers until awaited.
+    class [[nodiscard]] next_operation {
+        // A consumer waiting in `next()`: its place in the slot's list and in its signal's.
+        class [[nodiscard]] waiting : private detail::completion {
+        public:
+            explicit waiting(const next_operation& from) noexcept
+                : owner_(from.owner_), error_(from.error_), signal_(from.signal_) {}
+            waiting(const waiting&) = delete;
+            waiting& operator=(const waiting&) = delete;
+            // Unlinked here, at the end of the co_await, not in await_resume: no code of the
+            // caller's runs in between, and a frame destroyed while it waits (at the context's
+            // shutdown) leaves no dangling link either.
+            ~waiting() { detail::cancellation_list::unlink(link_); }
+
+            bool await_ready() const noexcept {
+                return owner_->slot_->ready() || Policy::ready(owner_->state_);
+            }
+            bool await_suspend(std::coroutine_handle<> waiter) noexcept {
+                waiter_.frame = waiter.address();
+                if (signal_ != nullptr) [[unlikely]] {
+                    link_.cancel = &on_cancel;
+                    link_.target = this;
+                    if (!detail::watch(*signal_, link_)) {
+                        waiter_.got = {-ECANCELED, detail::wait_cancelled};
+                        waiter_.filled = true;
+                        return false;
+                    }
+                }
+                return owner_->slot_->wait(waiter_);
+            }
+            T await_resume() {
+                return Policy::take(*owner_->slot_, owner_->state_, owner_->slot_->take(waiter_),
+                                    error_);
+            }
+
+        private:
+            // Cancelled while waiting: leaves the slot's waiters, and resumes through the ring (a
+            // NOP), not inside the canceller's call.
+            static void on_cancel(void* target) noexcept {
+                auto& self = *static_cast<waiting*>(target);
+                if (self.owner_->slot_->forget_waiter(self.waiter_)) {
+                    self.complete = &on_completion; // set only now: the NOP is its one request
+                    io_uring_sqe* sqe = self.owner_->slot_->owner_ring().get_sqe();
+                    io_uring_prep_nop(sqe);
+                    io_uring_sqe_set_data64(sqe, self.user_data());
+                }
+            }
+            static void on_completion(detail::completion* done,
+                                      const io_uring_cqe& /*cqe*/) noexcept {
+                auto& self = *static_cast<waiting*>(done);
+                if (!self.owner_->slot_->owner_ring().draining()) {
+                    self.waiter_.got = {-ECANCELED, detail::wait_cancelled};
+                    self.waiter_.filled = true;
+                    self.waiter_.resume();
+                }
+            }
+
+            multishot* owner_;
+            std::error_code* error_;
+            cancellation* signal_;
+            detail::waiter waiter_;
+            detail::cancel_link link_;
+        };
+
     public:
         /// Stores an error in `error` instead of throwing it.
         next_operation into(std::error_code& error) && noexcept {
@@ -55,61 +117,16 @@ public:
             signal_ = &signal;
             return *this;
         }
-
-        bool await_ready() const noexcept {
-            return owner_->slot_->ready() || Policy::ready(owner_->state_);
-        }
-        bool await_suspend(std::coroutine_handle<> waiter) noexcept {
-            waiter_.handle = waiter;
-            if (signal_ != nullptr) [[unlikely]] {
-                link_ = {&on_cancel, this};
-                if (!detail::watch(*signal_, link_)) {
-                    waiter_.got = {-ECANCELED, detail::wait_cancelled};
-                    waiter_.filled = true;
-                    return false;
-                }
-            }
-            return owner_->slot_->wait(waiter_);
-        }
-        T await_resume() {
-            detail::cancellation_list::unlink(link_);
-            return Policy::take(*owner_->slot_, owner_->state_, owner_->slot_->take(waiter_),
-                                error_);
-        }
-
-        // A frame destroyed while it waits (at the context's shutdown) leaves no dangling link.
-        ~next_operation() { detail::cancellation_list::unlink(link_); }
-        next_operation(const next_operation&) noexcept = default;
+        /// What `co_await` suspends in, in the coroutine frame.
+        waiting operator co_await() const noexcept { return waiting{*this}; }
 
     private:
         friend multishot;
-        explicit next_operation(multishot& owner) noexcept
-            : completion{&on_completion}, owner_(&owner) {}
-
-        // Cancelled while waiting: leaves the slot's waiters, and resumes through the ring (a
-        // NOP), not inside the canceller's call.
-        static void on_cancel(void* target) noexcept {
-            auto& self = *static_cast<next_operation*>(target);
-            if (self.owner_->slot_->forget_waiter(self.waiter_)) {
-                io_uring_sqe* sqe = self.owner_->slot_->owner_ring().get_sqe();
-                io_uring_prep_nop(sqe);
-                io_uring_sqe_set_data64(sqe, self.user_data());
-            }
-        }
-        static void on_completion(detail::completion* done, const io_uring_cqe& /*cqe*/) noexcept {
-            auto& self = *static_cast<next_operation*>(done);
-            if (!self.owner_->slot_->owner_ring().draining()) {
-                self.waiter_.got = {-ECANCELED, detail::wait_cancelled};
-                self.waiter_.filled = true;
-                self.waiter_.handle.resume();
-            }
-        }
+        explicit next_operation(multishot& owner) noexcept : owner_(&owner) {}
 
         multishot* owner_;
         std::error_code* error_ = nullptr;
         cancellation* signal_ = nullptr;
-        detail::waiter waiter_;
-        detail::cancel_link link_;
     };
 
     /// The next `T`.
@@ -122,10 +139,8 @@ private:
     // A stream on `socket`, holding at most `budget` entries at once (0: no bound).
     multishot(detail::descriptor_core& socket, void* owner, unsigned budget, state_type state,
               int param = 0)
-        : slot_(detail::slot::create(socket, Policy::kind, owner, budget)),
-          state_(std::move(state)) {
-        slot_->set_param(param);
-    }
+        : slot_(detail::slot::create(socket, Policy::kind, owner, budget, param)),
+          state_(std::move(state)) {}
 
     void reset() noexcept {
         if (slot_ != nullptr) {

@@ -95,24 +95,21 @@ public:
     /// A request on `context`'s ring, built from `args`.
     template <class... Args>
     explicit operation(io_context& context, Args&&... args)
-        : tracked{{&on_completion}}, ring_(&detail::ring_of(context)),
-          op_{std::forward<Args>(args)...} {}
+        : ring_(&detail::ring_of(context)), op_{std::forward<Args>(args)...} {}
 
     /// A request on `owner`, which cancels it when closed or destroyed.
     template <class... Args>
     explicit operation(descriptor& owner, Args&&... args)
-        : tracked{{&on_completion}}, ring_(&detail::core_of(owner).owner()),
-          owner_(&detail::core_of(owner)), fd_(owner_->fd()), generation_(owner_->generation()),
-          op_{std::forward<Args>(args)...} {}
+        : ring_(&detail::core_of(owner).owner()), owner_(&detail::core_of(owner)),
+          fd_(owner_->fd()), generation_(owner_->generation()), op_{std::forward<Args>(args)...} {}
 
     operation(const operation&) = delete;
     operation& operator=(const operation&) = delete;
     operation& operator=(operation&&) = delete;
-    ~operation() {
+    [[gnu::always_inline]] ~operation() {
         detail::cancellation_list::unlink(link_);
-        if (pending_ != 0 && !ring_->draining()) {
-            std::fputs("ringio: operation destroyed while in flight\n", stderr);
-            std::terminate(); // the kernel would write into freed memory
+        if (pending_ != 0) [[unlikely]] {
+            destroyed_in_flight();
         }
     }
 
@@ -160,8 +157,8 @@ public:
 
     /// Asks the kernel to cancel the request while pending; it still completes once.
     void cancel() noexcept {
-        if (pending_ != 0 && !cancel_requested_) {
-            cancel_requested_ = true;
+        if (pending_ != 0 && (state_ & cancel_requested) == 0) {
+            state_ |= cancel_requested;
             ring_->cancel(user_data()); // queued behind the request's own SQE
         }
     }
@@ -171,13 +168,18 @@ public:
 
     bool await_ready() noexcept {
         if constexpr (requires { op_.ready(); }) {
-            return op_.ready(); // the value is there without a request
+            if (op_.ready()) { // the value is there without a request
+                result_ = 0;
+                state_ = 0;
+                return true;
+            }
         }
         return false;
     }
 
     /// Submits the request; false, with the error set, when it fails before any request.
     bool await_suspend(std::coroutine_handle<> waiter) noexcept {
+        state_ = 0;
         if (owner_ != nullptr &&
             (owner_->fd() != fd_ || owner_->generation() != generation_ || fd_ < 0)) [[unlikely]] {
             // Closed since it was made: the number may name another file now. The descriptor
@@ -190,14 +192,19 @@ public:
             link_.cancel = &on_cancel;
             link_.target = this;
             if (!detail::watch(*signal_, link_)) {
+                subject_ = nullptr;
                 result_ = -ECANCELED;
                 return false;
             }
         }
-        waiter_ = waiter;
-        // A descriptor that was never open has a list nobody empties: stay out of it.
-        if (owner_ != nullptr && fd_ >= 0) {
+        // What only a request in flight needs is written now, not at each move before.
+        waiter_ = waiter.address();
+        completion::complete = &on_completion;
+        if (owner_ != nullptr) { // open, as checked above
+            on_close = nullptr;
             owner_->link(*this);
+        } else {
+            core = nullptr;
         }
         if (timing_ != timing::none) [[unlikely]] {
             start_clock();
@@ -225,15 +232,23 @@ private:
     // Only the adaptors move, and only before the request is submitted: once awaited, its
     // address is the request's user_data.
     operation(operation&& other) noexcept
-        : tracked{{&on_completion}}, ring_(other.ring_), owner_(other.owner_), fd_(other.fd_),
-          generation_(other.generation_), error_(other.error_), signal_(other.signal_),
-          limit_(other.limit_), timing_(other.timing_), op_(std::move(other.op_)) {}
+        : ring_(other.ring_), owner_(other.owner_), fd_(other.fd_), generation_(other.generation_),
+          error_(other.error_), signal_(other.signal_), limit_(other.limit_),
+          timing_(other.timing_), op_(std::move(other.op_)) {}
     enum class timing : std::uint8_t { none, relative, absolute };
+
+    // Out of line, so that the destructor of each moved-from temporary stays two tests.
+    [[gnu::cold, gnu::noinline]] void destroyed_in_flight() const noexcept {
+        if (!ring_->draining()) {
+            std::fputs("ringio: operation destroyed while in flight\n", stderr);
+            std::terminate(); // the kernel would write into freed memory
+        }
+    }
 
     // Out of line: every co_await would otherwise carry its own copy of the message building.
     [[gnu::cold, gnu::noinline]] void fail() {
         // A linked timeout that fired cancels its request: report why it was cancelled.
-        const int code = result_ == -ECANCELED && timed_out_ ? ETIME : -result_;
+        const int code = result_ == -ECANCELED && (state_ & timed_out) != 0 ? ETIME : -result_;
         const std::error_code ec(code, std::system_category());
         if (error_ == nullptr) {
             if constexpr (requires { op_.describe(subject_); }) {
@@ -294,7 +309,7 @@ private:
         auto& op = *static_cast<operation*>(static_cast<detail::tracked*>(self));
         if ((cqe.user_data & 1U) != 0) {
             // A timeout that cancelled a futex wait reports how many it cancelled (Linux 6.7+).
-            op.timed_out_ = op.timed_out_ || cqe.res == -ETIME || cqe.res > 0;
+            op.state_ |= cqe.res == -ETIME || cqe.res > 0 ? timed_out : 0U;
         } else if constexpr (requires { op.op_.translate(cqe.res); }) {
             op.result_ = op.op_.translate(cqe.res);
         } else {
@@ -316,18 +331,18 @@ private:
         if constexpr (requires { op.op_.again(op.result_); }) {
             if (op.result_ >= 0 && op.op_.again(op.result_)) {
                 const bool closed = op.owner_ != nullptr && op.core == nullptr;
-                if (!op.cancel_requested_ && !op.timed_out_ && !closed) {
+                if ((op.state_ & (cancel_requested | timed_out)) == 0 && !closed) {
                     op.owner_ = op.owner_ != nullptr ? op.core : nullptr; // it may have moved
                     op.submit();
                     return;
                 }
                 // Stopped part-way: reporting the partial count as success would be a
                 // silent truncation.
-                op.result_ = op.timed_out_ ? -ETIME : closed ? -EBADF : -ECANCELED;
+                op.result_ = (op.state_ & timed_out) != 0 ? -ETIME : closed ? -EBADF : -ECANCELED;
             }
         }
         op.finish();
-        op.waiter_.resume();
+        std::coroutine_handle<>::from_address(op.waiter_).resume();
     }
 
     void finish() noexcept {
@@ -338,20 +353,23 @@ private:
         detail::cancellation_list::unlink(link_);
     }
 
+    // Made by the constructors and carried by each move before the request is submitted.
     detail::ring* ring_;
     detail::descriptor_core* owner_ = nullptr;
     int fd_ = -1;
     unsigned generation_ = 0;
     std::error_code* error_ = nullptr;
     cancellation* signal_ = nullptr;
-    const void* subject_ = nullptr; // what the descriptor's errors name it by, when known
-    std::coroutine_handle<> waiter_;
-    int result_ = 0;
-    std::uint8_t pending_ = 0;
-    bool timed_out_ = false;
-    bool cancel_requested_ = false;
     std::chrono::nanoseconds limit_{};
     timing timing_ = timing::none;
+    std::uint8_t pending_ = 0;
+    // Written when awaited (the tracked links too), so that the moves leave them alone.
+    static constexpr unsigned timed_out = 1;        // the linked timeout fired
+    static constexpr unsigned cancel_requested = 2; // cancel() was asked
+    unsigned state_;
+    int result_;
+    const void* subject_; // what the descriptor's errors name it by, when known
+    void* waiter_;        // the awaiting coroutine's address
     detail::cancel_link link_;
     __kernel_timespec deadline_; // written when the request is submitted with a time limit
     Op op_;

@@ -211,7 +211,8 @@ private:
         void await_suspend(std::coroutine_handle<> waiter) noexcept {
             owner_->sends_->on_drained(waiter);
             if (signal_ != nullptr) {
-                link_ = {&on_cancel, owner_->sends_};
+                link_.cancel = &on_cancel;
+                link_.target = owner_->sends_;
                 if (!detail::watch(*signal_, link_)) {
                     on_cancel(owner_->sends_);
                 }
@@ -222,7 +223,10 @@ private:
             owner_->report_sends(error_);
         }
         ~flush_operation() { detail::cancellation_list::unlink(link_); }
-        flush_operation(const flush_operation&) noexcept = default;
+        // The adaptors copy, before it is awaited: only what is set by then.
+        flush_operation(const flush_operation& other) noexcept
+            : owner_(other.owner_), error_(other.error_), signal_(other.signal_) {}
+        flush_operation& operator=(const flush_operation&) = delete;
 
     private:
         static void on_cancel(void* sends) noexcept {

@@ -28,10 +28,10 @@ inline std::atomic<long> allocations{0};
 } // namespace ringio::testing
 
 #if RINGIO_TEST_COUNTS_ALLOCATIONS
-// The sanitizers own operator new in their builds; the other builds count here. The deletes are
-// never inlined: g++ 12 at -O2 would otherwise see free() take what a new-expression returned
-// and call it a mismatched pair (-Wmismatched-new-delete), though this operator new is malloc.
-void* operator new(std::size_t size) {
+// The sanitizers own operator new in their builds; the other builds count here. None of these
+// is inlined: g++ 12 at -O2 and -O3 would otherwise see malloc() or free() behind a
+// new-expression and call the pair mismatched (-Wmismatched-new-delete), though it is not.
+[[gnu::noinline]] void* operator new(std::size_t size) {
     ringio::testing::allocations.fetch_add(1, std::memory_order_relaxed);
     if (void* memory = std::malloc(size == 0 ? 1 : size)) {
         return memory;

@@ -81,8 +81,10 @@ public:
 
     /// Hands buffer `id` back to the kernel, and feeds a slot that starved for one.
     void give_back(unsigned id) noexcept {
+        // Published at once, one store to the tail: gathering the tails of a loop turn would
+        // cost as much in bookkeeping.
         io_uring_buf_ring_add(buffers_, buffer(id), static_cast<unsigned>(size_),
-                              static_cast<unsigned short>(id), io_uring_buf_ring_mask(count_), 0);
+                              static_cast<unsigned short>(id), static_cast<int>(count_ - 1), 0);
         io_uring_buf_ring_advance(buffers_, 1);
         if (starved_ != nullptr) [[unlikely]] {
             feed();
@@ -159,13 +161,18 @@ struct lent_buffer {
     /// Gives the buffer back to the kernel, and its place back to the slot's budget.
     void give_back() noexcept {
         if (from != nullptr) {
-            auto* pool = static_cast<buffer_pool*>(from->owner());
-            slot* lender = std::exchange(from, nullptr);
-            // The buffer first: a slot that starved for one is armed before the lender's own
-            // next receive, else a busy connection would take back every buffer it returns.
-            pool->give_back(id);
-            lender->returned(); // may free the slot: the pool stays
+            give_back_lent();
         }
+    }
+
+    /// As `give_back`, when a buffer is lent.
+    void give_back_lent() noexcept {
+        auto* pool = static_cast<buffer_pool*>(from->owner());
+        slot* lender = std::exchange(from, nullptr);
+        // The buffer first: a slot that starved for one is armed before the lender's own next
+        // receive, else a busy connection would take back every buffer it returns.
+        pool->give_back(id);
+        lender->returned(); // may free the slot: the pool stays
     }
 };
 

@@ -71,6 +71,8 @@ public:
     static constexpr std::uintptr_t tag_mask = 7;
     static constexpr std::uintptr_t message_arrived = 2; ///< In the receiving ring.
     static constexpr std::uintptr_t message_failed = 4;  ///< In the sending ring, on failure.
+    /// The `user_data` of a request whose completion nobody waits for (both message tags).
+    static constexpr std::uintptr_t unwatched = message_arrived | message_failed;
 
     ring(unsigned entries, unsigned cq_entries, bool fast) {
         int result = -EINVAL;
@@ -86,6 +88,8 @@ public:
         if (result < 0) {
             throw_error(error_from_result(result), setup_failure(result));
         }
+        sq_end_ = ring_.sq.ring_entries;
+        enter_fd_ = static_cast<unsigned>(ring_.ring_fd);
     }
 
     ring(const ring&) = delete;
@@ -97,12 +101,12 @@ public:
 
     /// An SQE, never null: a full queue is submitted first. Each SQE taken is submitted, and
     /// its CQE counted in `in_flight()`.
-    io_uring_sqe* get_sqe() noexcept {
+    [[gnu::always_inline]] io_uring_sqe* get_sqe() noexcept {
         // liburing's io_uring_get_sqe reads the kernel's head on every call; here it is re-read
         // only when the queue looks full.
         io_uring_sq& sq = ring_.sq;
         const unsigned tail = sq.sqe_tail;
-        if (tail - sq_head_ >= sq.ring_entries) [[unlikely]] {
+        if (tail == sq_end_) [[unlikely]] {
             return get_sqe_after_submit();
         }
         sq.sqe_tail = tail + 1;
@@ -110,10 +114,10 @@ public:
         return &sq.sqes[tail & sq.ring_mask];
     }
 
-    /// An SQE whose completion nobody waits for (a cancel, a close): `user_data` 0.
+    /// An SQE whose completion nobody waits for (a cancel, a close): `user_data` `unwatched`.
     io_uring_sqe* get_sqe_unwatched() noexcept {
         io_uring_sqe* sqe = get_sqe();
-        io_uring_sqe_set_data64(sqe, 0);
+        io_uring_sqe_set_data64(sqe, unwatched);
         return sqe;
     }
 
@@ -147,12 +151,21 @@ public:
     /// One loop turn: submit what is prepared, wait for a completion if `wait`, dispatch every
     /// CQE that is ready. Errors: `std::system_error` if the ring itself fails.
     void turn(bool wait) {
+        check_thread();
+        turn_on_own_thread(wait);
+    }
+
+    /// Enables the ring on the calling thread the first time; refuses any other thread after.
+    void check_thread() {
         if (owner_ != this_thread()) [[unlikely]] {
             adopt_thread();
         }
-        const int result = !wait                   ? io_uring_submit_and_get_events(&ring_)
-                           : running_on_valgrind() ? submit_and_wait_in_slices()
-                                                   : io_uring_submit_and_wait(&ring_, 1);
+    }
+
+    /// `turn`, on the thread `check_thread` accepted (a run loop checks once).
+    void turn_on_own_thread(bool wait) {
+        const int result =
+            running_on_valgrind() && wait ? submit_and_wait_in_slices() : enter(wait ? 1U : 0U);
         // EINTR: a signal; EBUSY/EAGAIN: the kernel wants completions reaped first.
         if (result < 0 && result != -EINTR && result != -EBUSY && result != -EAGAIN) [[unlikely]] {
             fail(result);
@@ -230,7 +243,11 @@ private:
                       0) < 0) { // liburing 2.3's library does not export io_uring_enable_rings
             throw_error(last_error(), "io_context: enable ring");
         }
-        (void)io_uring_register_ring_fd(&ring_); // saves an fd lookup per enter, from 5.18
+        // A registered ring descriptor saves an fd lookup per enter, from 5.18.
+        if (io_uring_register_ring_fd(&ring_) == 1) {
+            enter_fd_ = static_cast<unsigned>(ring_.enter_ring_fd);
+            enter_flags_ |= IORING_ENTER_REGISTERED_RING;
+        }
         owner_ = this_thread();
         enabled_ = true;
         accepting_.store(true, std::memory_order_release);
@@ -252,14 +269,26 @@ private:
         enable();
     }
 
+    // io_uring_submit_and_wait (or _get_events), without what only SQPOLL needs: publishes the
+    // SQEs prepared since the last call and enters once, to submit them and reap.
+    int enter(unsigned wait_for) noexcept {
+        io_uring_sq& sq = ring_.sq;
+        const unsigned tail = sq.sqe_tail;
+        if (sq.sqe_head != tail) {
+            sq.sqe_head = tail;
+            io_uring_smp_store_release(sq.ktail, tail);
+        }
+        return io_uring_enter(enter_fd_, tail - *sq.khead, wait_for, enter_flags_, nullptr);
+    }
+
     [[gnu::cold, gnu::noinline, noreturn]] static void fail(int result) {
         throw_error(error_from_result(result), "io_context: io_uring_enter");
     }
 
     [[gnu::noinline]] io_uring_sqe* get_sqe_after_submit() noexcept {
         for (;;) {
-            sq_head_ = io_uring_smp_load_acquire(ring_.sq.khead);
-            if (ring_.sq.sqe_tail - sq_head_ < ring_.sq.ring_entries) {
+            sq_end_ = io_uring_smp_load_acquire(ring_.sq.khead) + ring_.sq.ring_entries;
+            if (ring_.sq.sqe_tail != sq_end_) {
                 return get_sqe();
             }
             submit_pending();
@@ -280,44 +309,51 @@ private:
     }
 
     // Dispatches a snapshot of the ready CQEs, then advances the head once; completions posted
-    // meanwhile are taken by the next pass.
+    // meanwhile are taken by the next turn, whose enter does not wait while any is ready.
     void reap() noexcept {
+        io_uring_cq& cq = ring_.cq;
         for (;;) {
-            const unsigned ready = io_uring_cq_ready(&ring_);
-            if (ready == 0) {
-                // CQEs that did not fit wait in the kernel (IORING_FEAT_NODROP) until flushed.
-                if (io_uring_cq_has_overflow(&ring_) && io_uring_get_events(&ring_) == 0 &&
-                    io_uring_cq_ready(&ring_) > 0) {
-                    continue;
-                }
+            const unsigned tail = io_uring_smp_load_acquire(cq.ktail);
+            unsigned head = *cq.khead;
+            if (head != tail) [[likely]] {
+                // Locals, so that the completions called in between do not make them reloaded.
+                const io_uring_cqe* const cqes = cq.cqes;
+                const unsigned mask = cq.ring_mask;
+                do {
+                    dispatch(cqes[head & mask]);
+                } while (++head != tail);
+                io_uring_smp_store_release(cq.khead, head);
                 return;
             }
-            const unsigned head = *ring_.cq.khead;
-            for (unsigned i = 0; i < ready; ++i) {
-                dispatch(ring_.cq.cqes[(head + i) & ring_.cq.ring_mask]);
+            // CQEs that did not fit wait in the kernel (IORING_FEAT_NODROP) until flushed.
+            if (!io_uring_cq_has_overflow(&ring_) || io_uring_get_events(&ring_) != 0 ||
+                io_uring_cq_ready(&ring_) == 0) {
+                return;
             }
-            io_uring_cq_advance(&ring_, ready);
         }
     }
 
     void dispatch(const io_uring_cqe& cqe) noexcept {
         const auto tagged = static_cast<std::uintptr_t>(cqe.user_data);
-        if ((tagged & (message_arrived | message_failed)) != 0) [[unlikely]] {
-            dispatch_message(cqe);
+        if ((tagged & unwatched) != 0) [[unlikely]] {
+            dispatch_tagged(cqe);
             return;
         }
         if ((cqe.flags & IORING_CQE_F_MORE) == 0) {
             --in_flight_;
         }
-        if (tagged != 0) {
-            // NOLINTNEXTLINE(performance-no-int-to-ptr): user_data is the address, tagged
-            auto* target = reinterpret_cast<completion*>(tagged & ~tag_mask);
-            target->complete(target, cqe);
-        }
+        // NOLINTNEXTLINE(performance-no-int-to-ptr): user_data is the address, tagged
+        auto* target = reinterpret_cast<completion*>(tagged & ~tag_mask);
+        target->complete(target, cqe);
     }
 
-    [[gnu::noinline]] void dispatch_message(const io_uring_cqe& cqe) noexcept {
+    // A completion nobody waits for, or a message between rings.
+    [[gnu::noinline]] void dispatch_tagged(const io_uring_cqe& cqe) noexcept {
         const auto tagged = static_cast<std::uintptr_t>(cqe.user_data);
+        if ((tagged & unwatched) == unwatched) {
+            --in_flight_;
+            return;
+        }
         if ((tagged & message_arrived) != 0) {
             // Counted by the sender, not submitted here; acquire pairs with its increment.
             incoming_.fetch_sub(1, std::memory_order_acq_rel);
@@ -334,7 +370,10 @@ private:
 
     io_uring ring_{};
     std::size_t in_flight_ = 0;
-    unsigned sq_head_ = 0;        // the kernel's SQ head when last read; it only moves forward
+    unsigned enter_fd_ = 0; // what io_uring_enter takes: the ring's descriptor, or its index
+    unsigned enter_flags_ = IORING_ENTER_GETEVENTS; // and REGISTERED_RING once registered
+    unsigned sq_end_ = 0;         // sqe_tail when the queue is full: the kernel's SQ head when
+                                  // last read, plus the entries
     const void* owner_ = nullptr; // this_thread() of the thread that enabled the ring
     bool enabled_ = false;
     bool draining_ = false;

@@ -51,8 +51,9 @@ public:
     }
 
     /// Starts sending `chunk` (not empty), taking it; the queue must be idle.
-    void start(lent_buffer& chunk) noexcept {
-        current_ = std::exchange(chunk, {});
+    [[gnu::always_inline]] void start(lent_buffer& chunk) noexcept {
+        current_ = chunk;
+        chunk.from = nullptr; // all that says that it lends nothing now
         next_ = current_.data;
         remaining_ = current_.size;
         ++pending_;
@@ -87,7 +88,8 @@ public:
 
 private:
     explicit send_queue(descriptor_core& socket) noexcept
-        : tracked{{&on_completion}}, ring_(&socket.owner()), fd_(socket.fd()) {
+        : tracked(), ring_(&socket.owner()), fd_(socket.fd()) {
+        completion::complete = &on_completion;
         socket.link(*this);
     }
     ~send_queue() = default;
@@ -118,7 +120,7 @@ private:
         return true;
     }
 
-    void submit() noexcept {
+    [[gnu::always_inline]] void submit() noexcept {
         io_uring_sqe* sqe = ring_->get_sqe();
         io_uring_prep_send(sqe, fd_, next_, static_cast<unsigned>(remaining_), MSG_NOSIGNAL);
         io_uring_sqe_set_data64(sqe, user_data());
@@ -137,7 +139,7 @@ private:
         if (static_cast<std::size_t>(cqe.res) == q.remaining_ && q.pending_ == 1 &&
             !q.flush_waiter_ && !q.orphaned_) [[likely]] {
             q.pending_ = 0;
-            q.current_.give_back();
+            q.current_.give_back_lent(); // a lease being sent is never empty
             return;
         }
         q.complete(cqe.res);

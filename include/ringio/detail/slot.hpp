@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <coroutine>
 #include <cstdint>
+#include <cstring>
 #include <new>
 #include <utility>
 
@@ -26,19 +27,22 @@ struct entry {
 /// The flag of the entry a cancelled wait gets: an error of that wait, not of the stream.
 inline constexpr std::uint32_t wait_cancelled = 1U << 15;
 
-/// A consumer suspended on a slot; it lives in its awaitable, in the coroutine frame.
+/// A consumer suspended on a slot; it lives in its awaitable, in the coroutine frame. Only
+/// `filled` is set before it waits; the rest is written when it does.
 struct waiter {
-    std::coroutine_handle<> handle;
-    waiter* next = nullptr;
-    entry got{};
+    void* frame; ///< the address of the suspended coroutine
+    waiter* next;
+    entry got;
     bool filled = false; ///< `got` was handed over at wake-up
+
+    void resume() const { std::coroutine_handle<>::from_address(frame).resume(); }
 };
 
 class slot;
 
 /// What one kind of stream contributes; plain function pointers, so that slots are not templates.
 struct slot_kind {
-    void (*arm)(slot& self, io_uring_sqe* sqe) noexcept;    ///< fills the arming SQE
+    void (*arm)(slot& self, io_uring_sqe* sqe) noexcept;    ///< fills the arming SQE, once
     void (*release)(slot& self, const entry& got) noexcept; ///< frees what nobody took
     void (*starve)(slot& self) noexcept;                    ///< ENOBUFS: wait for buffers
     void (*forget)(slot& self) noexcept;                    ///< stop waiting for buffers
@@ -52,10 +56,10 @@ struct slot_kind {
 class slot : private tracked {
 public:
     static slot* create(descriptor_core& socket, const slot_kind& kind, void* owner,
-                        unsigned budget) {
+                        unsigned budget, int param) {
         static_assert(sizeof(slot) <= context_storage::slot_size);
         ring& r = socket.owner();
-        return ::new (r.storage().allocate_slot()) slot(r, socket, kind, owner, budget);
+        return ::new (r.storage().allocate_slot()) slot(r, socket, kind, owner, budget, param);
     }
 
     slot(const slot&) = delete;
@@ -64,13 +68,13 @@ public:
     /// The owner is going away: releases the queue, cancels the request, and frees the slot
     /// once nothing is armed and nothing lent out remains.
     void orphan() noexcept {
-        orphaned_ = true;
+        flags_ |= orphaned;
         waiters_ = nullptr;
         descriptor_core::unlink(*this);
         while (!queue_.empty()) {
             drop(queue_.pop());
         }
-        if (armed_) {
+        if ((flags_ & armed) != 0) {
             ring_->cancel(user_data());
         }
         free_if_done();
@@ -82,14 +86,16 @@ public:
     /// Suspends `w` until the next entry, arming the request if allowed. False, with EBADF
     /// handed over, once the descriptor is closed: its number may name another file by now.
     bool wait(waiter& w) noexcept {
-        if (core == nullptr) {
+        if (core == nullptr) [[unlikely]] {
             w.got = {-EBADF, 0};
             w.filled = true;
             return false;
         }
         w.next = waiters_;
         waiters_ = &w;
-        arm_if_allowed();
+        if ((flags_ & (armed | starved | orphaned)) == 0 && held_ < limit_) {
+            arm();
+        }
         return true;
     }
 
@@ -99,7 +105,7 @@ public:
         for (waiter** at = &waiters_; *at != nullptr; at = &(*at)->next) {
             if (*at == &w) {
                 *at = w.next;
-                if (waiters_ == nullptr && armed_) {
+                if (waiters_ == nullptr && (flags_ & armed) != 0) {
                     pause();
                 }
                 return true;
@@ -123,10 +129,10 @@ public:
     /// An entry's buffer came back: below the budget, a waiting consumer gets the request armed.
     void returned() noexcept {
         --held_;
-        if (armed_ && !orphaned_) [[likely]] {
+        if ((flags_ & (armed | orphaned)) == armed) [[likely]] {
             return;
         }
-        if (orphaned_) {
+        if ((flags_ & orphaned) != 0) {
             free_if_done();
         } else {
             arm_if_allowed();
@@ -135,18 +141,15 @@ public:
 
     /// The buffers this slot starved for came back; true when that armed it.
     bool fed() noexcept {
-        starved_ = false;
+        flags_ &= ~starved;
         return arm_if_allowed();
     }
 
-    /// True while it starves for buffers (and so sits in its pool's list).
-    [[nodiscard]] bool starved() const noexcept { return starved_; }
     [[nodiscard]] int fd() const noexcept { return fd_; }
     [[nodiscard]] void* owner() const noexcept { return owner_; }
-    [[nodiscard]] bool multishot() const noexcept { return multishot_; }
+    [[nodiscard]] bool multishot() const noexcept { return (flags_ & multishot_request) != 0; }
     /// A value of the kind's own, fixed at creation (a datagram socket's family).
     [[nodiscard]] int param() const noexcept { return param_; }
-    void set_param(int value) noexcept { param_ = value; }
     /// What errors name the descriptor by, while it is open.
     [[nodiscard]] const void* subject() const noexcept {
         return core != nullptr ? core->subject() : nullptr;
@@ -159,30 +162,52 @@ public:
     slot* starved_next = nullptr;
 
 private:
-    slot(ring& r, descriptor_core& socket, const slot_kind& kind, void* owner,
-         unsigned budget) noexcept
-        : tracked{{&on_completion}}, ring_(&r), kind_(&kind), owner_(owner), fd_(socket.fd()),
-          budget_(budget), multishot_(kind.multishot) {
+    // The state, as bits of `flags_`: one test covers what stops an arming.
+    static constexpr unsigned armed = 1;              // a request is in flight
+    static constexpr unsigned starved = 2;            // waiting for buffers, in its pool's list
+    static constexpr unsigned orphaned = 4;           // the owner has gone
+    static constexpr unsigned pausing = 8;            // a cancel of the armed request is on its way
+    static constexpr unsigned waking = 16;            // waking every waiter: not to be freed yet
+    static constexpr unsigned delivered = 32;         // a completion has come: the request exists
+    static constexpr unsigned multishot_request = 64; // else armed again per completion
+
+    slot(ring& r, descriptor_core& socket, const slot_kind& kind, void* owner, unsigned budget,
+         int param) noexcept
+        : tracked(), ring_(&r), kind_(&kind), owner_(owner), fd_(socket.fd()),
+          limit_(budget != 0 ? budget : ~0U), param_(param),
+          flags_(kind.multishot ? multishot_request : 0U) {
+        completion::complete = &on_completion;
         on_close = &wake_when_closed;
         socket.link(*this);
+        prepare_arming();
     }
     ~slot() = default;
 
+    // The arming SQE, made once and copied at each arming: the same request every time.
+    void prepare_arming() noexcept {
+        io_uring_sqe sqe{};
+        kind_->arm(*this, &sqe);
+        io_uring_sqe_set_data64(&sqe, user_data());
+        std::memcpy(arming_, &sqe, sizeof sqe);
+    }
+
+    void arm() noexcept {
+        flags_ |= armed;
+        std::memcpy(ring_->get_sqe(), arming_, sizeof arming_);
+    }
+
     bool arm_if_allowed() noexcept {
-        if (armed_ || starved_ || orphaned_ || waiters_ == nullptr || core == nullptr ||
-            (budget_ != 0 && held_ >= budget_)) {
+        if ((flags_ & (armed | starved | orphaned)) != 0 || waiters_ == nullptr ||
+            core == nullptr || held_ >= limit_) {
             return false;
         }
-        armed_ = true;
-        io_uring_sqe* sqe = ring_->get_sqe();
-        kind_->arm(*this, sqe);
-        io_uring_sqe_set_data64(sqe, user_data());
+        arm();
         return true;
     }
 
     void free_if_done() noexcept {
-        if (orphaned_ && !armed_ && held_ == 0 && !waking_) {
-            if (starved_) {
+        if ((flags_ & (orphaned | armed | waking)) == orphaned && held_ == 0) {
+            if ((flags_ & starved) != 0) {
                 kind_->forget(*this);
             }
             ring* r = ring_;
@@ -195,22 +220,24 @@ private:
         auto& s = *static_cast<slot*>(static_cast<tracked*>(self));
         waiter* w = s.waiters_;
         // The common case, small enough that the resumption is a tail call: an entry for a
-        // waiting consumer, with the request still armed (or re-armed by the consumer).
-        if (cqe.res > 0 && w != nullptr && !s.ring_->draining() && !s.orphaned_) [[likely]] {
+        // waiting consumer (an orphaned slot has none), with the request still armed (or
+        // re-armed by the consumer).
+        if (cqe.res > 0 && w != nullptr && !s.ring_->draining()) [[likely]] {
             const bool more = (cqe.flags & IORING_CQE_F_MORE) != 0;
-            s.armed_ = more;
-            s.pausing_ = s.pausing_ && more; // a request that ended by itself has no pause due
+            // A request that ended by itself is no longer armed, and has no pause due.
+            s.flags_ = (more ? s.flags_ : s.flags_ & ~(armed | pausing)) | delivered;
             s.held_ += (cqe.flags & IORING_CQE_F_BUFFER) != 0 ? 1 : 0;
-            s.delivered_ = true;
             s.waiters_ = w->next;
             w->got = {cqe.res, cqe.flags};
             w->filled = true;
-            if (more && s.budget_ != 0 && s.held_ >= s.budget_) [[unlikely]] {
-                s.pause();
-            } else if (!more && s.waiters_ != nullptr) [[unlikely]] {
+            if (more) {
+                if (s.held_ >= s.limit_) [[unlikely]] {
+                    s.pause();
+                }
+            } else if (s.waiters_ != nullptr) [[unlikely]] {
                 s.arm_if_allowed(); // others still wait
             }
-            w->handle.resume(); // last: the consumer may destroy the owner, and so orphan us
+            w->resume(); // last: the consumer may destroy the owner, and so orphan us
             return;
         }
         s.complete(cqe);
@@ -222,10 +249,10 @@ private:
     // from inside close().
     static void wake_when_closed(tracked& self) noexcept {
         auto& s = static_cast<slot&>(self);
-        if (s.armed_ || s.waiters_ == nullptr || s.orphaned_ || s.ring_->draining()) {
+        if ((s.flags_ & (armed | orphaned)) != 0 || s.waiters_ == nullptr || s.ring_->draining()) {
             return;
         }
-        s.armed_ = true;
+        s.flags_ |= armed;
         io_uring_sqe* sqe = s.ring_->get_sqe();
         io_uring_prep_read(sqe, -1, nullptr, 0, 0);
         io_uring_sqe_set_data64(sqe, s.user_data());
@@ -235,10 +262,10 @@ private:
     [[gnu::noinline]] void complete(const io_uring_cqe& cqe) noexcept {
         entry got{cqe.res, cqe.flags};
         if ((cqe.flags & IORING_CQE_F_MORE) == 0) {
-            armed_ = false;
+            flags_ &= ~armed;
         }
         held_ += (cqe.flags & IORING_CQE_F_BUFFER) != 0 ? 1 : 0;
-        if (orphaned_ || ring_->draining()) {
+        if ((flags_ & orphaned) != 0 || ring_->draining()) {
             drop(got); // during shutdown the waiting frames are never resumed
             free_if_done();
             return;
@@ -246,19 +273,21 @@ private:
         if (got.result < 0 && absorb(got.result)) {
             return;
         }
-        pausing_ = pausing_ && armed_; // ended by itself: the pause asked for found nothing
-        delivered_ = true;
+        if ((flags_ & armed) == 0) {
+            flags_ &= ~pausing; // ended by itself: the pause asked for found nothing
+        }
+        flags_ |= delivered;
         waiter* w = waiters_;
         if (w == nullptr) {
             if (!queue_.try_push(got)) {
                 drop(got); // out of memory with completions arriving
             }
-            if (armed_ && budget_ != 0 && held_ >= budget_) {
+            if ((flags_ & armed) != 0 && held_ >= limit_) {
                 pause();
             }
             return;
         }
-        if (got.result < 0 && !armed_) {
+        if (got.result < 0 && (flags_ & armed) == 0) {
             wake_all(got); // the request ended in an error: every consumer hears it
             return;
         }
@@ -266,7 +295,7 @@ private:
         w->got = got;
         w->filled = true;
         arm_if_allowed(); // others still wait: keep the request going for them
-        w->handle.resume();
+        w->resume();
     }
 
     // Frees what an entry nobody will take carries.
@@ -277,18 +306,19 @@ private:
 
     // Failures that are not the consumer's business; true when absorbed.
     bool absorb(int result) noexcept {
-        if (pausing_ && result == -ECANCELED && !armed_) {
-            pausing_ = false; // the pause asked for: the data waits in the socket
+        if ((flags_ & (pausing | armed)) == pausing && result == -ECANCELED) {
+            flags_ &= ~pausing; // the pause asked for: the data waits in the socket
             arm_if_allowed();
             return true;
         }
-        if (result == -EINVAL && multishot_ && !delivered_) {
-            multishot_ = false; // a kernel without this multishot request: one at a time
+        if (result == -EINVAL && (flags_ & (multishot_request | delivered)) == multishot_request) {
+            flags_ &= ~multishot_request; // a kernel without this multishot request: one at a time
+            prepare_arming();
             arm_if_allowed();
             return true;
         }
-        if (result == -ENOBUFS && kind_->starve != nullptr && !armed_) {
-            starved_ = true; // the shared buffers ran dry; the data waits in the socket
+        if (result == -ENOBUFS && kind_->starve != nullptr && (flags_ & armed) == 0) {
+            flags_ |= starved; // the shared buffers ran dry; the data waits in the socket
             kind_->starve(*this);
             return true;
         }
@@ -298,8 +328,8 @@ private:
     // Cancels the armed multishot request: its final ECANCELED is absorbed, and a consumer
     // below the budget arms it again.
     void pause() noexcept {
-        if (!pausing_) {
-            pausing_ = true;
+        if ((flags_ & pausing) == 0) {
+            flags_ |= pausing;
             ring_->cancel(user_data());
         }
     }
@@ -308,15 +338,15 @@ private:
     // does when its owner goes.
     void wake_all(const entry& got) noexcept {
         waiter* w = std::exchange(waiters_, nullptr);
-        waking_ = true;
-        while (w != nullptr && !orphaned_) {
+        flags_ |= waking;
+        while (w != nullptr && (flags_ & orphaned) == 0) {
             waiter* following = w->next;
             w->got = got;
             w->filled = true;
-            w->handle.resume();
+            w->resume();
             w = following;
         }
-        waking_ = false;
+        flags_ &= ~waking;
         free_if_done();
     }
 
@@ -325,16 +355,11 @@ private:
     void* owner_;               // what the kind's functions need (the buffer pool), or null
     waiter* waiters_ = nullptr; // the latest first: the warmest frame runs next
     int fd_;
-    unsigned budget_; // entries held at most (queued or lent out); 0: no bound
+    unsigned limit_; // entries held at most (queued or lent out): the budget, or all
     unsigned held_ = 0;
-    int param_ = 0;
-    bool multishot_;
-    bool armed_ = false;
-    bool pausing_ = false;
-    bool orphaned_ = false;
-    bool waking_ = false;
-    bool starved_ = false;
-    bool delivered_ = false;
+    int param_;
+    unsigned flags_;
+    alignas(io_uring_sqe) unsigned char arming_[sizeof(io_uring_sqe)]; // an io_uring_sqe's bytes
     fifo<entry, 4> queue_;
 };
 

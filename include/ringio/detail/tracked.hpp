@@ -12,45 +12,48 @@ namespace ringio::detail {
 
 class descriptor_core;
 
+/// The links of a descriptor's list: a ring through the descriptor's own end, so that linking
+/// and unlinking never test for an end.
+struct tracked_links {
+    tracked_links* prev;
+    tracked_links* next;
+};
+
 /// A completion that its descriptor can find: linked into the descriptor's list while the
-/// request is in flight (an operation) or while its owner lives (a multishot slot).
-struct tracked : completion {
-    descriptor_core* core = nullptr; ///< Null when untracked, or once the descriptor is closed.
-    tracked* prev = nullptr;
-    tracked* next = nullptr;
+/// request is in flight (an operation) or while its owner lives (a multishot slot). The links
+/// and `core` are written when it is linked; `on_close` by its owner, before.
+struct tracked : completion, tracked_links {
+    descriptor_core* core; ///< Null when untracked, or once the descriptor is closed.
     /// Told when the descriptor closes, once unlisted; null when the cancel says enough.
-    void (*on_close)(tracked& self) noexcept = nullptr;
+    void (*on_close)(tracked& self) noexcept;
 };
 
 /// What an owned descriptor shares with its requests: its number, its ring, and the list of
 /// requests to cancel (each by its `user_data`, which the kernel finds by hash) when it closes.
 class descriptor_core {
 public:
-    descriptor_core(ring& r, int fd) noexcept : ring_(&r), fd_(fd) {}
+    descriptor_core(ring& r, int fd) noexcept : ring_(&r), fd_(fd) {
+        end_.prev = end_.next = &end_;
+    }
 
     descriptor_core(const descriptor_core&) = delete;
     descriptor_core& operator=(const descriptor_core&) = delete;
 
     /// Takes `other`'s descriptor and requests; `other` is left closed.
     descriptor_core(descriptor_core&& other) noexcept
-        : ring_(other.ring_), fd_(std::exchange(other.fd_, -1)), generation_(other.generation_++),
-          head_(std::exchange(other.head_, nullptr)) {
-        for (tracked* node = head_; node != nullptr; node = node->next) {
-            node->core = this;
-        }
+        : ring_(other.ring_), fd_(std::exchange(other.fd_, -1)), generation_(other.generation_++) {
+        end_.prev = end_.next = &end_;
+        take_list(other);
     }
 
     /// Closes this descriptor, then takes `other`'s.
     descriptor_core& operator=(descriptor_core&& other) noexcept {
         if (this != &other) {
-            close();
+            close(); // empties the list
             ring_ = other.ring_;
             fd_ = std::exchange(other.fd_, -1);
             generation_ = other.generation_++;
-            head_ = std::exchange(other.head_, nullptr);
-            for (tracked* node = head_; node != nullptr; node = node->next) {
-                node->core = this;
-            }
+            take_list(other);
         }
         return *this;
     }
@@ -74,34 +77,25 @@ public:
             return;
         }
         node.core = this;
-        node.prev = nullptr;
-        node.next = head_;
-        if (head_ != nullptr) {
-            head_->prev = &node;
-        }
-        head_ = &node;
+        node.prev = &end_;
+        node.next = end_.next;
+        end_.next->prev = &node;
+        end_.next = &node;
     }
 
     static void unlink(tracked& node) noexcept {
         if (node.core == nullptr) {
             return;
         }
-        if (node.prev != nullptr) {
-            node.prev->next = node.next;
-        } else {
-            node.core->head_ = node.next;
-        }
-        if (node.next != nullptr) {
-            node.next->prev = node.prev;
-        }
+        node.prev->next = node.next;
+        node.next->prev = node.prev;
         node.core = nullptr;
-        node.prev = node.next = nullptr;
     }
 
     /// Queues a cancel of each request in the list; each still completes once.
     void cancel() noexcept {
-        for (tracked* node = head_; node != nullptr; node = node->next) {
-            ring_->cancel(node->user_data());
+        for (tracked_links* node = end_.next; node != &end_; node = node->next) {
+            ring_->cancel(static_cast<tracked*>(node)->user_data());
         }
     }
 
@@ -134,8 +128,8 @@ private:
     // Cancels the requests, unlists them, and tells those that asked.
     void forget_all() noexcept {
         cancel();
-        while (head_ != nullptr) {
-            tracked& node = *head_;
+        while (end_.next != &end_) {
+            tracked& node = *static_cast<tracked*>(end_.next);
             unlink(node);
             if (node.on_close != nullptr) {
                 node.on_close(node);
@@ -143,10 +137,25 @@ private:
         }
     }
 
+    // Moves `other`'s requests (this list is empty) and points them at this descriptor.
+    void take_list(descriptor_core& other) noexcept {
+        if (other.end_.next == &other.end_) {
+            return;
+        }
+        end_.next = other.end_.next;
+        end_.prev = other.end_.prev;
+        end_.next->prev = &end_;
+        end_.prev->next = &end_;
+        other.end_.prev = other.end_.next = &other.end_;
+        for (tracked_links* node = end_.next; node != &end_; node = node->next) {
+            static_cast<tracked*>(node)->core = this;
+        }
+    }
+
     ring* ring_;
     int fd_;
     unsigned generation_ = 0;
-    tracked* head_ = nullptr;
+    tracked_links end_;             // the list's own end: end_.next is the newest request
     const void* subject_ = nullptr; // re-pointed by the owner when it moves
 };
 
