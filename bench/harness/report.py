@@ -7,10 +7,12 @@ from .core import BENCH, ROOT
 
 # The unit tests that check "no heap allocation per operation", which bench/run cannot measure.
 ALLOCATION_TESTS = [
-    ("io_context: operations allocate nothing on the heap", "tests/io_context_test.cpp"),
-    ("receiver: steady state allocates nothing", "tests/receiver_test.cpp"),
-    ("sender: steady state allocates nothing", "tests/sender_test.cpp"),
-    ("datagram_receiver: steady state allocates nothing", "tests/datagram_receiver_test.cpp"),
+    ("operation: no heap allocation per operation", "tests/operation_test.cpp"),
+    ("accept: steady state allocates nothing", "tests/tcp_listener_test.cpp"),
+    ("read and write: steady state allocates nothing", "tests/tcp_stream_test.cpp"),
+    ("receive: steady state allocates nothing", "tests/tcp_stream_test.cpp"),
+    ("send: steady state allocates nothing", "tests/tcp_stream_test.cpp"),
+    ("receive_from: steady state allocates nothing", "tests/udp_socket_test.cpp"),
 ]
 
 

@@ -12,6 +12,8 @@ GRID = [(1, 128), (1, 4096), (50, 128), (50, 4096), (500, 128), (500, 4096)]
 QUICK_GRID = [(50, 128)]
 # The grid point the TCP target is judged on gets three times the rounds.
 TARGET_POINT = (50, 128)
+TARGET_KEY = "50x128"
+TARGET_RATIO = 0.97
 
 
 def run(ctx):
@@ -43,28 +45,31 @@ def run(ctx):
 
 
 def targets(res, ctx):
+    target = (f"TCP echo >= {TARGET_RATIO}x raw liburing at every grid point, ahead of every "
+              "other peer at 50 x 128 B")
     tcp = res.get(NAME, {})
-    if "50x128" not in tcp:
-        return [("TCP echo 50 x 128 B: >= 0.95x raw liburing, ahead of every other peer",
-                 "not measured in this run", "")]
-    p = tcp["50x128"]
+    if TARGET_KEY not in tcp:
+        return [(target, "not measured in this run", "")]
+    # Judged on the paired ratios: the medians of whole runs drift with the host.
+    to_ref = {key: paired(point, "ringio", REFERENCE)[0] for key, point in tcp.items()}
+    lowest = min(to_ref, key=to_ref.get)
+    p = tcp[TARGET_KEY]
     ref = median(p[REFERENCE]["rates"])
     others = {k: median(v["rates"]) for k, v in p.items()
               if not is_ringio(k) and k not in (REFERENCE, REFERENCE_DIRECT)}
     best = max(others, key=others.get)
-    peers = (f"raw liburing {fmt_rate(ref)}/s; best other peer {best} {others[best] / ref:.2f}x; "
-             "raw liburing on direct descriptors "
+    peers = (f"raw liburing {fmt_rate(ref)}/s at 50 x 128 B; best other peer {best} "
+             f"{others[best] / ref:.2f}x; raw liburing on direct descriptors "
              f"{median(p[REFERENCE_DIRECT]['rates']) / ref:.2f}x")
-    # Judged on the paired ratios: the medians of whole runs drift with the host.
-    to_ref = paired(p, "ringio", REFERENCE)[0]
     to_others = {k: paired(p, "ringio", k)[0] for k in others}
     ahead = all(r > 1 for r in to_others.values())
     closest = min(to_others, key=to_others.get)
-    mine = (f"{to_ref:.2f}x raw liburing round by round "
-            f"({median(p['ringio']['rates']) / ref:.2f}x of the medians); "
+    points = ", ".join(f"{key.replace('x', ' x ')} B {to_ref[key]:.2f}x" for key in to_ref)
+    mine = (f"{points} raw liburing round by round (lowest {to_ref[lowest]:.2f}x); at 50 x 128 B "
             f"{to_others[closest]:.2f}x the closest other peer, {closest} "
-            f"({'ahead' if ahead else 'behind'}): {verdict(to_ref >= 0.95 and ahead)}")
-    return [("TCP echo 50 x 128 B: >= 0.95x raw liburing, ahead of every other peer", mine, peers)]
+            f"({'ahead' if ahead else 'behind'}): "
+            f"{verdict(to_ref[lowest] >= TARGET_RATIO and ahead)}")
+    return [(target, mine, peers)]
 
 
 def report(res, ctx):
