@@ -57,38 +57,40 @@ public:
                           create_options options = {}) {
         const std::uint32_t slots = slots_for(capacity);
         return channel(detail::channel_memory(
-            mapped<std::byte[]>::create(path, bytes_for(slots), options),
+            detail::release_mapping(mapped<std::byte[]>::create(path, bytes_for(slots), options)),
             detail::quote_path(path.native()), slots, sizeof(T), alignof(T)));
     }
 
     /// Maps the channel in the file at `path`, which another program created; EPROTO if it holds
     /// no channel, EINVAL if its records are not `T`'s size and alignment.
     static channel open(const std::filesystem::path& path) {
-        return channel(detail::channel_memory(mapped<std::byte[]>::open(path),
-                                              detail::quote_path(path.native()), sizeof(T),
-                                              alignof(T)));
+        return channel(
+            detail::channel_memory(detail::release_mapping(mapped<std::byte[]>::open(path)),
+                                   detail::quote_path(path.native()), sizeof(T), alignof(T)));
     }
 
     /// Maps the channel in the open file or memfd `fd` (duplicated: `fd` stays the caller's).
     static channel open(int fd) {
-        return channel(detail::channel_memory(mapped<std::byte[]>::open(fd),
-                                              "fd " + std::to_string(fd), sizeof(T), alignof(T)));
+        return channel(
+            detail::channel_memory(detail::release_mapping(mapped<std::byte[]>::open(fd)),
+                                   "fd " + std::to_string(fd), sizeof(T), alignof(T)));
     }
 
     /// Creates a channel in a sealed memfd named `name`; share it through `fd()`.
     static channel memfd(std::string_view name, std::size_t capacity) {
         const std::uint32_t slots = slots_for(capacity);
-        return channel(detail::channel_memory(mapped<std::byte[]>::memfd(name, bytes_for(slots)),
-                                              "memfd:" + std::string(name), slots, sizeof(T),
-                                              alignof(T)));
+        return channel(detail::channel_memory(
+            detail::release_mapping(mapped<std::byte[]>::memfd(name, bytes_for(slots))),
+            "memfd:" + std::string(name), slots, sizeof(T), alignof(T)));
     }
 
     /// Creates a channel in anonymous shared memory, shared with the children this process
     /// forks after it.
     static channel anonymous(std::size_t capacity) {
         const std::uint32_t slots = slots_for(capacity);
-        return channel(detail::channel_memory(mapped<std::byte[]>::anonymous(bytes_for(slots)),
-                                              "anonymous", slots, sizeof(T), alignof(T)));
+        return channel(detail::channel_memory(
+            detail::release_mapping(mapped<std::byte[]>::anonymous(bytes_for(slots))), "anonymous",
+            slots, sizeof(T), alignof(T)));
     }
 
     /// How many records it holds at most.

@@ -74,6 +74,9 @@ public:
     [[nodiscard]] int fd() const noexcept { return mapping_.fd(); }
 
 protected:
+    template <class U>
+    friend mapping release_mapping(mapped_base<U>&& view) noexcept;
+
     mapped_base() noexcept = default;
     mapped_base(mapped_base&&) noexcept = default;
     mapped_base& operator=(mapped_base&&) noexcept = default;
@@ -160,6 +163,13 @@ private:
         return result;
     }
 };
+
+/// Takes the untyped mapping out of `view`, which is left empty: for a type that keeps its bytes
+/// untyped, as a channel does.
+template <class T>
+mapping release_mapping(mapped_base<T>&& view) noexcept {
+    return std::move(view.mapping_);
+}
 
 } // namespace detail
 

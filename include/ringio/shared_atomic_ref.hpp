@@ -4,10 +4,7 @@
 
 #include <ringio/detail/chrono.hpp>
 #include <ringio/detail/error.hpp>
-
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
+#include <ringio/detail/futex.hpp>
 
 #include <atomic>
 #include <bit>
@@ -21,25 +18,6 @@
 #include <type_traits>
 
 namespace ringio {
-
-namespace detail {
-
-// FUTEX_WAIT_BITSET without FUTEX_PRIVATE_FLAG: the kernel keys a shared futex by the page behind
-// the address, so a waker in any process that maps the page finds the waiter. The deadline is
-// absolute (CLOCK_MONOTONIC), so a retry needs no recomputation; null waits forever. 0 or -errno.
-inline int futex_wait(const void* word, std::uint32_t expected,
-                      const ::timespec* deadline) noexcept {
-    const long rc = ::syscall(SYS_futex, word, FUTEX_WAIT_BITSET, expected, deadline, nullptr,
-                              FUTEX_BITSET_MATCH_ANY);
-    return rc == 0 ? 0 : -errno;
-}
-
-// FUTEX_WAKE, shared: wakes up to `count` waiters on `word` in any process.
-inline void futex_wake(const void* word, int count) noexcept {
-    ::syscall(SYS_futex, word, FUTEX_WAKE, count, nullptr, nullptr, 0);
-}
-
-} // namespace detail
 
 /// An integer type that `shared_atomic_ref` accepts: lock-free, hence address-free, so that it
 /// works between processes ([atomics.lockfree]); `const` for read-only use.

@@ -5,9 +5,9 @@
 
 #include <ringio/detail/chrono.hpp>
 #include <ringio/detail/error.hpp>
+#include <ringio/detail/futex.hpp>
+#include <ringio/detail/mapping.hpp>
 #include <ringio/detail/ring.hpp>
-#include <ringio/futex.hpp>
-#include <ringio/mapped.hpp>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -326,10 +326,10 @@ public:
     channel_memory() noexcept = default;
 
     /// Writes the header of a new channel into `memory` (zeros), the magic number last.
-    channel_memory(mapped<std::byte[]> memory, std::string name, std::uint32_t capacity,
+    channel_memory(mapping memory, std::string name, std::uint32_t capacity,
                    std::size_t record_size, std::size_t record_align) noexcept
         : memory_(std::move(memory)), name_(std::move(name)) {
-        header_ = ::new (static_cast<void*>(memory_.data())) channel_header{};
+        header_ = ::new (memory_.view()) channel_header{};
         header_->version = channel_version;
         header_->capacity = capacity;
         header_->record_size = record_size;
@@ -341,17 +341,17 @@ public:
 
     /// Checks that `memory` holds a channel of records of `record_size` bytes aligned to
     /// `record_align`; EPROTO or EINVAL naming the channel otherwise.
-    channel_memory(mapped<std::byte[]> memory, std::string name, std::size_t record_size,
+    channel_memory(mapping memory, std::string name, std::size_t record_size,
                    std::size_t record_align)
         : memory_(std::move(memory)), name_(std::move(name)) {
-        const std::size_t size = memory_.size();
+        const std::size_t size = memory_.size_bytes();
         if (size < sizeof(channel_header)) {
             fail(EPROTO, "the file holds " + std::to_string(size) +
                              " bytes, fewer than a "
                              "channel's header (" +
                              std::to_string(sizeof(channel_header)) + ")");
         }
-        auto* header = start_lifetime_as_array<channel_header>(memory_.data(), 1);
+        auto* header = start_lifetime_as_array<channel_header>(memory_.view(), 1);
         if (shared(header->magic).load(std::memory_order_acquire) != channel_magic) {
             fail(EPROTO, "not a ringio channel (no magic number)");
         }
@@ -381,14 +381,14 @@ public:
 
     [[nodiscard]] channel_header* header() const noexcept { return header_; }
     [[nodiscard]] std::byte* records() const noexcept {
-        return memory_.data() + header_->records_offset;
+        return static_cast<std::byte*>(memory_.view()) + header_->records_offset;
     }
     [[nodiscard]] const std::string& name() const noexcept { return name_; }
     [[nodiscard]] int fd() const noexcept { return memory_.fd(); }
     /// Unmaps; the header's fields say nothing of it.
     void reset() noexcept {
         header_ = nullptr;
-        memory_ = mapped<std::byte[]>();
+        memory_ = mapping();
     }
 
 private:
@@ -397,7 +397,7 @@ private:
                     "channel: open " + name_ + ": " + why);
     }
 
-    mapped<std::byte[]> memory_;
+    mapping memory_;
     std::string name_;
     channel_header* header_ = nullptr;
 };

@@ -1,0 +1,100 @@
+#pragma once
+
+// futex: the futex system calls, and the SQEs of the ring's futex wait and wake, on words shared
+// between processes.
+
+#include <liburing.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <ctime>
+
+namespace ringio::detail {
+
+// FUTEX_WAIT_BITSET without FUTEX_PRIVATE_FLAG: the kernel keys a shared futex by the page behind
+// the address, so a waker in any process that maps the page finds the waiter. The deadline is
+// absolute (CLOCK_MONOTONIC), so a retry needs no recomputation; null waits forever. 0 or -errno.
+inline int futex_wait(const void* word, std::uint32_t expected,
+                      const ::timespec* deadline) noexcept {
+    const long rc = ::syscall(SYS_futex, word, FUTEX_WAIT_BITSET, expected, deadline, nullptr,
+                              FUTEX_BITSET_MATCH_ANY);
+    return rc == 0 ? 0 : -errno;
+}
+
+// FUTEX_WAKE, shared: wakes up to `count` waiters on `word` in any process.
+inline void futex_wake(const void* word, int count) noexcept {
+    ::syscall(SYS_futex, word, FUTEX_WAKE, count, nullptr, nullptr, 0);
+}
+
+// The kernel's ABI for IORING_OP_FUTEX_WAIT and _WAKE (Linux 6.7, io_uring/futex.c), which
+// liburing 2.3 has no helper for: `fd` holds the futex2 flags, `addr` the word, `addr2` the
+// expected value (or how many to wake), `addr3` the bitset; `len` and the op flags stay 0.
+inline constexpr int futex_wait_opcode = 51;
+inline constexpr int futex_wake_opcode = 52;
+// FUTEX2_SIZE_U32 without FUTEX2_PRIVATE: keyed by the page behind the address, so that a waker in
+// any process that maps the page finds the waiter, as the blocking wait's futex does.
+inline constexpr int futex2_shared_u32 = 0x02;
+
+inline void prep_futex_wait(io_uring_sqe* sqe, const void* word, std::uint32_t expected) noexcept {
+    io_uring_prep_rw(futex_wait_opcode, sqe, futex2_shared_u32, word, 0, expected);
+    sqe->addr3 = FUTEX_BITSET_MATCH_ANY;
+}
+
+inline void prep_futex_wake(io_uring_sqe* sqe, const void* word, std::uint32_t count) noexcept {
+    io_uring_prep_rw(futex_wake_opcode, sqe, futex2_shared_u32, word, 0, count);
+    sqe->addr3 = FUTEX_BITSET_MATCH_ANY;
+}
+
+/// FUTEX_WAKE without FUTEX_PRIVATE_FLAG, as a system call: how many it woke (0 on error).
+inline int futex_wake_count(const void* word, int count) noexcept {
+    const long woken = ::syscall(SYS_futex, word, FUTEX_WAKE, count, nullptr, nullptr, 0);
+    return woken > 0 ? static_cast<int>(woken) : 0;
+}
+
+/// Whether the ring can wait on and wake futexes: the running kernel is probed once per process.
+class futex_support {
+public:
+    /// True when the kernel has both opcodes and the fallback is not forced.
+    static bool available() noexcept {
+        if (forced().load(std::memory_order_relaxed)) {
+            return false;
+        }
+        int known = probed().load(std::memory_order_acquire);
+        if (known < 0) {
+            known = probe();
+            probed().store(known, std::memory_order_release);
+        }
+        return known == 1;
+    }
+
+    /// Makes `available()` false from now on, for the tests of the fallback; false undoes it.
+    static void force_fallback(bool on) noexcept { forced().store(on, std::memory_order_relaxed); }
+
+private:
+    // The running kernel, not the headers: a probe ring of its own, so that no context's ring
+    // (perhaps not yet enabled on its thread) is involved.
+    static int probe() noexcept {
+        io_uring_probe* probe = io_uring_get_probe();
+        if (probe == nullptr) {
+            return 0;
+        }
+        const bool both = io_uring_opcode_supported(probe, futex_wait_opcode) != 0 &&
+                          io_uring_opcode_supported(probe, futex_wake_opcode) != 0;
+        io_uring_free_probe(probe);
+        return both ? 1 : 0;
+    }
+    static std::atomic<int>& probed() noexcept {
+        static std::atomic<int> known{-1};
+        return known;
+    }
+    static std::atomic<bool>& forced() noexcept {
+        static std::atomic<bool> on{false};
+        return on;
+    }
+};
+
+} // namespace ringio::detail
