@@ -24,17 +24,6 @@ namespace ringio {
 
 namespace detail {
 
-/// The fallback's timer: an interval that starts short and doubles up to a ceiling, so that a
-/// change soon after the wait starts is seen soon, and a long wait costs few loop turns.
-struct poll_tick {
-    static constexpr long long first_ns = 20'000;
-    static constexpr long long ceiling_ns = 1'000'000;
-    __kernel_timespec interval{0, first_ns};
-
-    void prepare(io_uring_sqe* sqe) noexcept { io_uring_prep_timeout(sqe, &interval, 0, 0); }
-    void next() noexcept { interval.tv_nsec = std::min(interval.tv_nsec * 2, ceiling_ns); }
-};
-
 /// IORING_OP_FUTEX_WAIT on a shared integer until it differs from `old`; on a kernel without it,
 /// a timer that re-reads the integer at each expiry.
 template <class I>

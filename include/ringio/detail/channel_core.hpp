@@ -6,6 +6,7 @@
 #include <ringio/detail/chrono.hpp>
 #include <ringio/detail/error.hpp>
 #include <ringio/detail/futex.hpp>
+#include <ringio/detail/lifetime.hpp>
 #include <ringio/detail/mapping.hpp>
 #include <ringio/detail/ring.hpp>
 
@@ -690,10 +691,10 @@ inline bool channel_wait::sleep() noexcept {
         // The other end's process is watched once it is known; its attaching rings this bell,
         // so that a sleep that began before comes back here to watch it.
         const int pidfd = end->peer_pidfd();
-        if (pidfd >= 0 && !hold.arm(*via, pidfd, end->bell())) {
-            native = false; // no storage for the watch: the timer, which checks at each tick
-        } else if (pidfd < 0 && end->peer_pid() > 0) {
-            native = false; // no pidfd here: the timer too
+        // No storage for the watch, or a known peer without a pidfd here: the timer, which
+        // checks at each tick.
+        if (pidfd >= 0 ? !hold.arm(*via, pidfd, end->bell()) : end->peer_pid() > 0) {
+            native = false;
         }
     }
     return true;

@@ -8,6 +8,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
@@ -95,6 +96,17 @@ private:
         static std::atomic<bool> on{false};
         return on;
     }
+};
+
+/// The fallback's timer: an interval that starts short and doubles up to a ceiling, so that a
+/// change soon after the wait starts is seen soon, and a long wait costs few loop turns.
+struct poll_tick {
+    static constexpr long long first_ns = 20'000;
+    static constexpr long long ceiling_ns = 1'000'000;
+    __kernel_timespec interval{0, first_ns};
+
+    void prepare(io_uring_sqe* sqe) noexcept { io_uring_prep_timeout(sqe, &interval, 0, 0); }
+    void next() noexcept { interval.tv_nsec = std::min(interval.tv_nsec * 2, ceiling_ns); }
 };
 
 } // namespace ringio::detail
