@@ -98,4 +98,4 @@ def report(res, ctx):
             for name, v in unit.items()]
     example, peer = unit[EXAMPLE], unit[PEER_PROGRAM]
     return {"reps": comp["reps"], "cpu": comp["cpu"], "rows": rows, "asio": asio,
-            "example": example, "peer": peer}
+            "example": example, "peer": peer, "target": TARGET_RATIO}
