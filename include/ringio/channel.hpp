@@ -291,17 +291,7 @@ private:
                 detail::spin_pause();
                 continue;
             }
-            const std::uint32_t rung = end_.arm();
-            if (end_.refresh() || end_.peer_state() == detail::end_state::closed) {
-                continue;
-            }
-            auto until = std::chrono::steady_clock::now() + detail::liveness_slice;
-            if (deadline != nullptr && *deadline < until) {
-                until = *deadline;
-            }
-            const ::timespec at = detail::timespec_at(until);
-            const int rc = detail::futex_wait(&end_.bell().rings, rung, &at);
-            if (rc != -ETIMEDOUT) {
+            if (!detail::doze(end_, deadline)) {
                 continue;
             }
             if (deadline != nullptr && std::chrono::steady_clock::now() >= *deadline) {
@@ -409,17 +399,7 @@ private:
                 detail::spin_pause();
                 continue;
             }
-            const std::uint32_t rung = end_.arm();
-            if (end_.refresh() || end_.peer_state() == detail::end_state::closed) {
-                continue;
-            }
-            auto until = std::chrono::steady_clock::now() + detail::liveness_slice;
-            if (deadline != nullptr && *deadline < until) {
-                until = *deadline;
-            }
-            const ::timespec at = detail::timespec_at(until);
-            const int rc = detail::futex_wait(&end_.bell().rings, rung, &at);
-            if (rc != -ETIMEDOUT) {
+            if (!detail::doze(end_, deadline)) {
                 continue;
             }
             if (deadline != nullptr && std::chrono::steady_clock::now() >= *deadline) {
@@ -442,14 +422,44 @@ private:
 
 namespace detail {
 
-/// An awaited send: published at once if there is room, else after a sleep on the sender's bell.
-template <channel_record T>
-struct channel_send_op {
-    const T* record;
+/// What an awaited send and receive share: the sleep on their end's bell, and the attempt again
+/// after each wake-up. `Derived::attempt()` is true when done, false when failed or asleep.
+template <class Derived>
+struct channel_op {
     channel_wait wait;
 
+    channel_op(channel_end& end, ring& r) noexcept : wait(end, r) {}
+
+    bool ready() noexcept {
+        wait.enlist();
+        return self().attempt();
+    }
+    void prepare(io_uring_sqe* sqe) noexcept { wait.prepare(sqe); }
+    [[nodiscard]] int translate(int result) const noexcept { return wait.translate(result); }
+    bool again(int& result) noexcept {
+        if (self().attempt()) {
+            return false;
+        }
+        if (wait.error != 0) {
+            result = -wait.error;
+            return false;
+        }
+        wait.again();
+        return true;
+    }
+
+private:
+    Derived& self() noexcept { return static_cast<Derived&>(*this); }
+};
+
+/// An awaited send: published at once if there is room, else after a sleep on the sender's bell.
+template <channel_record T>
+struct channel_send_op : channel_op<channel_send_op<T>> {
+    using channel_op<channel_send_op<T>>::wait;
+    const T* record;
+
     channel_send_op(channel_end& end, const T& what, ring& r) noexcept
-        : record(&what), wait(end, r) {}
+        : channel_op<channel_send_op<T>>(end, r), record(&what) {}
 
     // True: sent. False: failed (`wait.error`, reported through a NOP), or asleep.
     bool attempt() noexcept {
@@ -476,23 +486,6 @@ struct channel_send_op {
         }
     }
 
-    bool ready() noexcept {
-        wait.enlist();
-        return attempt();
-    }
-    void prepare(io_uring_sqe* sqe) noexcept { wait.prepare(sqe); }
-    [[nodiscard]] int translate(int result) const noexcept { return wait.translate(result); }
-    bool again(int& result) noexcept {
-        if (attempt()) {
-            return false;
-        }
-        if (wait.error != 0) {
-            result = -wait.error;
-            return false;
-        }
-        wait.again();
-        return true;
-    }
     void complete(int /*result*/) const noexcept {}
     [[nodiscard]] std::string describe() const {
         return channel_failure(wait.end, "send to", wait.error);
@@ -502,11 +495,12 @@ struct channel_send_op {
 /// An awaited receive: taken at once if a record is there, else after a sleep on the receiver's
 /// bell; nullopt at the end of the channel.
 template <channel_record T>
-struct channel_receive_op {
-    channel_wait wait;
+struct channel_receive_op : channel_op<channel_receive_op<T>> {
+    using channel_op<channel_receive_op<T>>::wait;
     std::optional<T> record;
 
-    channel_receive_op(channel_end& end, ring& r) noexcept : wait(end, r) {}
+    channel_receive_op(channel_end& end, ring& r) noexcept
+        : channel_op<channel_receive_op<T>>(end, r) {}
 
     bool attempt() noexcept {
         for (;;) {
@@ -536,23 +530,6 @@ struct channel_receive_op {
         }
     }
 
-    bool ready() noexcept {
-        wait.enlist();
-        return attempt();
-    }
-    void prepare(io_uring_sqe* sqe) noexcept { wait.prepare(sqe); }
-    [[nodiscard]] int translate(int result) const noexcept { return wait.translate(result); }
-    bool again(int& result) noexcept {
-        if (attempt()) {
-            return false;
-        }
-        if (wait.error != 0) {
-            result = -wait.error;
-            return false;
-        }
-        wait.again();
-        return true;
-    }
     std::optional<T> complete(int /*result*/) noexcept { return std::move(record); }
     [[nodiscard]] std::string describe() const {
         return channel_failure(wait.end, "receive from", wait.error);

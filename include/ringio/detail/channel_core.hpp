@@ -716,4 +716,20 @@ inline ::timespec timespec_at(std::chrono::steady_clock::time_point deadline) no
     return {.tv_sec = ns / 1'000'000'000, .tv_nsec = ns % 1'000'000'000};
 }
 
+/// The blocking sleep of an end that found nothing to do: on its bell, for at most a liveness
+/// slice or until `deadline`. True when the time ran out (the caller looks at its deadline and at
+/// its peer's life), false when woken or when there is already something to look at.
+inline bool doze(channel_end& end, const std::chrono::steady_clock::time_point* deadline) noexcept {
+    const std::uint32_t rung = end.arm();
+    if (end.refresh() || end.peer_state() == end_state::closed) {
+        return false;
+    }
+    auto until = std::chrono::steady_clock::now() + liveness_slice;
+    if (deadline != nullptr && *deadline < until) {
+        until = *deadline;
+    }
+    const ::timespec at = timespec_at(until);
+    return futex_wait(&end.bell().rings, rung, &at) == -ETIMEDOUT;
+}
+
 } // namespace ringio::detail
