@@ -9,6 +9,7 @@
 #include "allocation_counter.hpp"
 #include "channel_peer.hpp"
 #include "child_process.hpp"
+#include "futex_fallback.hpp"
 #include "temp_dir.hpp"
 #include "test_support.hpp"
 
@@ -46,29 +47,13 @@ namespace {
 using record_channel = ringio::channel<peer_record>;
 using sender = ringio::channel_sender<peer_record>;
 using receiver = ringio::channel_receiver<peer_record>;
+using ringio::testing::fallback_forced;
+using ringio::testing::runs;
 
 // A 4 KiB record, every word of which repeats its sequence number.
 struct page_record {
     std::uint64_t words[512];
 };
-
-// The fallback for one test: a kernel without IORING_OP_FUTEX_WAIT, as far as ringio knows.
-class fallback_forced {
-public:
-    explicit fallback_forced(bool on) { ringio::detail::futex_support::force_fallback(on); }
-    fallback_forced(const fallback_forced&) = delete;
-    fallback_forced& operator=(const fallback_forced&) = delete;
-    ~fallback_forced() { ringio::detail::futex_support::force_fallback(false); }
-};
-
-bool runs(bool fallback) {
-    if (!fallback && !ringio::detail::futex_support::available()) {
-        WARN("SKIPPED: this kernel has no IORING_OP_FUTEX_WAIT (Linux 6.7); the fallback cases "
-             "cover the rest");
-        return false;
-    }
-    return true;
-}
 
 // What an awaited receive ended with: the records, in order and whole, then the end or an error.
 struct received {

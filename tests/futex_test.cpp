@@ -9,6 +9,7 @@
 
 #include "allocation_counter.hpp"
 #include "child_process.hpp"
+#include "futex_fallback.hpp"
 #include "test_support.hpp"
 
 #include <catch2/catch.hpp>
@@ -23,6 +24,8 @@
 
 using namespace std::chrono_literals;
 using namespace ringio::testing;
+using ringio::testing::fallback_forced;
+using ringio::testing::runs;
 
 namespace {
 
@@ -30,25 +33,6 @@ struct shared_words {
     std::uint32_t value;
     std::uint32_t ready; // the child says it is about to wait
 };
-
-// The fallback for one test: a kernel without IORING_OP_FUTEX_WAIT, as far as ringio knows.
-class fallback_forced {
-public:
-    explicit fallback_forced(bool on) { ringio::detail::futex_support::force_fallback(on); }
-    fallback_forced(const fallback_forced&) = delete;
-    fallback_forced& operator=(const fallback_forced&) = delete;
-    ~fallback_forced() { ringio::detail::futex_support::force_fallback(false); }
-};
-
-// The native cases need the opcode; the same cases with the fallback forced run everywhere.
-bool runs(bool fallback) {
-    if (!fallback && !ringio::detail::futex_support::available()) {
-        WARN("SKIPPED: this kernel has no IORING_OP_FUTEX_WAIT (Linux 6.7); the fallback cases "
-             "cover the rest");
-        return false;
-    }
-    return true;
-}
 
 // A child that stores `value` after `delay` and wakes every waiter.
 pid_t store_later(ringio::shared_atomic_ref<std::uint32_t> ref, std::uint32_t value,

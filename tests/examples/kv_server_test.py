@@ -7,7 +7,7 @@ import threading
 import time
 
 import support
-from support import check, check_equal
+from support import LineClient, check, check_equal
 
 USAGE_ERROR = b"ERR usage: SET key value | GET key | DEL key\n"
 
@@ -17,47 +17,9 @@ def start(binary):
     return support.server([binary, port], port, "tcp"), port
 
 
-class Client:
-    """One connection, asking one line at a time."""
-
-    def __init__(self, port, address="127.0.0.1"):
-        self.socket = socket.create_connection((address, port), timeout=10)
-        self.pending = b""
-
-    def line(self):
-        while b"\n" not in self.pending:
-            chunk = self.socket.recv(65536)
-            check(chunk, f"the server closed the connection; unanswered: {self.pending!r}")
-            self.pending += chunk
-        line, _, self.pending = self.pending.partition(b"\n")
-        return line + b"\n"
-
-    def ask(self, request):
-        self.socket.sendall(request)
-        return self.line()
-
-    def closed_within(self, seconds):
-        """Reads until end of stream; fails on a reset or if it takes longer than `seconds`."""
-        self.socket.settimeout(seconds)
-        start = time.monotonic()
-        try:
-            while self.socket.recv(65536):
-                pass
-        except socket.timeout:
-            raise support.Failure(f"still open after {seconds} s") from None
-        return time.monotonic() - start
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exception):
-        self.socket.close()
-        return False
-
-
 def commands(binary):
     server, port = start(binary)
-    with server, Client(port) as client:
+    with server, LineClient(port) as client:
         for request, answer in [
             (b"GET greeting\n", b"NOT_FOUND\n"),
             (b"SET greeting hello, world\n", b"OK\n"),
@@ -95,7 +57,7 @@ def clients_share_the_store(binary):
     def writer(i):
         try:
             address = "127.0.0.1" if i % 2 == 0 else "::1"
-            with Client(port, address) as client:
+            with LineClient(port, address) as client:
                 for n in range(50):
                     check_equal(client.ask(b"SET c%d.%d %d\n" % (i, n, n)), b"OK\n", "SET")
         except Exception as error:  # reported by the main thread
@@ -108,7 +70,7 @@ def clients_share_the_store(binary):
         for thread in writers:
             thread.join(30)
         check_equal(errors, [], "client errors")
-        with Client(port, "::1") as reader:
+        with LineClient(port, "::1") as reader:
             for i in range(10):
                 check_equal(reader.ask(b"GET c%d.49\n" % i), b"VALUE 49\n", f"client {i}'s last key")
         server.stop()
@@ -119,7 +81,7 @@ def limits(binary):
     with server:
         # A line of 1024 bytes, its newline included, fits; one byte more is refused with an
         # answer that arrives (the rest of the line is read and dropped, not reset away).
-        with Client(port) as client:
+        with LineClient(port) as client:
             fits = b"SET long " + b"x" * (1024 - 10) + b"\n"
             check_equal(len(fits), 1024, "the longest line")
             check_equal(client.ask(fits), b"OK\n", "a line of 1024 bytes")
@@ -127,7 +89,7 @@ def limits(binary):
             check_equal(client.line(), b"ERR line too long\n", "a line past 1024 bytes")
             client.closed_within(10)
         # 10,000 keys at most; overwriting one and deleting one still work when it is full.
-        with Client(port) as client:
+        with LineClient(port) as client:
             client.socket.sendall(b"".join(b"SET key%d %d\n" % (i, i) for i in range(9_999)))
             answers = [client.line() for _ in range(9_999)]
             check_equal(answers.count(b"OK\n"), 9_999, "9,999 more keys (one is there)")
@@ -143,7 +105,7 @@ def limits(binary):
 def idle_clients_are_closed(binary):
     server, port = start(binary)
     with server:
-        with Client(port) as idle, Client(port) as busy:
+        with LineClient(port) as idle, LineClient(port) as busy:
             start_time = time.monotonic()
             # The busy client asks every 0.5 s for 3 s: past 2 s in all, never 2 s idle.
             while time.monotonic() - start_time < 3:
@@ -155,11 +117,11 @@ def idle_clients_are_closed(binary):
             waited = time.monotonic() - last_answer
             check(1.5 <= waited <= 2.8, f"the busy client closed {waited:.2f} s after its last answer")
             # A client that sent half a line is idle too.
-            with Client(port) as half:
+            with LineClient(port) as half:
                 half.socket.sendall(b"GET no")
                 waited = half.closed_within(4)
                 check(1.5 <= waited <= 2.8, f"a half line closed after {waited:.2f} s")
-        with Client(port) as client:
+        with LineClient(port) as client:
             check_equal(client.ask(b"GET nothing\n"), b"NOT_FOUND\n", "a new client after them")
         server.stop()
 
@@ -169,7 +131,7 @@ def a_client_that_reads_nothing(binary):
     # buffers, its write waits 2 s and the connection is closed. Others are served all along.
     server, port = start(binary)
     with server:
-        with Client(port) as setter:
+        with LineClient(port) as setter:
             check_equal(setter.ask(b"SET big " + b"z" * 1000 + b"\n"), b"OK\n", "SET big")
         stalled = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -179,7 +141,7 @@ def a_client_that_reads_nothing(binary):
         # More than the server's answers and receive buffer can take in, however large they grow.
         requests = memoryview(b"GET big\n" * 4_000_000)
         sent = 0
-        with stalled, Client(port) as other:
+        with stalled, LineClient(port) as other:
             start_time = time.monotonic()
             # Sends until the server stops reading (its answers are stuck) or closes.
             while sent < len(requests) and time.monotonic() - start_time < 20:
@@ -208,7 +170,7 @@ def a_client_that_reads_nothing(binary):
 def stop_is_graceful(binary):
     server, port = start(binary)
     with server:
-        clients = [Client(port) for _ in range(20)]
+        clients = [LineClient(port) for _ in range(20)]
         for i, client in enumerate(clients):
             check_equal(client.ask(b"SET s%d x\n" % i), b"OK\n", "a SET before the stop")
         clients[0].socket.sendall(b"GET s0")  # half a request, never finished

@@ -337,3 +337,41 @@ def main(cases):
         print(f"FAILED: {sys.argv[1]}: {failure}", file=sys.stderr)
         sys.exit(1)
     print(f"passed: {sys.argv[1]}")
+
+
+class LineClient:
+    """One connection to a line server, asking one line at a time."""
+
+    def __init__(self, port, address="127.0.0.1"):
+        self.socket = socket.create_connection((address, port), timeout=10)
+        self.pending = b""
+
+    def line(self):
+        while b"\n" not in self.pending:
+            chunk = self.socket.recv(65536)
+            check(chunk, f"the server closed the connection; unanswered: {self.pending!r}")
+            self.pending += chunk
+        line, _, self.pending = self.pending.partition(b"\n")
+        return line + b"\n"
+
+    def ask(self, request):
+        self.socket.sendall(request)
+        return self.line()
+
+    def closed_within(self, seconds):
+        """Reads until end of stream; fails on a reset or if it takes longer than `seconds`."""
+        self.socket.settimeout(seconds)
+        start = time.monotonic()
+        try:
+            while self.socket.recv(65536):
+                pass
+        except socket.timeout:
+            raise Failure(f"still open after {seconds} s") from None
+        return time.monotonic() - start
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exception):
+        self.socket.close()
+        return False

@@ -8,7 +8,7 @@ import threading
 import time
 
 import support
-from support import check, check_equal
+from support import LineClient, check, check_equal
 
 
 def start(binary):
@@ -34,38 +34,11 @@ def running(pid):
         return False
 
 
-class Client:
-    """One connection, reading answers line by line."""
-
-    def __init__(self, port, address="127.0.0.1"):
-        self.socket = socket.create_connection((address, port), timeout=10)
-        self.pending = b""
-
-    def line(self):
-        while b"\n" not in self.pending:
-            chunk = self.socket.recv(65536)
-            check(chunk, f"the server closed the connection; unanswered: {self.pending!r}")
-            self.pending += chunk
-        line, _, self.pending = self.pending.partition(b"\n")
-        return line + b"\n"
-
-    def ask(self, request):
-        self.socket.sendall(request)
-        return self.line()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exception):
-        self.socket.close()
-        return False
-
-
 def answers_each_client(binary):
     server, port = start(binary)
     with server:
         check_equal(len(children(server.pid)), 1, "the server's children")
-        with Client(port) as first, Client(port, "::1") as second:
+        with LineClient(port) as first, LineClient(port, "::1") as second:
             check_equal(first.ask(b"hello, world\n"), b"dlrow ,olleh\n", "the first answer")
             check_equal(second.ask(b"abc\n"), b"cba\n", "another client's answer")
             check_equal(first.ask(b"\n"), b"\n", "an empty line")
@@ -75,7 +48,7 @@ def answers_each_client(binary):
 
         def client(i):
             try:
-                with Client(port) as c:
+                with LineClient(port) as c:
                     for n in range(50):
                         line = b"client %d line %d" % (i, n)
                         check_equal(c.ask(line + b"\n"), line[::-1] + b"\n", "an answer")
@@ -96,7 +69,7 @@ def more_lines_than_the_channel_holds(binary):
     # 5,000 lines in one send: the channel (64 records) fills, the server's sends wait, and every
     # answer comes back in order.
     server, port = start(binary)
-    with server, Client(port) as client:
+    with server, LineClient(port) as client:
         lines = [b"line %05d" % n for n in range(5000)]
         sender = threading.Thread(target=client.socket.sendall, args=(b"\n".join(lines) + b"\n",))
         sender.start()
@@ -110,7 +83,7 @@ def stop_ends_the_child(binary):
     server, port = start(binary)
     with server:
         child = children(server.pid)[0]
-        with Client(port) as client:
+        with LineClient(port) as client:
             check_equal(client.ask(b"before\n"), b"erofeb\n", "an answer before the stop")
             started = time.monotonic()
             server.stop(signal.SIGINT, within=5)
@@ -124,7 +97,7 @@ def a_dead_child_is_reported(binary):
     server, port = start(binary)
     with server:
         child = children(server.pid)[0]
-        with Client(port) as client:
+        with LineClient(port) as client:
             check_equal(client.ask(b"alive\n"), b"evila\n", "an answer before the child dies")
             os.kill(child, signal.SIGKILL)
             status = server.finish(10)
