@@ -184,12 +184,7 @@ def stop_is_graceful(binary):
 
 
 def busy_port(binary):
-    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as holder:
-        holder.bind(("::", 0))
-        holder.listen()
-        port = holder.getsockname()[1]
-        status, out, err = support.run([binary, port])
-    support.check_one_error_line(status, out, err, "a busy port", ["Address already in use", str(port)])
+    support.check_busy_port(binary, socket.SOCK_STREAM)
 
 
 def usage(binary):

@@ -307,6 +307,19 @@ def check_usage(binary, usage, argument_lists):
         check_equal(out, b"", f"{what}: stdout")
 
 
+def check_busy_port(binary, kind, *options):
+    """The server started on a port that a dual-stack socket of `kind` already holds fails in one
+    line that names the port."""
+    with socket.socket(socket.AF_INET6, kind) as taken:
+        taken.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        taken.bind(("::", 0))
+        if kind == socket.SOCK_STREAM:
+            taken.listen()
+        port = taken.getsockname()[1]
+        status, out, err = run([binary, port, *options])
+    check_one_error_line(status, out, err, "a busy port", ["Address already in use", str(port)])
+
+
 def check_one_error_line(status, out, err, what, contains):
     """A failure reported as the issue asks: status 1 and one line on stderr."""
     check_equal(status, 1, f"{what}: exit status (stderr {err!r})")

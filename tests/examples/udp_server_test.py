@@ -181,12 +181,7 @@ def closed_standard_stream(binary):
 
 
 def busy_port(binary):
-    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as taken:
-        taken.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        taken.bind(("::", 0))
-        port = taken.getsockname()[1]
-        status, out, err = support.run([binary, port])
-    support.check_one_error_line(status, out, err, "a busy port", ["Address already in use", str(port)])
+    support.check_busy_port(binary, socket.SOCK_DGRAM)
 
 
 def usage(binary):

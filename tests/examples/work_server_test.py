@@ -118,12 +118,7 @@ def the_server_killed_ends_the_child(binary):
 
 
 def busy_port(binary):
-    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as holder:
-        holder.bind(("::", 0))
-        holder.listen()
-        port = holder.getsockname()[1]
-        status, out, err = support.run([binary, port])
-    support.check_one_error_line(status, out, err, "a busy port", ["Address already in use", str(port)])
+    support.check_busy_port(binary, socket.SOCK_STREAM)
 
 
 def usage(binary):
