@@ -49,6 +49,8 @@ def settings(argv=None):
     p.add_argument("--ringio-examples", default=env.get("RINGIO_EXAMPLES_DIR", ""))
     p.add_argument("--output", default=None, help="markdown file to write")
     p.add_argument("--results", default=None, help="JSON file of raw figures to write (or read)")
+    p.add_argument("--merge", action="store_true",
+                   help="keep the other parts' figures from --results, replace only these parts'")
     p.add_argument("--report-only", action="store_true",
                    help="rewrite the report and chart from --results without measuring")
     given = p.parse_args(argv)
@@ -68,6 +70,7 @@ def settings(argv=None):
     cfg.target_rounds = 1 if given.quick else 3 * cfg.rounds
     cfg.quick = given.quick
     cfg.report_only = given.report_only
+    cfg.merge = given.merge
     cfg.parts = [name for name in parts.NAMES if name in given.parts.split(",")]
     unknown = set(given.parts.split(",")) - set(parts.NAMES)
     if unknown:
@@ -180,9 +183,15 @@ def main():
     build(cfg)
     ctx.ringio = ringio_binaries()
     ctx.logdir.mkdir(parents=True, exist_ok=True)
-    res = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-           "command": "bench/run" + "".join(f" {a}" for a in sys.argv[1:]),
-           "machine": machine(), "settings": {key: getattr(cfg, key) for key in SAVED}}
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    command = "bench/run" + "".join(f" {a}" for a in sys.argv[1:])
+    res = {"date": now, "command": command, "machine": machine(),
+           "settings": {key: getattr(cfg, key) for key in SAVED}}
+    if cfg.merge:
+        # The other parts' figures stay as measured; the report says which parts are newer.
+        res = json.loads(cfg.results.read_text())
+        res.setdefault("updates", []).append({"date": now, "command": command,
+                                              "parts": cfg.parts})
     with tempfile.TemporaryDirectory(prefix="ringio-bench-") as ctx.tmp:
         res["backend"] = backend_check(ctx)
         for part in parts.PARTS:
