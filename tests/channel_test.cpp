@@ -516,6 +516,56 @@ TEST_CASE("channel: both ends awaited in two processes: neither sleeps through a
     }
 }
 
+// Round trips through two channels: the awaited side pings, a blocking thread answers.
+ringio::task<> ping(ringio::io_context& context, sender& out, receiver& in, std::uint64_t count,
+                    received& got) {
+    for (std::uint64_t n = 1; n <= count; ++n) {
+        co_await out.send(context, record_number(n));
+        const auto back = co_await in.receive(context);
+        got.in_order = got.in_order && back && back->sequence == n && whole(*back);
+        ++got.count;
+    }
+    out.close();
+}
+
+TEST_CASE("channel: an awaited receive whose loop is idle spins: a quick answer needs no wake-up",
+          "[channel]") {
+    if (std::thread::hardware_concurrency() < 2) {
+        WARN("SKIPPED: one CPU: the answer cannot come while the receiver spins");
+        return;
+    }
+    auto there = record_channel::memfd("there", 64);
+    auto back = record_channel::memfd("back", 64);
+    const ringio::detail::unique_fd back_memory(::dup(back.fd())); // its bells count wake-ups
+    receiver echo_in(record_channel::open(there.fd()));
+    sender echo_out(record_channel::open(back.fd()));
+    std::thread echoing([&echo_in, &echo_out] {
+        pin_to_cpu(1);
+        while (const auto record = echo_in.receive()) {
+            echo_out.send(*record);
+        }
+    });
+    constexpr std::uint64_t count = 2'000;
+    received got;
+    {
+        const cpu_pin pinned(0);
+        sender out(std::move(there));
+        receiver in(std::move(back));
+        ringio::io_context context;
+        ringio::sync_wait(context, ping(context, out, in, count, got));
+    }
+    echoing.join();
+    CHECK(got.count == count);
+    CHECK(got.in_order);
+    ringio::detail::channel_header header{};
+    REQUIRE(::pread(back_memory.get(), &header, sizeof header, 0) ==
+            static_cast<ssize_t>(sizeof header));
+    // Without the spin, each of the awaited receives sleeps and its answer wakes it.
+    const std::uint32_t wakes = header.bell[0].rings + header.bell[1].rings;
+    INFO(wakes << " wake-ups in " << count << " round trips");
+    CHECK(wakes < count / 2);
+}
+
 TEST_CASE("channel: 4 KiB records arrive whole", "[channel]") {
     auto channel = ringio::channel<page_record>::anonymous(4);
     const pid_t child = fork_child([&channel] {

@@ -203,6 +203,45 @@ TEST_CASE("io_context: in_flight counts requests until their completion is reape
     CHECK(context.in_flight() == 0);
 }
 
+// Waits until the kernel has posted `count` completions that nobody has reaped yet.
+void wait_for_completions(ringio::detail::ring& ring, unsigned count) {
+    const auto end = std::chrono::steady_clock::now() + 5s;
+    while (io_uring_cq_ready(&ring.native()) < count) {
+        REQUIRE(std::chrono::steady_clock::now() < end);
+        std::this_thread::yield();
+    }
+}
+
+TEST_CASE("ring: idle only while no completion that resumes anything waits to be dispatched",
+          "[io_context]") {
+    ringio::io_context context;
+    ringio::detail::ring& ring = ringio::detail::ring_of(context);
+    CHECK(ring.idle());
+    struct flag : ringio::detail::completion {
+        bool done = false;
+    } nop{{[](ringio::detail::completion* self, const io_uring_cqe&) noexcept {
+        static_cast<flag*>(self)->done = true;
+    }}};
+    io_uring_sqe* sqe = ring.get_sqe();
+    io_uring_prep_nop(sqe);
+    io_uring_sqe_set_data64(sqe, nop.user_data());
+    CHECK(ring.unsubmitted());
+    ring.submit_pending();
+    CHECK_FALSE(ring.unsubmitted());
+    wait_for_completions(ring, 1);
+    CHECK_FALSE(ring.idle()); // a wait that spun now would keep this completion waiting
+    context.run_once();
+    CHECK(nop.done);
+    CHECK(ring.idle());
+    // A completion that resumes nothing (a cancel's own) is no reason to stop spinning.
+    ring.cancel(nop.user_data());
+    ring.submit_pending();
+    wait_for_completions(ring, 1);
+    CHECK(ring.idle());
+    context.poll();
+    CHECK(io_uring_cq_ready(&ring.native()) == 0);
+}
+
 TEST_CASE("io_context: destruction cancels pending operations and frees their frames",
           "[io_context]") {
     struct tracer {

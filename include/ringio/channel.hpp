@@ -434,6 +434,24 @@ struct channel_op {
         wait.enlist();
         return self().attempt();
     }
+    /// True while it may look again instead of sleeping: for a short while, and only while its
+    /// loop has nothing else to do, so that a peer's answer needs no wake-up and delays no one.
+    bool spin() noexcept {
+        if (!wait.via->idle()) {
+            return false;
+        }
+        const auto now = std::chrono::steady_clock::now();
+        if (spin_end_ == std::chrono::steady_clock::time_point{}) {
+            spin_end_ = now + spin_time;
+            if (wait.via->unsubmitted()) {
+                wait.via->submit_pending(); // what others asked for goes before the spin
+            }
+        } else if (now >= spin_end_) {
+            return false;
+        }
+        spin_pause();
+        return true;
+    }
     void prepare(io_uring_sqe* sqe) noexcept { wait.prepare(sqe); }
     [[nodiscard]] int translate(int result) const noexcept { return wait.translate(result); }
     bool again(int& result) noexcept {
@@ -450,6 +468,8 @@ struct channel_op {
 
 private:
     Derived& self() noexcept { return static_cast<Derived&>(*this); }
+
+    std::chrono::steady_clock::time_point spin_end_{};
 };
 
 /// An awaited send: published at once if there is room, else after a sleep on the sender's bell.
@@ -479,6 +499,9 @@ struct channel_send_op : channel_op<channel_send_op<T>> {
             if (wait.peer_ended()) {
                 wait.error = EPIPE;
                 return false;
+            }
+            if (this->spin()) {
+                continue;
             }
             if (wait.sleep()) {
                 return false;
@@ -523,6 +546,9 @@ struct channel_receive_op : channel_op<channel_receive_op<T>> {
                 }
                 wait.error = ECONNRESET;
                 return false;
+            }
+            if (this->spin()) {
+                continue;
             }
             if (wait.sleep()) {
                 return false;

@@ -139,6 +139,19 @@ public:
     [[nodiscard]] std::size_t incoming() const noexcept {
         return incoming_.load(std::memory_order_acquire);
     }
+    /// True when no completion that resumes anything waits behind the one being dispatched.
+    [[nodiscard]] bool idle() const noexcept {
+        const unsigned tail = io_uring_smp_load_acquire(ring_.cq.ktail);
+        unsigned at = dispatched_;
+        while (at != tail && ring_.cq.cqes[at & ring_.cq.ring_mask].user_data == unwatched) {
+            ++at;
+        }
+        return at == tail;
+    }
+    /// True when SQEs were prepared that the kernel has not been given yet.
+    [[nodiscard]] bool unsubmitted() const noexcept {
+        return ring_.sq.sqe_tail != ring_.sq.sqe_head;
+    }
     /// True while the owner shuts down: completions must not resume coroutines.
     [[nodiscard]] bool draining() const noexcept { return draining_; }
     /// The `IORING_SETUP_*` flags the ring was created with.
@@ -320,6 +333,7 @@ private:
                 const io_uring_cqe* const cqes = cq.cqes;
                 const unsigned mask = cq.ring_mask;
                 do {
+                    dispatched_ = head + 1;
                     dispatch(cqes[head & mask]);
                 } while (++head != tail);
                 io_uring_smp_store_release(cq.khead, head);
@@ -372,6 +386,7 @@ private:
     std::size_t in_flight_ = 0;
     unsigned enter_fd_ = 0; // what io_uring_enter takes: the ring's descriptor, or its index
     unsigned enter_flags_ = IORING_ENTER_GETEVENTS; // and REGISTERED_RING once registered
+    unsigned dispatched_ = 0;     // the CQ position after the completion dispatched last
     unsigned sq_end_ = 0;         // sqe_tail when the queue is full: the kernel's SQ head when
                                   // last read, plus the entries
     const void* owner_ = nullptr; // this_thread() of the thread that enabled the ring
