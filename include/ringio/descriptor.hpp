@@ -69,10 +69,6 @@ struct read_op {
         return result;
     }
     std::size_t complete(int result) const noexcept { return static_cast<std::size_t>(result); }
-    void advance(std::size_t count) noexcept {
-        buffer = buffer.subspan(count);
-        offset += offset != current_position ? count : 0;
-    }
     std::string describe(const void* subject = nullptr, const char* verb = "read") const {
         return request_name(verb, "from", fd, offset, subject) +
                (buffer.empty() ? " (an empty buffer)" : "");
@@ -96,10 +92,6 @@ struct write_op {
         }
     }
     std::size_t complete(int result) const noexcept { return static_cast<std::size_t>(result); }
-    void advance(std::size_t count) noexcept {
-        buffer = buffer.subspan(count);
-        offset += offset != current_position ? count : 0;
-    }
     std::string describe(const void* subject = nullptr, const char* verb = "write") const {
         return request_name(verb, "to", fd, offset, subject);
     }
@@ -198,7 +190,7 @@ private:
     }
 };
 
-/// Repeats `Op` after each short transfer until its whole buffer has moved.
+/// Repeats `Op` past the bytes each short transfer moved, until its whole buffer has moved.
 template <class Op>
 struct whole {
     Op op;
@@ -220,8 +212,10 @@ struct whole {
             result = -Op::ended;
             return false;
         }
-        done += static_cast<std::size_t>(result);
-        op.advance(static_cast<std::size_t>(result));
+        const auto count = static_cast<std::size_t>(result);
+        done += count;
+        op.buffer = op.buffer.subspan(count);
+        op.offset += op.offset != current_position ? count : 0;
         return done < total;
     }
     std::size_t complete(int /*result*/) const noexcept { return done; }

@@ -106,8 +106,7 @@ public:
         const std::size_t size = memory_.size_bytes();
         if (size < sizeof(channel_header)) {
             fail(EPROTO, "the file holds " + std::to_string(size) +
-                             " bytes, fewer than a "
-                             "channel's header (" +
+                             " bytes, fewer than a channel's header (" +
                              std::to_string(sizeof(channel_header)) + ")");
         }
         auto* header = start_lifetime_as_array<channel_header>(memory_.view(), 1);
