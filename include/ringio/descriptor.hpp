@@ -69,15 +69,10 @@ struct read_op {
         return result;
     }
     std::size_t complete(int result) const noexcept { return static_cast<std::size_t>(result); }
-    void advance(std::size_t count) noexcept {
-        buffer = buffer.subspan(count);
-        offset += offset != current_position ? count : 0;
-    }
-    std::string describe(const void* subject, const char* verb = "read") const {
+    std::string describe(const void* subject = nullptr, const char* verb = "read") const {
         return request_name(verb, "from", fd, offset, subject) +
                (buffer.empty() ? " (an empty buffer)" : "");
     }
-    std::string describe() const { return describe(nullptr); }
 };
 
 /// IORING_OP_WRITE, or IORING_OP_SEND with MSG_NOSIGNAL on a socket (EPIPE, never SIGPIPE).
@@ -97,14 +92,9 @@ struct write_op {
         }
     }
     std::size_t complete(int result) const noexcept { return static_cast<std::size_t>(result); }
-    void advance(std::size_t count) noexcept {
-        buffer = buffer.subspan(count);
-        offset += offset != current_position ? count : 0;
-    }
-    std::string describe(const void* subject, const char* verb = "write") const {
+    std::string describe(const void* subject = nullptr, const char* verb = "write") const {
         return request_name(verb, "to", fd, offset, subject);
     }
-    std::string describe() const { return describe(nullptr); }
 };
 
 /// IORING_OP_READ into an input_buffer until `Match` finds a record: produces it without its
@@ -179,12 +169,11 @@ struct until_op {
         b.taken_ = record + skip;
         return std::string_view{b.storage_.data() + b.begin_, record};
     }
-    std::string describe(const void* subject) const {
+    std::string describe(const void* subject = nullptr) const {
         return request_name("read_until", "from", fd, current_position, subject) +
                (full ? " (" + std::to_string(in->capacity()) + " bytes without the end of a record)"
                      : "");
     }
-    std::string describe() const { return describe(nullptr); }
 
 private:
     bool look() {
@@ -201,7 +190,7 @@ private:
     }
 };
 
-/// Repeats `Op` after each short transfer until its whole buffer has moved.
+/// Repeats `Op` past the bytes each short transfer moved, until its whole buffer has moved.
 template <class Op>
 struct whole {
     Op op;
@@ -223,18 +212,19 @@ struct whole {
             result = -Op::ended;
             return false;
         }
-        done += static_cast<std::size_t>(result);
-        op.advance(static_cast<std::size_t>(result));
+        const auto count = static_cast<std::size_t>(result);
+        done += count;
+        op.buffer = op.buffer.subspan(count);
+        op.offset += op.offset != current_position ? count : 0;
         return done < total;
     }
     std::size_t complete(int /*result*/) const noexcept { return done; }
-    std::string describe(const void* subject) const {
+    std::string describe(const void* subject = nullptr) const {
         return op.describe(subject, Op::whole_verb) +
                (ended ? " (end of stream after " + std::to_string(done) + " of " +
                             std::to_string(total) + " bytes)"
                       : "");
     }
-    std::string describe() const { return describe(nullptr); }
 };
 
 } // namespace detail
@@ -278,20 +268,17 @@ public:
     [[nodiscard]] int release() noexcept { return core_.release(); }
 
     /// Reads up to `buffer`'s size; produces the count, 0 at the end.
-    template <class R>
-    requires detail::mutable_byte_range<std::remove_reference_t<R>>
+    template <detail::mutable_byte_range R>
     auto read(R&& buffer) {
         return operation<detail::read_op>(*this, fd(), detail::writable_bytes_of(buffer));
     }
     /// Reads at byte `offset` (pread).
-    template <class R>
-    requires detail::mutable_byte_range<std::remove_reference_t<R>>
+    template <detail::mutable_byte_range R>
     auto read_at(std::uint64_t offset, R&& buffer) {
         return operation<detail::read_op>(*this, fd(), detail::writable_bytes_of(buffer), offset);
     }
     /// Reads until `buffer` is full; ENODATA if the stream ends first.
-    template <class R>
-    requires detail::mutable_byte_range<std::remove_reference_t<R>>
+    template <detail::mutable_byte_range R>
     auto read_exact(R&& buffer) {
         return operation<detail::whole<detail::read_op>>(
             *this, detail::read_op{fd(), detail::writable_bytes_of(buffer)});
@@ -311,22 +298,19 @@ public:
         return until(in, detail::predicate<Predicate>{std::move(complete)});
     }
     /// Writes up to `buffer`'s size; produces the count, which may be short.
-    template <class R>
-    requires detail::byte_range<std::remove_reference_t<R>>
+    template <detail::byte_range R>
     auto write(R&& buffer) {
         return operation<detail::write_op>(*this, writer(detail::bytes_of(buffer)));
     }
     /// Writes at byte `offset` (pwrite).
-    template <class R>
-    requires detail::byte_range<std::remove_reference_t<R>>
+    template <detail::byte_range R>
     auto write_at(std::uint64_t offset, R&& buffer) {
         detail::write_op op = writer(detail::bytes_of(buffer));
         op.offset = offset;
         return operation<detail::write_op>(*this, op);
     }
     /// Writes all of `buffer`, again after each short write.
-    template <class R>
-    requires detail::byte_range<std::remove_reference_t<R>>
+    template <detail::byte_range R>
     auto write_all(R&& buffer) {
         return operation<detail::whole<detail::write_op>>(*this, writer(detail::bytes_of(buffer)));
     }
@@ -363,39 +347,33 @@ inline detail::descriptor_core& detail::core_of(descriptor& owner) noexcept {
 }
 
 /// Reads from descriptor `fd` (not owned: closing it does not cancel the read).
-template <class R>
-requires detail::mutable_byte_range<std::remove_reference_t<R>>
+template <detail::mutable_byte_range R>
 auto read(io_context& context, int fd, R&& buffer) {
     return operation<detail::read_op>(context, fd, detail::writable_bytes_of(buffer));
 }
 /// Reads from descriptor `fd` at byte `offset`.
-template <class R>
-requires detail::mutable_byte_range<std::remove_reference_t<R>>
+template <detail::mutable_byte_range R>
 auto read_at(io_context& context, int fd, std::uint64_t offset, R&& buffer) {
     return operation<detail::read_op>(context, fd, detail::writable_bytes_of(buffer), offset);
 }
 /// Reads from descriptor `fd` until `buffer` is full.
-template <class R>
-requires detail::mutable_byte_range<std::remove_reference_t<R>>
+template <detail::mutable_byte_range R>
 auto read_exact(io_context& context, int fd, R&& buffer) {
     return operation<detail::whole<detail::read_op>>(
         context, detail::read_op{fd, detail::writable_bytes_of(buffer)});
 }
 /// Writes to descriptor `fd`; the count may be short.
-template <class R>
-requires detail::byte_range<std::remove_reference_t<R>>
+template <detail::byte_range R>
 auto write(io_context& context, int fd, R&& buffer) {
     return operation<detail::write_op>(context, fd, detail::bytes_of(buffer));
 }
 /// Writes to descriptor `fd` at byte `offset`.
-template <class R>
-requires detail::byte_range<std::remove_reference_t<R>>
+template <detail::byte_range R>
 auto write_at(io_context& context, int fd, std::uint64_t offset, R&& buffer) {
     return operation<detail::write_op>(context, fd, detail::bytes_of(buffer), offset);
 }
 /// Writes all of `buffer` to descriptor `fd`.
-template <class R>
-requires detail::byte_range<std::remove_reference_t<R>>
+template <detail::byte_range R>
 auto write_all(io_context& context, int fd, R&& buffer) {
     return operation<detail::whole<detail::write_op>>(
         context, detail::write_op{fd, detail::bytes_of(buffer)});

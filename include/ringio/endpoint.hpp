@@ -6,7 +6,6 @@
 #include <ringio/detail/parse.hpp>
 
 #include <arpa/inet.h>
-#include <net/if.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -343,7 +342,7 @@ inline endpoint endpoint::parse(std::string_view text, std::error_code& ec) noex
             return {};
         }
     }
-    detail::parsed_endpoint parsed;
+    detail::ip_endpoint parsed;
     if (detail::parse_endpoint(text, parsed) != nullptr) {
         ec = std::make_error_code(std::errc::invalid_argument);
         return {};
@@ -356,7 +355,7 @@ inline endpoint endpoint::parse(std::string_view text) {
     std::error_code ec;
     endpoint result = parse(text, ec);
     if (ec) {
-        detail::parsed_endpoint ignored;
+        detail::ip_endpoint ignored;
         const char* why =
             text.starts_with("unix:")
                 ? "a Unix path may not hold a NUL byte or pass 107 bytes (106 for an abstract name)"
@@ -369,36 +368,17 @@ inline endpoint endpoint::parse(std::string_view text) {
 inline std::string endpoint::to_string() const {
     if (is_unix()) {
         const std::string_view name = unix_name();
-        std::string out = "unix:";
-        out += !name.empty() && name[0] == '\0' ? "@" : "";
-        out += !name.empty() && name[0] == '\0' ? name.substr(1) : name;
+        const bool abstract = name.starts_with('\0');
+        std::string out = abstract ? "unix:@" : "unix:";
+        out += name.substr(abstract ? 1 : 0);
         return out;
     }
     if (!is_v4() && !is_v6()) {
         return {};
     }
-    std::array<char, INET6_ADDRSTRLEN> text{};
-    if (is_v4()) {
-        const auto v4 = as<sockaddr_in>();
-        ::inet_ntop(AF_INET, &v4.sin_addr, text.data(), sizeof text);
-        return std::string(text.data()) + ':' + std::to_string(port());
-    }
+    const auto v4 = as<sockaddr_in>();
     const auto v6 = as<sockaddr_in6>();
-    ::inet_ntop(AF_INET6, &v6.sin6_addr, text.data(), sizeof text);
-    // Appending rather than `"[" + std::string(...)` keeps g++ 12's -Wrestrict false alarm away.
-    std::string out = "[";
-    out += text.data();
-    if (const std::uint32_t scope = scope_id(); scope != 0) {
-        // The interface's name reads better than its index, but only a name that parse reads
-        // back as the same scope will do: not all digits, nothing that ends the brackets early.
-        std::array<char, IF_NAMESIZE> name{};
-        const bool named = ::if_indextoname(scope, name.data()) != nullptr &&
-                           !detail::all_digits(name.data()) &&
-                           std::string_view(name.data()).find_first_of("]%") == std::string::npos;
-        out += '%';
-        out += named ? std::string(name.data()) : std::to_string(scope);
-    }
-    return out + "]:" + std::to_string(port());
+    return detail::format_endpoint({is_v6(), v4.sin_addr, v6.sin6_addr, port(), scope_id()});
 }
 
 } // namespace ringio

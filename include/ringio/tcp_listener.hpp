@@ -45,10 +45,9 @@ struct accept_op {
     tcp_stream complete(int result) const { return accepted(*context, result); }
     static void discard(int result) noexcept { ::close(result); } // accepted during shutdown
     tcp_stream failed() const { return tcp_stream{*context}; }
-    [[nodiscard]] std::string describe(const void* subject) const {
+    [[nodiscard]] std::string describe(const void* subject = nullptr) const {
         return request_name("accept", "on", fd, current_position, subject);
     }
-    [[nodiscard]] std::string describe() const { return describe(nullptr); }
 };
 
 /// A listener's stream of connections: one multishot accept. An error (EMFILE...) ends the

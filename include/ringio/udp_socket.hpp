@@ -65,10 +65,9 @@ struct recvfrom_op {
         sender.resize(message.msg_namelen, ignored);
         return {stored, sender, length > buffer.size()};
     }
-    [[nodiscard]] std::string describe(const void* subject) const {
+    [[nodiscard]] std::string describe(const void* subject = nullptr) const {
         return request_name("recvfrom", "on", fd, current_position, subject);
     }
-    [[nodiscard]] std::string describe() const { return describe(nullptr); }
 };
 
 /// IORING_OP_SENDMSG: one datagram to one destination.
@@ -208,15 +207,13 @@ public:
     [[nodiscard]] endpoint local_endpoint() const { return detail::local_endpoint_of(fd()); }
 
     /// Receives one datagram into `buffer`; produces `received`.
-    template <class R>
-    requires detail::mutable_byte_range<std::remove_reference_t<R>>
+    template <detail::mutable_byte_range R>
     auto recvfrom(R&& buffer) {
         return operation<detail::recvfrom_op>(*this, fd(), detail::writable_bytes_of(buffer));
     }
 
     /// Sends `buffer` as one datagram to `destination`; produces the bytes sent.
-    template <class R>
-    requires detail::byte_range<std::remove_reference_t<R>>
+    template <detail::byte_range R>
     auto sendto(R&& buffer, const endpoint& destination) {
         return operation<detail::sendto_op>(*this, fd(), detail::bytes_of(buffer), destination);
     }

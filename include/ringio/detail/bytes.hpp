@@ -28,8 +28,7 @@ concept mutable_byte_range =
     !std::is_const_v<std::remove_reference_t<decltype(*std::data(std::declval<R&>()))>>;
 
 /// The bytes of `range`; a string literal (an array of `const char`) without its NUL.
-template <class R>
-requires byte_range<std::remove_reference_t<R>>
+template <byte_range R>
 std::span<const std::byte> bytes_of(R&& range) noexcept {
     using array = std::remove_reference_t<R>;
     std::size_t size = std::size(range);

@@ -1,6 +1,7 @@
 #pragma once
 
-// parse: endpoint text (addresses, ports, IPv6 scopes), and quoting text in error messages.
+// parse: endpoint text read and written (addresses, ports, IPv6 scopes), and quoting text in error
+// messages.
 
 #include <arpa/inet.h>
 #include <net/if.h>
@@ -99,8 +100,8 @@ inline const char* parse_scope(std::string_view text, std::uint32_t& scope_id) n
     return scope_id == 0 ? "no network interface has the scope's name" : nullptr;
 }
 
-/// An IPv4 or IPv6 address and port read from endpoint text.
-struct parsed_endpoint {
+/// An IPv4 or IPv6 address and port, as endpoint text reads and writes them.
+struct ip_endpoint {
     bool is_v6 = false;
     in_addr v4{};
     in6_addr v6{};
@@ -110,7 +111,7 @@ struct parsed_endpoint {
 
 /// Reads `127.0.0.1:8080` or `[::1%lo]:8080` into `out`: nullptr on success, else why the text
 /// is rejected.
-inline const char* parse_endpoint(std::string_view text, parsed_endpoint& out) noexcept {
+inline const char* parse_endpoint(std::string_view text, ip_endpoint& out) noexcept {
     // "[" + the longest IPv6 text inet_pton accepts (45) + "%" + an interface name + "]:65535".
     constexpr std::size_t longest = 1 + 45 + 1 + (IF_NAMESIZE - 1) + 2 + 5;
     if (text.empty()) {
@@ -168,6 +169,30 @@ inline const char* parse_endpoint(std::string_view text, parsed_endpoint& out) n
     }
     out.is_v6 = true;
     return parse_port(rest.substr(1), out.port);
+}
+
+/// `1.2.3.4:80`, `[::1]:80` or `[fe80::1%eth0]:80`: text that parse_endpoint reads back as `e`.
+inline std::string format_endpoint(const ip_endpoint& e) {
+    std::array<char, INET6_ADDRSTRLEN> text{};
+    if (!e.is_v6) {
+        ::inet_ntop(AF_INET, &e.v4, text.data(), sizeof text);
+        return std::string(text.data()) + ':' + std::to_string(e.port);
+    }
+    ::inet_ntop(AF_INET6, &e.v6, text.data(), sizeof text);
+    // Appending rather than `"[" + std::string(...)` keeps g++ 12's -Wrestrict false alarm away.
+    std::string out = "[";
+    out += text.data();
+    if (e.scope_id != 0) {
+        // The interface's name reads better than its index, but only a name that parse_scope
+        // reads back as the same scope will do: not all digits, nothing that ends the brackets.
+        std::array<char, IF_NAMESIZE> name{};
+        const bool named = ::if_indextoname(e.scope_id, name.data()) != nullptr &&
+                           !all_digits(name.data()) &&
+                           std::string_view(name.data()).find_first_of("]%") == std::string::npos;
+        out += '%';
+        out += named ? std::string(name.data()) : std::to_string(e.scope_id);
+    }
+    return out + "]:" + std::to_string(e.port);
 }
 
 } // namespace ringio::detail

@@ -1,0 +1,316 @@
+#pragma once
+
+// channel_awaited: a channel's awaited send and receive: an operation that sleeps on its end's bell
+// through the ring, with a poll on the other end's pidfd, and tries again when woken.
+
+#include <ringio/detail/channel_end.hpp>
+#include <ringio/detail/channel_layout.hpp>
+#include <ringio/detail/futex.hpp>
+#include <ringio/detail/ring.hpp>
+#include <ringio/detail/storage.hpp>
+
+#include <liburing.h>
+#include <poll.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <new>
+#include <optional>
+#include <string>
+#include <utility>
+
+namespace ringio::detail {
+
+class peer_watch;
+
+/// An awaiting operation's side of a `peer_watch`, in the operation itself.
+struct watch_hold {
+    peer_watch* watch = nullptr;
+    channel_bell* bell = nullptr; ///< Rung when the other end's process ends.
+    bool peer_ended = false;
+
+    /// Polls `pidfd` through `r`; false when no watch could be made (no storage left).
+    bool arm(ring& r, int pidfd, channel_bell& rung) noexcept;
+    /// Cancels the watch if it is still armed; safe to call more than once.
+    void release(ring& r) noexcept;
+};
+
+/// A poll on the other end's pidfd while an operation sleeps: when that process ends, it rings
+/// the bell the operation sleeps on. It lives in the context's storage, not in the operation: its
+/// cancellation completes after the operation may have gone.
+class peer_watch final : public completion {
+public:
+    explicit peer_watch(ring& r, watch_hold& hold) noexcept
+        : completion{&on_completion}, ring_(&r), hold_(&hold) {}
+
+    /// The operation lets go: the watch's completion will touch it no more.
+    void forget() noexcept { hold_ = nullptr; }
+
+private:
+    static void on_completion(completion* self, const io_uring_cqe& cqe) noexcept {
+        auto* watch = static_cast<peer_watch*>(self);
+        if (watch_hold* hold = watch->hold_) {
+            hold->watch = nullptr;
+            if (cqe.res > 0) { // POLLIN: the process has ended
+                hold->peer_ended = true;
+                ring_bell(*hold->bell);
+            }
+        }
+        ring& r = *watch->ring_;
+        watch->~peer_watch();
+        r.storage().free_slot(watch);
+    }
+
+    ring* ring_;
+    watch_hold* hold_;
+};
+
+static_assert(sizeof(peer_watch) <= context_storage::slot_size);
+
+inline bool watch_hold::arm(ring& r, int pidfd, channel_bell& rung) noexcept {
+    if (watch != nullptr) {
+        return true;
+    }
+    void* slot = nullptr;
+    try {
+        slot = r.storage().allocate_slot();
+    } catch (...) {
+        return false;
+    }
+    watch = ::new (slot) peer_watch(r, *this);
+    bell = &rung;
+    io_uring_sqe* sqe = r.get_sqe();
+    io_uring_prep_poll_add(sqe, pidfd, POLLIN);
+    io_uring_sqe_set_data64(sqe, watch->user_data());
+    return true;
+}
+
+inline void watch_hold::release(ring& r) noexcept {
+    if (watch != nullptr) {
+        watch->forget();
+        r.cancel(watch->user_data());
+        watch = nullptr;
+    }
+}
+
+/// What an awaited send or receive keeps while it waits: the sleep on its end's bell (a futex
+/// wait through the ring, or the fallback's timer), the watch on the other end's process, the
+/// error found before any request (submitted as a NOP that fails with it), and its place in the
+/// end's list, so that closing, moving or destroying the end reaches it.
+struct channel_wait : end_waiter {
+    ring* via;
+    bool native = futex_support::available();
+    int error = 0;
+    std::uint32_t rung = 0;
+    poll_tick tick;
+    watch_hold hold;
+
+    channel_wait(channel_end& e, ring& r) noexcept : end_waiter{&e, &closing_end}, via(&r) {}
+    // Only before it is awaited, as the operation that holds it: never listed then.
+    channel_wait(channel_wait&& other) noexcept
+        : end_waiter{other.end, &closing_end}, via(other.via) {}
+    channel_wait(const channel_wait&) = delete;
+    channel_wait& operator=(const channel_wait&) = delete;
+    channel_wait& operator=(channel_wait&&) = delete;
+    ~channel_wait() {
+        hold.release(*via);
+        if (listed && end != nullptr) {
+            end->unlink(*this);
+        }
+    }
+
+    /// Lists it on its end (once awaited, it no longer moves).
+    void enlist() noexcept {
+        if (!listed && end != nullptr) {
+            end->link(*this);
+        }
+    }
+    /// Its end is closing: the watch goes, and a futex wait still in the submission queue is
+    /// submitted, so that the wake-up that follows reaches it before the memory is unmapped.
+    void interrupt() noexcept {
+        hold.release(*via);
+        if (native) {
+            via->submit_pending();
+        }
+    }
+    // The futex wait, or the timer: the only kinds of request it makes, besides the NOP.
+    void prepare(io_uring_sqe* sqe) noexcept {
+        if (error != 0) {
+            io_uring_prep_nop(sqe);
+        } else if (native) {
+            prep_futex_wait(sqe, &end->bell().rings, rung);
+        } else {
+            tick.prepare(sqe);
+        }
+    }
+    [[nodiscard]] int translate(int result) const noexcept {
+        if (error != 0) {
+            return -error;
+        }
+        return result == (native ? -EAGAIN : -ETIME) ? 0 : result;
+    }
+    /// Says the end may sleep; false when it must not after all (something changed).
+    bool sleep() noexcept {
+        rung = end->arm();
+        if (end->refresh() || end->peer_state() == end_state::closed) {
+            return false;
+        }
+        if (native) {
+            // The other end's process is watched once it is known; its attaching rings this
+            // bell, so that a sleep that began before comes back here to watch it.
+            const int pidfd = end->peer_pidfd();
+            // No storage for the watch, or a known peer without a pidfd here: the timer, which
+            // checks at each tick.
+            if (pidfd >= 0 ? !hold.arm(*via, pidfd, end->bell()) : end->peer_pid() > 0) {
+                native = false;
+            }
+        }
+        return true;
+    }
+    /// Whether the other end's process has ended: told by the watch, or checked at each tick.
+    bool peer_ended() noexcept { return hold.peer_ended || (!native && end->peer_gone()); }
+    /// After a wake-up that changed nothing it waits again; the timer waits a little longer.
+    void again() noexcept {
+        if (!native) {
+            tick.next();
+        }
+    }
+
+private:
+    static void closing_end(end_waiter& w) noexcept { static_cast<channel_wait&>(w).interrupt(); }
+};
+
+/// What an awaited send and receive share: the sleep on their end's bell, and the attempt again
+/// after each wake-up. `Derived::attempt()` is true when done, false when failed or asleep.
+template <class Derived>
+struct channel_op {
+    channel_wait wait;
+
+    channel_op(channel_end& end, ring& r) noexcept : wait(end, r) {}
+
+    bool ready() noexcept {
+        wait.enlist();
+        return self().attempt();
+    }
+    /// True while it may look again instead of sleeping: for a short while, and only while its
+    /// loop has nothing else to do, so that a peer's answer needs no wake-up and delays no one.
+    bool spin() noexcept {
+        if (!wait.via->idle()) {
+            return false;
+        }
+        if (!spinner_.started() && wait.via->unsubmitted()) {
+            wait.via->submit_pending(); // what others asked for goes before the spin
+        }
+        return spinner_.more();
+    }
+    void prepare(io_uring_sqe* sqe) noexcept { wait.prepare(sqe); }
+    [[nodiscard]] int translate(int result) const noexcept { return wait.translate(result); }
+    bool again(int& result) noexcept {
+        if (self().attempt()) {
+            return false;
+        }
+        if (wait.error != 0) {
+            result = -wait.error;
+            return false;
+        }
+        wait.again();
+        return true;
+    }
+
+private:
+    Derived& self() noexcept { return static_cast<Derived&>(*this); }
+
+    spinner spinner_;
+};
+
+/// An awaited send: published at once if there is room, else after a sleep on the sender's bell.
+template <class T>
+struct channel_send_op : channel_op<channel_send_op<T>> {
+    using channel_op<channel_send_op<T>>::wait;
+    const T* record;
+
+    channel_send_op(channel_end& end, const T& what, ring& r) noexcept
+        : channel_op<channel_send_op<T>>(end, r), record(&what) {}
+
+    // True: sent. False: failed (`wait.error`, reported through a NOP), or asleep.
+    bool attempt() noexcept {
+        for (;;) {
+            channel_end* end = wait.end;
+            if (end == nullptr || !end->is_open()) {
+                wait.error = EBADF;
+                return false;
+            }
+            if (end->peer_state() == end_state::closed) {
+                wait.error = EPIPE;
+                return false;
+            }
+            if (put_record(*end, *record)) {
+                return true;
+            }
+            if (wait.peer_ended()) {
+                wait.error = EPIPE;
+                return false;
+            }
+            if (this->spin()) {
+                continue;
+            }
+            if (wait.sleep()) {
+                return false;
+            }
+        }
+    }
+
+    void complete(int /*result*/) const noexcept {}
+    [[nodiscard]] std::string describe() const {
+        return channel_failure(wait.end, "send to", wait.error);
+    }
+};
+
+/// An awaited receive: taken at once if a record is there, else after a sleep on the receiver's
+/// bell; nullopt at the end of the channel.
+template <class T>
+struct channel_receive_op : channel_op<channel_receive_op<T>> {
+    using channel_op<channel_receive_op<T>>::wait;
+    std::optional<T> record;
+
+    channel_receive_op(channel_end& end, ring& r) noexcept
+        : channel_op<channel_receive_op<T>>(end, r) {}
+
+    bool attempt() noexcept {
+        for (;;) {
+            channel_end* end = wait.end;
+            if (end == nullptr || !end->is_open()) {
+                wait.error = EBADF;
+                return false;
+            }
+            if (take_record(*end, record)) {
+                return true;
+            }
+            // The sender closes after its last publish: once closed is seen, what it sent is.
+            if (end->peer_state() == end_state::closed) {
+                take_record(*end, record);
+                return true;
+            }
+            if (wait.peer_ended()) {
+                if (take_record(*end, record)) {
+                    return true; // what it published before it ended still arrives
+                }
+                wait.error = ECONNRESET;
+                return false;
+            }
+            if (this->spin()) {
+                continue;
+            }
+            if (wait.sleep()) {
+                return false;
+            }
+        }
+    }
+
+    std::optional<T> complete(int /*result*/) noexcept { return std::move(record); }
+    [[nodiscard]] std::string describe() const {
+        return channel_failure(wait.end, "receive from", wait.error);
+    }
+};
+
+} // namespace ringio::detail
