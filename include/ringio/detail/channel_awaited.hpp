@@ -180,8 +180,11 @@ private:
     static void closing_end(end_waiter& w) noexcept { static_cast<channel_wait&>(w).interrupt(); }
 };
 
-/// What an awaited send and receive share: the sleep on their end's bell, and the attempt again
-/// after each wake-up. `Derived::attempt()` is true when done, false when failed or asleep.
+/// What `step` returns when the operation is done.
+inline constexpr int channel_done = -1;
+
+/// What an awaited send and receive share: the checks of their end, the spin, the sleep on their
+/// end's bell, and the attempt again after each wake-up; `Derived::step` is their own part.
 template <class Derived>
 struct channel_op {
     channel_wait wait;
@@ -190,7 +193,26 @@ struct channel_op {
 
     bool ready() noexcept {
         wait.enlist();
-        return self().attempt();
+        return attempt();
+    }
+    /// True: done. False: failed (`wait.error`, reported through a NOP), or asleep. Each try is
+    /// `Derived::step(end)`: `channel_done`, 0 while there is nothing to do yet, or an errno.
+    bool attempt() noexcept {
+        for (;;) {
+            channel_end* end = wait.end;
+            if (end == nullptr || !end->is_open()) {
+                wait.error = EBADF;
+                return false;
+            }
+            const int result = self().step(*end);
+            if (result != 0) {
+                wait.error = result == channel_done ? 0 : result;
+                return result == channel_done;
+            }
+            if (!spin() && wait.sleep()) {
+                return false;
+            }
+        }
     }
     /// True while it may look again instead of sleeping: for a short while, and only while its
     /// loop has nothing else to do, so that a peer's answer needs no wake-up and delays no one.
@@ -206,7 +228,7 @@ struct channel_op {
     void prepare(io_uring_sqe* sqe) noexcept { wait.prepare(sqe); }
     [[nodiscard]] int translate(int result) const noexcept { return wait.translate(result); }
     bool again(int& result) noexcept {
-        if (self().attempt()) {
+        if (attempt()) {
             return false;
         }
         if (wait.error != 0) {
@@ -232,34 +254,15 @@ struct channel_send_op : channel_op<channel_send_op<T>> {
     channel_send_op(channel_end& end, const T& what, ring& r) noexcept
         : channel_op<channel_send_op<T>>(end, r), record(&what) {}
 
-    // True: sent. False: failed (`wait.error`, reported through a NOP), or asleep.
-    bool attempt() noexcept {
-        for (;;) {
-            channel_end* end = wait.end;
-            if (end == nullptr || !end->is_open()) {
-                wait.error = EBADF;
-                return false;
-            }
-            if (end->peer_state() == end_state::closed) {
-                wait.error = EPIPE;
-                return false;
-            }
-            if (put_record(*end, *record)) {
-                return true;
-            }
-            if (wait.peer_ended()) {
-                wait.error = EPIPE;
-                return false;
-            }
-            if (this->spin()) {
-                continue;
-            }
-            if (wait.sleep()) {
-                return false;
-            }
+    int step(channel_end& end) noexcept {
+        if (end.peer_state() == end_state::closed) {
+            return EPIPE;
         }
+        if (put_record(end, *record)) {
+            return channel_done;
+        }
+        return wait.peer_ended() ? EPIPE : 0;
     }
-
     void complete(int /*result*/) const noexcept {}
     [[nodiscard]] std::string describe() const {
         return channel_failure(wait.end, "send to", wait.error);
@@ -276,37 +279,20 @@ struct channel_receive_op : channel_op<channel_receive_op<T>> {
     channel_receive_op(channel_end& end, ring& r) noexcept
         : channel_op<channel_receive_op<T>>(end, r) {}
 
-    bool attempt() noexcept {
-        for (;;) {
-            channel_end* end = wait.end;
-            if (end == nullptr || !end->is_open()) {
-                wait.error = EBADF;
-                return false;
-            }
-            if (take_record(*end, record)) {
-                return true;
-            }
-            // The sender closes after its last publish: once closed is seen, what it sent is.
-            if (end->peer_state() == end_state::closed) {
-                take_record(*end, record);
-                return true;
-            }
-            if (wait.peer_ended()) {
-                if (take_record(*end, record)) {
-                    return true; // what it published before it ended still arrives
-                }
-                wait.error = ECONNRESET;
-                return false;
-            }
-            if (this->spin()) {
-                continue;
-            }
-            if (wait.sleep()) {
-                return false;
-            }
+    int step(channel_end& end) noexcept {
+        if (take_record(end, record)) {
+            return channel_done;
         }
+        // The sender closes after its last publish: once closed is seen, what it sent is.
+        if (end.peer_state() == end_state::closed) {
+            take_record(end, record);
+            return channel_done;
+        }
+        if (wait.peer_ended()) { // what it published before it ended still arrives
+            return take_record(end, record) ? channel_done : ECONNRESET;
+        }
+        return 0;
     }
-
     std::optional<T> complete(int /*result*/) noexcept { return std::move(record); }
     [[nodiscard]] std::string describe() const {
         return channel_failure(wait.end, "receive from", wait.error);
