@@ -1502,6 +1502,39 @@ TEST_CASE("connect: a Unix address nobody listens on is refused, naming it", "[t
     CHECK(messages[1] == "connect " + nobody.to_string() + ": Connection refused");
 }
 
+TEST_CASE("tcp_stream: keeps an IP peer inline and a long Unix path apart, through moves",
+          "[tcp_stream]") {
+    // Every connection's frame holds its stream: the address inside costs 40 bytes, not the
+    // 128 of a sockaddr_storage.
+    STATIC_REQUIRE(sizeof(ringio::tcp_stream) <= 112);
+    ringio::io_context context;
+    ringio::testing::temp_dir dir;
+    const endpoint long_path = endpoint::unix_path((dir / std::string(60, 'p')).string());
+    for (const endpoint& where : {endpoint::loopback_v6(0), long_path}) {
+        connected_pair pair(context, where);
+        const endpoint peer = pair.client.remote_endpoint();
+        CHECK(peer == pair.listener.local_endpoint());
+        ringio::tcp_stream moved(std::move(pair.client));
+        ringio::tcp_stream again(context);
+        again = std::move(moved);
+        CHECK(again.remote_endpoint() == peer);
+        CHECK(moved.remote_endpoint().empty()); // NOLINT(bugprone-use-after-move): it says so
+        std::string message;
+        ringio::sync_wait(context, [&]() -> ringio::task<> {
+            std::array<char, 4> buffer{};
+            std::error_code error;
+            co_await again.read(buffer).with_timeout(1ms).into(error);
+            message = error.message();
+            try {
+                co_await again.read(buffer).with_timeout(1ms);
+            } catch (const std::system_error& failure) {
+                message = failure.what();
+            }
+        }());
+        CHECK(message == "read from " + peer.to_string() + ": Timer expired");
+    }
+}
+
 TEST_CASE("tcp_stream: errors name a Unix peer by its address, or by number when it is unnamed",
           "[tcp_stream]") {
     REQUIRE(::signal(SIGPIPE, SIG_DFL) != SIG_ERR); // a send without MSG_NOSIGNAL would end it

@@ -4,6 +4,7 @@
 // reads and writes on any descriptor by number.
 
 #include <ringio/detail/bytes.hpp>
+#include <ringio/detail/socket_name.hpp>
 #include <ringio/detail/tracked.hpp>
 #include <ringio/detail/valgrind.hpp>
 #include <ringio/endpoint.hpp>
@@ -27,13 +28,21 @@ namespace ringio {
 
 namespace detail {
 
+/// The endpoint `name` holds (empty if none).
+inline endpoint endpoint_of(const socket_name& name) noexcept {
+    std::error_code ignored; // a name is only ever kept from a valid endpoint
+    return {name.data(), name.size(), ignored};
+}
+
 /// "read fd 5", "read fd 5 at offset 8", or "read from 127.0.0.1:80" for a named socket
-/// (`subject`, an endpoint).
+/// (`subject`, a socket_name).
 inline std::string request_name(const char* verb, const char* preposition, int fd,
                                 std::uint64_t offset, const void* subject) {
-    const auto* name = static_cast<const endpoint*>(subject);
-    if (name != nullptr && !name->empty() && !(name->is_unix() && name->unix_name().empty())) {
-        return std::string(verb) + ' ' + preposition + ' ' + name->to_string();
+    if (subject != nullptr) {
+        const endpoint name = endpoint_of(*static_cast<const socket_name*>(subject));
+        if (!name.empty() && !(name.is_unix() && name.unix_name().empty())) {
+            return std::string(verb) + ' ' + preposition + ' ' + name.to_string();
+        }
     }
     static constexpr const char* standard[] = {"standard input", "standard output",
                                                "standard error"};
@@ -237,7 +246,7 @@ public:
         : context_(&context), core_(detail::ring_of(context), fd) {}
 
     descriptor(descriptor&& other) noexcept
-        : name_(other.name_), context_(other.context_), core_(std::move(other.core_)),
+        : name_(std::move(other.name_)), context_(other.context_), core_(std::move(other.core_)),
           socket_(other.socket_) {
         core_.set_subject(socket_ ? &name_ : nullptr);
     }
@@ -245,7 +254,7 @@ public:
         if (this != &other) {
             context_ = other.context_;
             core_ = std::move(other.core_);
-            name_ = other.name_;
+            name_ = std::move(other.name_);
             socket_ = other.socket_;
             core_.set_subject(socket_ ? &name_ : nullptr);
         }
@@ -318,13 +327,19 @@ public:
 protected:
     /// A socket: its writes are sends, and errors name it by `name` (a peer, a local address).
     descriptor(io_context& context, int fd, const endpoint& name) noexcept
-        : name_(name), context_(&context), core_(detail::ring_of(context), fd), socket_(true) {
+        : name_(name.data(), name.size()), context_(&context), core_(detail::ring_of(context), fd),
+          socket_(true) {
         core_.set_subject(&name_);
     }
 
+    /// The address a socket is known by (its peer, or the address it is bound to).
+    [[nodiscard]] endpoint name() const noexcept { return detail::endpoint_of(name_); }
+    void rename(const endpoint& name) noexcept { name_ = {name.data(), name.size()}; }
+
+    detail::socket_name name_; // small: every connection's frame holds one
+
     [[nodiscard]] int fd() const noexcept { return core_.fd(); }
     void reset(int fd) noexcept { core_.reset(fd); }
-    endpoint name_; // for a socket: its peer, or the address it is bound to
 
 private:
     friend detail::descriptor_core& detail::core_of(descriptor& owner) noexcept;

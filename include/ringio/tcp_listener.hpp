@@ -100,21 +100,21 @@ public:
             detail::throw_error(detail::last_error(),
                                 "tcp_listener " + detail::describe_endpoint(local) + ": listen");
         }
-        name_ = detail::local_endpoint_of(fd());
+        rename(detail::local_endpoint_of(fd()));
     }
 
     /// Accepts on `shared`'s socket through `context` (another thread's): the listeners of one
     /// socket share its connections, and no other program can join them as with SO_REUSEPORT.
     tcp_listener(io_context& context, const tcp_listener& shared)
-        : descriptor(context, ::fcntl(shared.fd(), F_DUPFD_CLOEXEC, 0), shared.name_) {
+        : descriptor(context, ::fcntl(shared.fd(), F_DUPFD_CLOEXEC, 0), shared.name()) {
         if (!is_open()) {
             detail::throw_error(detail::last_error(),
-                                "tcp_listener " + detail::describe_endpoint(name_) + ": dup");
+                                "tcp_listener " + detail::describe_endpoint(name()) + ": dup");
         }
     }
 
     /// The address listened on, with the real port.
-    [[nodiscard]] const endpoint& local_endpoint() const noexcept { return name_; }
+    [[nodiscard]] endpoint local_endpoint() const noexcept { return name(); }
 
     /// Accepts one connection (close-on-exec); produces the `tcp_stream`.
     auto accept() { return operation<detail::accept_op>(*this, &context(), fd()); }

@@ -183,7 +183,7 @@ public:
     /// A socket bound to `local` (port 0 picks a free port).
     udp_socket(io_context& context, const endpoint& local, socket_options options = {})
         : descriptor(context, detail::open_bound(local, SOCK_DGRAM, options, "udp_socket"), local) {
-        name_ = detail::local_endpoint_of(fd());
+        rename(detail::local_endpoint_of(fd()));
     }
 
     /// An unbound socket of `family` (`AF_INET`, `AF_INET6` or `AF_UNIX`).
@@ -225,7 +225,7 @@ public:
         if (buffers.buffer_size() <= policy::overhead(family)) {
             detail::throw_error(
                 std::make_error_code(std::errc::invalid_argument),
-                "receive_from on " + detail::describe_endpoint(name_) + ": buffers of " +
+                "receive_from on " + detail::describe_endpoint(name()) + ": buffers of " +
                     std::to_string(buffers.buffer_size()) + " bytes leave no room past the " +
                     std::to_string(policy::overhead(family)) + " bytes of the header");
         }
