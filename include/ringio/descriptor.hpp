@@ -246,17 +246,15 @@ public:
         : context_(&context), core_(detail::ring_of(context), fd) {}
 
     descriptor(descriptor&& other) noexcept
-        : name_(std::move(other.name_)), context_(other.context_), core_(std::move(other.core_)),
-          socket_(other.socket_) {
-        core_.set_subject(socket_ ? &name_ : nullptr);
+        : name_(std::move(other.name_)), context_(other.context_), core_(std::move(other.core_)) {
+        core_.set_subject(other.core_.subject() != nullptr ? &name_ : nullptr);
     }
     descriptor& operator=(descriptor&& other) noexcept {
         if (this != &other) {
             context_ = other.context_;
             core_ = std::move(other.core_);
             name_ = std::move(other.name_);
-            socket_ = other.socket_;
-            core_.set_subject(socket_ ? &name_ : nullptr);
+            core_.set_subject(other.core_.subject() != nullptr ? &name_ : nullptr);
         }
         return *this;
     }
@@ -327,9 +325,8 @@ public:
 protected:
     /// A socket: its writes are sends, and errors name it by `name` (a peer, a local address).
     descriptor(io_context& context, int fd, const endpoint& name) noexcept
-        : name_(name.data(), name.size()), context_(&context), core_(detail::ring_of(context), fd),
-          socket_(true) {
-        core_.set_subject(&name_);
+        : name_(name.data(), name.size()), context_(&context), core_(detail::ring_of(context), fd) {
+        core_.set_subject(&name_); // which also says that it is a socket
     }
 
     /// The address a socket is known by (its peer, or the address it is bound to).
@@ -345,7 +342,7 @@ private:
     friend detail::descriptor_core& detail::core_of(descriptor& owner) noexcept;
 
     detail::write_op writer(std::span<const std::byte> bytes) const noexcept {
-        return {fd(), bytes, detail::current_position, socket_};
+        return {fd(), bytes, detail::current_position, core_.subject() != nullptr};
     }
     template <class Match>
     operation<detail::until_op<Match>> until(input_buffer& in, Match match) {
@@ -354,7 +351,6 @@ private:
 
     io_context* context_;
     detail::descriptor_core core_;
-    bool socket_ = false;
 };
 
 inline detail::descriptor_core& detail::core_of(descriptor& owner) noexcept {

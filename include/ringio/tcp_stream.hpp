@@ -194,7 +194,8 @@ public:
 private:
     friend detail::multishot_policy<buffer_lease>;
 
-    // The awaitable of `flush`.
+    // What `flush` returns: the stream and its adaptors, small, since every adaptor is a copy
+    // that the awaiting frame keeps; `co_await` makes the awaiter, which holds the link.
     class [[nodiscard]] flush_operation {
     public:
         explicit flush_operation(tcp_stream& owner) noexcept : owner_(&owner) {}
@@ -207,36 +208,48 @@ private:
             signal_ = &signal;
             return *this;
         }
-        bool await_ready() const noexcept { return owner_->pending_sends() == 0; }
-        void await_suspend(std::coroutine_handle<> waiter) noexcept {
-            owner_->sends_->on_drained(waiter);
-            if (signal_ != nullptr) {
-                link_.cancel = &on_cancel;
-                link_.target = owner_->sends_;
-                if (!detail::watch(*signal_, link_)) {
-                    on_cancel(owner_->sends_);
-                }
-            }
-        }
-        void await_resume() {
-            detail::cancellation_list::unlink(link_);
-            owner_->report_sends(error_);
-        }
-        ~flush_operation() { detail::cancellation_list::unlink(link_); }
-        // The adaptors copy, before it is awaited: only what is set by then.
-        flush_operation(const flush_operation& other) noexcept
-            : owner_(other.owner_), error_(other.error_), signal_(other.signal_) {}
-        flush_operation& operator=(const flush_operation&) = delete;
+        auto operator co_await() const noexcept { return waiting{owner_, error_, signal_}; }
 
     private:
-        static void on_cancel(void* sends) noexcept {
-            static_cast<detail::send_queue*>(sends)->cancel();
-        }
+        class waiting {
+        public:
+            waiting(tcp_stream* owner, std::error_code* error, cancellation* signal) noexcept
+                : owner_(owner), error_(error), signal_(signal) {}
+            waiting(const waiting&) = delete;
+            waiting& operator=(const waiting&) = delete;
+            ~waiting() { detail::cancellation_list::unlink(link_); }
+
+            bool await_ready() const noexcept { return owner_->pending_sends() == 0; }
+            void await_suspend(std::coroutine_handle<> waiter) noexcept {
+                detail::send_queue* sends = owner_->sends_;
+                sends->on_drained(waiter);
+                if (signal_ != nullptr) {
+                    link_.cancel = &on_cancel;
+                    link_.target = sends;
+                    if (!detail::watch(*signal_, link_)) {
+                        on_cancel(sends);
+                    }
+                }
+            }
+            void await_resume() {
+                detail::cancellation_list::unlink(link_);
+                owner_->report_sends(error_);
+            }
+
+        private:
+            static void on_cancel(void* sends) noexcept {
+                static_cast<detail::send_queue*>(sends)->cancel();
+            }
+
+            tcp_stream* owner_;
+            std::error_code* error_;
+            cancellation* signal_;
+            detail::cancel_link link_;
+        };
 
         tcp_stream* owner_;
         std::error_code* error_ = nullptr;
         cancellation* signal_ = nullptr;
-        detail::cancel_link link_;
     };
 
     // Nothing in flight, no error, the stream open: send at once.
