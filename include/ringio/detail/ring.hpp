@@ -24,7 +24,10 @@ namespace ringio::detail {
 /// Receives completions: its address is the `user_data` of the SQEs it submits, and `complete`
 /// is called once per CQE. Bit 0 of `user_data` is free for the owner to tag a second SQE.
 struct completion {
-    using complete_fn = void (*)(completion* self, const io_uring_cqe& cqe) noexcept;
+    // Not noexcept: a completion that ends by resuming a coroutine can then make that a jump,
+    // which a noexcept function cannot (it must catch what the call throws). Nothing throws
+    // through it: a task keeps its exception in its promise.
+    using complete_fn = void (*)(completion* self, const io_uring_cqe& cqe);
     complete_fn complete;
 
     /// This completion's `user_data`.

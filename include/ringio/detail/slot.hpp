@@ -216,12 +216,11 @@ private:
         }
     }
 
-    static void on_completion(completion* self, const io_uring_cqe& cqe) noexcept {
+    static void on_completion(completion* self, const io_uring_cqe& cqe) {
         auto& s = *static_cast<slot*>(static_cast<tracked*>(self));
         waiter* w = s.waiters_;
-        // The common case, small enough that the resumption is a tail call: an entry for a
-        // waiting consumer (an orphaned slot has none), with the request still armed (or
-        // re-armed by the consumer).
+        // The common case: an entry for a waiting consumer (an orphaned slot has none). It
+        // makes no call but tail calls, so it saves no register and the resumption is a jump.
         if (cqe.res > 0 && w != nullptr && !s.ring_->draining()) [[likely]] {
             const bool more = (cqe.flags & IORING_CQE_F_MORE) != 0;
             // A request that ended by itself is no longer armed, and has no pause due.
@@ -230,17 +229,25 @@ private:
             s.waiters_ = w->next;
             w->got = {cqe.res, cqe.flags};
             w->filled = true;
-            if (more) {
-                if (s.held_ >= s.limit_) [[unlikely]] {
-                    s.pause();
-                }
-            } else if (s.waiters_ != nullptr) [[unlikely]] {
-                s.arm_if_allowed(); // others still wait
+            if (more ? s.held_ >= s.limit_ : s.waiters_ != nullptr) [[unlikely]] {
+                s.go_on(*w, more);
+                return;
             }
             w->resume(); // last: the consumer may destroy the owner, and so orphan us
             return;
         }
         s.complete(cqe);
+    }
+
+    // At the budget, pauses the multishot request; else arms the request again for the
+    // consumers that still wait. Then resumes `w`.
+    [[gnu::noinline]] void go_on(const waiter& w, bool more) noexcept {
+        if (more) {
+            pause();
+        } else {
+            arm_if_allowed();
+        }
+        w.resume();
     }
 
     // The descriptor closed while consumers wait and nothing is armed (the ring ran dry, or
