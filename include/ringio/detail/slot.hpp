@@ -34,6 +34,7 @@ struct waiter {
     waiter* next;
     entry got;
     bool filled = false; ///< `got` was handed over at wake-up
+    const void* under;   ///< the signal whose cancel stops it through its owner, or null
 
     void resume() const { std::coroutine_handle<>::from_address(frame).resume(); }
 };
@@ -79,6 +80,9 @@ public:
         }
         free_if_done();
     }
+
+    /// The consumers waiting, the latest first.
+    [[nodiscard]] waiter* waiters() const noexcept { return waiters_; }
 
     /// True when an entry waits to be taken.
     [[nodiscard]] bool ready() const noexcept { return !queue_.empty(); }
