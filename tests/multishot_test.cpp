@@ -224,6 +224,23 @@ TEST_CASE("multishot: next().into(error) stores the error instead of throwing, a
     }
 }
 
+TEST_CASE("multishot: a next() held by value keeps its adaptors until awaited", "[multishot]") {
+    ringio::io_context context;
+    ringio::cancellation stop;
+    ringio::tcp_listener listener(context, endpoint::loopback_v4(0));
+    auto incoming = listener.accept_all();
+    std::error_code error = std::make_error_code(std::errc::io_error);
+    bool opened = true;
+    stop.cancel();
+    ringio::sync_wait(context, [&]() -> ringio::task<> {
+        auto held = incoming.next().into(error);
+        auto both = std::move(held).cancel_on(stop);
+        opened = (co_await both).is_open();
+    }());
+    CHECK_FALSE(opened);
+    CHECK(error == std::errc::operation_canceled); // stored, not thrown: both adaptors held
+}
+
 TEST_CASE("multishot: a moved one keeps its request and what it queued", "[multishot]") {
     ringio::io_context context;
     ringio::tcp_listener listener(context, endpoint::loopback_v4(0));

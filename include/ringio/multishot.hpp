@@ -148,15 +148,18 @@ public:
         };
 
     public:
+        // The adaptors return the temporary itself, not a copy: g++ gives each copy a place
+        // in the frame and copies into it at every wait. The awaiter is `waiting`, never this.
+
         /// Stores an error in `error` instead of throwing it.
-        next_operation into(std::error_code& error) && noexcept {
+        [[nodiscard]] next_operation&& into(std::error_code& error) && noexcept {
             error_ = &error;
-            return *this;
+            return std::move(*this);
         }
         /// Fails with `ECANCELED` when `signal` is cancelled while it waits.
-        next_operation cancel_on(cancellation& signal) && noexcept {
+        [[nodiscard]] next_operation&& cancel_on(cancellation& signal) && noexcept {
             signal_ = &signal;
-            return *this;
+            return std::move(*this);
         }
         /// What `co_await` suspends in, in the coroutine frame.
         waiting operator co_await() const noexcept { return waiting{*this}; }
