@@ -133,13 +133,8 @@ public:
     /// An entry's buffer came back: below the budget, a waiting consumer gets the request armed.
     void returned() noexcept {
         --held_;
-        if ((flags_ & (armed | orphaned)) == armed) [[likely]] {
-            return;
-        }
-        if ((flags_ & orphaned) != 0) {
-            free_if_done();
-        } else {
-            arm_if_allowed();
+        if ((flags_ & (armed | orphaned)) != armed) [[unlikely]] {
+            returned_unarmed(); // a jump: the common path keeps no register across a call
         }
     }
 
@@ -198,6 +193,14 @@ private:
     void arm() noexcept {
         flags_ |= armed;
         std::memcpy(ring_->get_sqe(), arming_, sizeof arming_);
+    }
+
+    [[gnu::noinline]] void returned_unarmed() noexcept {
+        if ((flags_ & orphaned) != 0) {
+            free_if_done();
+        } else {
+            arm_if_allowed();
+        }
     }
 
     bool arm_if_allowed() noexcept {
