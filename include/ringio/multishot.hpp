@@ -60,8 +60,14 @@ public:
             // shutdown) leaves no dangling link either.
             ~waiting() { detail::cancellation_list::unlink(link_); }
 
-            bool await_ready() const noexcept {
-                return owner_->slot_->ready() || Policy::ready(owner_->state_);
+            // What it finds ready it takes now: every way to the end of the co_await then hands
+            // over `got`, which `await_resume` reads without a test.
+            bool await_ready() noexcept {
+                if (owner_->slot_->ready() || Policy::ready(owner_->state_)) [[unlikely]] {
+                    got = owner_->slot_->take();
+                    return true;
+                }
+                return false;
             }
             bool await_suspend(std::coroutine_handle<> consumer) noexcept {
                 frame = consumer.address();
@@ -70,16 +76,12 @@ public:
                 if (signal_ != owner_->watching_ && signal_ != nullptr) [[unlikely]] {
                     if (!watch()) {
                         got = {-ECANCELED, detail::wait_cancelled};
-                        filled = true;
                         return false;
                     }
                 }
                 return owner_->slot_->wait(*this);
             }
-            T await_resume() {
-                return Policy::take(*owner_->slot_, owner_->state_, owner_->slot_->take(*this),
-                                    error_);
-            }
+            T await_resume() { return Policy::take(*owner_->slot_, owner_->state_, got, error_); }
 
         private:
             // Links the multishot under `signal_`, unless waits under its current signal need
@@ -136,7 +138,6 @@ public:
                 auto& self = *static_cast<waiting*>(done);
                 if (!self.owner_->slot_->owner_ring().draining()) {
                     self.got = {-ECANCELED, detail::wait_cancelled};
-                    self.filled = true;
                     self.resume();
                 }
             }

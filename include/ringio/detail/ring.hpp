@@ -112,8 +112,7 @@ public:
         if (tail == sq_end_) [[unlikely]] {
             return get_sqe_after_submit();
         }
-        sq.sqe_tail = tail + 1;
-        ++in_flight_;
+        sq.sqe_tail = tail + 1; // counted in `in_flight()` by that
         return &sq.sqes[tail & sq.ring_mask];
     }
 
@@ -137,7 +136,12 @@ public:
     }
 
     /// SQEs taken whose final completion has not been reaped.
-    [[nodiscard]] std::size_t in_flight() const noexcept { return in_flight_; }
+    [[nodiscard]] std::size_t in_flight() const noexcept { return ring_.sq.sqe_tail - finished_; }
+
+    /// Called by the completion of a CQE with `IORING_CQE_F_MORE` (a multishot request's):
+    /// its request is still in flight. The loop counts every CQE as a request's last, so that
+    /// it tests nothing for the requests that complete once.
+    void more_to_come() noexcept { --finished_; }
     /// Messages sent to this ring that have not arrived yet.
     [[nodiscard]] std::size_t incoming() const noexcept {
         return incoming_.load(std::memory_order_acquire);
@@ -212,18 +216,18 @@ public:
     /// resume anyone: `draining()` is true) until nothing is left.
     void drain() noexcept {
         draining_ = true;
-        if (in_flight_ == 0) {
+        if (in_flight() == 0) {
             return;
         }
         try {
             io_uring_prep_cancel64(get_sqe_unwatched(), 0, IORING_ASYNC_CANCEL_ANY);
-            while (in_flight_ > 0) {
+            while (in_flight() > 0) {
                 turn(true);
             }
         } catch (const std::exception& error) {
             // SQEs that never left the queue hold no pointer the kernel knows of.
-            if (in_flight_ <= io_uring_sq_ready(&ring_)) {
-                in_flight_ = 0;
+            if (in_flight() <= io_uring_sq_ready(&ring_)) {
+                finished_ = ring_.sq.sqe_tail;
                 return;
             }
             std::fprintf(stderr, "ringio: io_context shutdown could not drain: %s\n", error.what());
@@ -356,9 +360,7 @@ private:
             dispatch_tagged(cqe);
             return;
         }
-        if ((cqe.flags & IORING_CQE_F_MORE) == 0) {
-            --in_flight_;
-        }
+        ++finished_;
         // NOLINTNEXTLINE(performance-no-int-to-ptr): user_data is the address, tagged
         auto* target = reinterpret_cast<completion*>(tagged & ~tag_mask);
         target->complete(target, cqe);
@@ -368,14 +370,14 @@ private:
     [[gnu::noinline]] void dispatch_tagged(const io_uring_cqe& cqe) noexcept {
         const auto tagged = static_cast<std::uintptr_t>(cqe.user_data);
         if ((tagged & unwatched) == unwatched) {
-            --in_flight_;
+            ++finished_;
             return;
         }
         if ((tagged & message_arrived) != 0) {
             // Counted by the sender, not submitted here; acquire pairs with its increment.
             incoming_.fetch_sub(1, std::memory_order_acq_rel);
         } else {
-            --in_flight_;
+            ++finished_;
             if (cqe.res >= 0) {
                 return; // delivered: the message belongs to the other thread now
             }
@@ -386,7 +388,7 @@ private:
     }
 
     io_uring ring_{};
-    std::size_t in_flight_ = 0;
+    unsigned finished_ = 0; // the requests completed: `in_flight()` is the SQEs taken less these
     unsigned enter_fd_ = 0; // what io_uring_enter takes: the ring's descriptor, or its index
     unsigned enter_flags_ = IORING_ENTER_GETEVENTS; // and REGISTERED_RING once registered
     unsigned dispatched_ = 0;     // the CQ position after the completion dispatched last

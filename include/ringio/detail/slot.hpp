@@ -27,14 +27,13 @@ struct entry {
 /// The flag of the entry a cancelled wait gets: an error of that wait, not of the stream.
 inline constexpr std::uint32_t wait_cancelled = 1U << 15;
 
-/// A consumer suspended on a slot; it lives in its awaitable, in the coroutine frame. Only
-/// `filled` is set before it waits; the rest is written when it does.
+/// A consumer suspended on a slot; it lives in its awaitable, in the coroutine frame, and is
+/// written when it waits. Whatever resumes it hands it `got` first.
 struct waiter {
     void* frame; ///< the address of the suspended coroutine
     waiter* next;
     entry got;
-    bool filled = false; ///< `got` was handed over at wake-up
-    const void* under;   ///< the signal whose cancel stops it through its owner, or null
+    const void* under; ///< the signal whose cancel stops it through its owner, or null
 
     void resume() const { std::coroutine_handle<>::from_address(frame).resume(); }
 };
@@ -92,7 +91,6 @@ public:
     bool wait(waiter& w) noexcept {
         if (core == nullptr) [[unlikely]] {
             w.got = {-EBADF, 0};
-            w.filled = true;
             return false;
         }
         w.next = waiters_;
@@ -121,14 +119,9 @@ public:
     /// The ring the slot's requests go through.
     [[nodiscard]] ring& owner_ring() const noexcept { return *ring_; }
 
-    /// The entry handed to `w`, else the oldest queued, else none: a stream that has ended is
-    /// ready with nothing queued, and its end is the policy's to report.
-    entry take(waiter& w) noexcept {
-        if (w.filled) {
-            return w.got;
-        }
-        return queue_.empty() ? entry{0, 0} : queue_.pop();
-    }
+    /// The oldest entry queued, else none: a stream that has ended is ready with nothing
+    /// queued, and its end is the policy's to report.
+    entry take() noexcept { return queue_.empty() ? entry{0, 0} : queue_.pop(); }
 
     /// An entry's buffer came back: below the budget, a waiting consumer gets the request armed.
     void returned() noexcept {
@@ -230,12 +223,15 @@ private:
         // makes no call but tail calls, so it saves no register and the resumption is a jump.
         if (cqe.res > 0 && w != nullptr && !s.ring_->draining()) [[likely]] {
             const bool more = (cqe.flags & IORING_CQE_F_MORE) != 0;
-            // A request that ended by itself is no longer armed, and has no pause due.
-            s.flags_ = (more ? s.flags_ : s.flags_ & ~(armed | pausing)) | delivered;
+            if (more) {
+                s.ring_->more_to_come();
+            } else {
+                s.flags_ &= ~(armed | pausing); // ended by itself: no pause due
+            }
+            s.flags_ |= delivered;
             s.held_ += (cqe.flags & IORING_CQE_F_BUFFER) != 0 ? 1 : 0;
             s.waiters_ = w->next;
             w->got = {cqe.res, cqe.flags};
-            w->filled = true;
             if (more ? s.held_ >= s.limit_ : s.waiters_ != nullptr) [[unlikely]] {
                 s.go_on(*w, more);
                 return;
@@ -277,6 +273,8 @@ private:
         entry got{cqe.res, cqe.flags};
         if ((cqe.flags & IORING_CQE_F_MORE) == 0) {
             flags_ &= ~armed;
+        } else {
+            ring_->more_to_come();
         }
         held_ += (cqe.flags & IORING_CQE_F_BUFFER) != 0 ? 1 : 0;
         if ((flags_ & orphaned) != 0 || ring_->draining()) {
@@ -307,7 +305,6 @@ private:
         }
         waiters_ = w->next;
         w->got = got;
-        w->filled = true;
         arm_if_allowed(); // others still wait: keep the request going for them
         w->resume();
     }
@@ -356,7 +353,6 @@ private:
         while (w != nullptr && (flags_ & orphaned) == 0) {
             waiter* following = w->next;
             w->got = got;
-            w->filled = true;
             w->resume();
             w = following;
         }
