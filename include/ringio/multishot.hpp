@@ -17,7 +17,9 @@ namespace ringio {
 namespace detail {
 
 /// What a stream of `T` adds to its slot: `kind` (how to arm and release), `state` (what its
-/// errors name, and its end), `ready(state)` and `take(slot, state, entry, error)`.
+/// errors name, and its end), `take(slot, state, entry, error)`, and optionally `ready(state)`,
+/// true when a wait finds a value without an entry (a stream that ended says so to its slot
+/// instead).
 template <class T>
 struct multishot_policy;
 
@@ -63,7 +65,7 @@ public:
             // What it finds ready it takes now: every way to the end of the co_await then hands
             // over `got`, which `await_resume` reads without a test.
             bool await_ready() noexcept {
-                if (owner_->slot_->ready() || Policy::ready(owner_->state_)) [[unlikely]] {
+                if (owner_->slot_->ready() || policy_ready()) [[unlikely]] {
                     got = owner_->slot_->take();
                     return true;
                 }
@@ -84,6 +86,14 @@ public:
             T await_resume() { return Policy::take(*owner_->slot_, owner_->state_, got, error_); }
 
         private:
+            bool policy_ready() const noexcept {
+                if constexpr (requires { Policy::ready(owner_->state_); }) {
+                    return Policy::ready(owner_->state_);
+                } else {
+                    return false;
+                }
+            }
+
             // Links the multishot under `signal_`, unless waits under its current signal need
             // it there: this wait then links itself. False when `signal_` is cancelled.
             [[gnu::noinline]] bool watch() noexcept {

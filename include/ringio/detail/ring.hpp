@@ -24,9 +24,8 @@ namespace ringio::detail {
 /// Receives completions: its address is the `user_data` of the SQEs it submits, and `complete`
 /// is called once per CQE. Bit 0 of `user_data` is free for the owner to tag a second SQE.
 struct completion {
-    // Not noexcept: a completion that ends by resuming a coroutine can then make that a jump,
-    // which a noexcept function cannot (it must catch what the call throws). Nothing throws
-    // through it: a task keeps its exception in its promise.
+    // Not noexcept, so that a completion can end in a jump to a coroutine's resumption (a
+    // noexcept one must catch what a call throws); a task keeps its exceptions in its promise.
     using complete_fn = void (*)(completion* self, const io_uring_cqe& cqe);
     complete_fn complete;
 
@@ -38,9 +37,8 @@ struct completion {
 
 /// The setup flags to try, fastest first; the last is a plain ring every kernel accepts.
 inline std::span<const unsigned> candidate_setup_flags(bool fast) noexcept {
-    // DEFER_TASKRUN (6.1) runs completion work only when this thread waits, which keeps it off
-    // other threads; R_DISABLED lets the loop thread, not the constructing one, become the
-    // single issuer.
+    // DEFER_TASKRUN (6.1) runs completion work only when this thread waits, keeping it off other
+    // threads; R_DISABLED lets the loop thread, not the constructing one, be the single issuer.
     static constexpr unsigned fastest[] = {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
                                                IORING_SETUP_R_DISABLED | IORING_SETUP_SUBMIT_ALL,
                                            IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG |
@@ -105,8 +103,7 @@ public:
     /// An SQE, never null: a full queue is submitted first. Each SQE taken is submitted, and
     /// its CQE counted in `in_flight()`.
     [[gnu::always_inline]] io_uring_sqe* get_sqe() noexcept {
-        // liburing's io_uring_get_sqe reads the kernel's head on every call; here it is re-read
-        // only when the queue looks full.
+        // Unlike liburing's io_uring_get_sqe, reads the kernel's head only when it looks full.
         io_uring_sq& sq = ring_.sq;
         const unsigned tail = sq.sqe_tail;
         if (tail == sq_end_) [[unlikely]] {
@@ -137,10 +134,8 @@ public:
 
     /// SQEs taken whose final completion has not been reaped.
     [[nodiscard]] std::size_t in_flight() const noexcept { return ring_.sq.sqe_tail - finished_; }
-
-    /// Called by the completion of a CQE with `IORING_CQE_F_MORE` (a multishot request's):
-    /// its request is still in flight. The loop counts every CQE as a request's last, so that
-    /// it tests nothing for the requests that complete once.
+    /// Said by the completion of a CQE with `IORING_CQE_F_MORE`: its request is still in
+    /// flight (the loop counts every CQE as its request's last, testing nothing).
     void more_to_come() noexcept { --finished_; }
     /// Messages sent to this ring that have not arrived yet.
     [[nodiscard]] std::size_t incoming() const noexcept {

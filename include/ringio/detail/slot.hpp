@@ -68,7 +68,7 @@ public:
     /// The owner is going away: releases the queue, cancels the request, and frees the slot
     /// once nothing is armed and nothing lent out remains.
     void orphan() noexcept {
-        flags_ |= orphaned;
+        flags_ = (flags_ | orphaned) & ~queued;
         waiters_ = nullptr;
         descriptor_core::unlink(*this);
         while (!queue_.empty()) {
@@ -83,21 +83,21 @@ public:
     /// The consumers waiting, the latest first.
     [[nodiscard]] waiter* waiters() const noexcept { return waiters_; }
 
-    /// True when an entry waits to be taken.
-    [[nodiscard]] bool ready() const noexcept { return !queue_.empty(); }
+    /// True when an entry waits to be taken, or the stream has ended.
+    [[nodiscard]] bool ready() const noexcept { return (flags_ & (queued | ended)) != 0; }
+
+    /// The stream has ended for good: from now on it is ready with nothing queued.
+    void end() noexcept { flags_ |= ended; }
 
     /// Suspends `w` until the next entry, arming the request if allowed. False, with EBADF
     /// handed over, once the descriptor is closed: its number may name another file by now.
     bool wait(waiter& w) noexcept {
-        if (core == nullptr) [[unlikely]] {
-            w.got = {-EBADF, 0};
-            return false;
+        if ((flags_ & (armed | starved | orphaned | closed_fd)) != 0 || held_ >= limit_) {
+            return wait_unarmed(w);
         }
         w.next = waiters_;
         waiters_ = &w;
-        if ((flags_ & (armed | starved | orphaned)) == 0 && held_ < limit_) {
-            arm();
-        }
+        arm();
         return true;
     }
 
@@ -121,7 +121,14 @@ public:
 
     /// The oldest entry queued, else none: a stream that has ended is ready with nothing
     /// queued, and its end is the policy's to report.
-    entry take() noexcept { return queue_.empty() ? entry{0, 0} : queue_.pop(); }
+    entry take() noexcept {
+        if (queue_.empty()) {
+            return {0, 0};
+        }
+        const entry got = queue_.pop();
+        flags_ &= queue_.empty() ? ~queued : ~0U;
+        return got;
+    }
 
     /// An entry's buffer came back: below the budget, a waiting consumer gets the request armed.
     void returned() noexcept {
@@ -162,6 +169,9 @@ private:
     static constexpr unsigned waking = 16;            // waking every waiter: not to be freed yet
     static constexpr unsigned delivered = 32;         // a completion has come: the request exists
     static constexpr unsigned multishot_request = 64; // else armed again per completion
+    static constexpr unsigned closed_fd = 128;        // the descriptor was closed
+    static constexpr unsigned queued = 256;           // `queue_` holds an entry
+    static constexpr unsigned ended = 512;            // ready for good, with nothing queued
 
     slot(ring& r, descriptor_core& socket, const slot_kind& kind, void* owner, unsigned budget,
          int param) noexcept
@@ -171,6 +181,7 @@ private:
         completion::complete = &on_completion;
         on_close = &wake_when_closed;
         socket.link(*this);
+        flags_ |= core != nullptr ? 0U : closed_fd;
         prepare_arming();
     }
     ~slot() = default;
@@ -196,9 +207,20 @@ private:
         }
     }
 
+    // Closed, the number may name another file by now: EBADF is handed over at once.
+    bool wait_unarmed(waiter& w) noexcept {
+        if ((flags_ & closed_fd) != 0) {
+            w.got = {-EBADF, 0};
+            return false;
+        }
+        w.next = waiters_;
+        waiters_ = &w;
+        return true;
+    }
+
     bool arm_if_allowed() noexcept {
-        if ((flags_ & (armed | starved | orphaned)) != 0 || waiters_ == nullptr ||
-            core == nullptr || held_ >= limit_) {
+        if ((flags_ & (armed | starved | orphaned | closed_fd)) != 0 || waiters_ == nullptr ||
+            held_ >= limit_) {
             return false;
         }
         arm();
@@ -242,8 +264,7 @@ private:
         s.complete(cqe);
     }
 
-    // At the budget, pauses the multishot request; else arms the request again for the
-    // consumers that still wait. Then resumes `w`.
+    // Pauses a multishot request at the budget, else arms the request for the others waiting.
     [[gnu::noinline]] void go_on(const waiter& w, bool more) noexcept {
         if (more) {
             pause();
@@ -259,6 +280,7 @@ private:
     // from inside close().
     static void wake_when_closed(tracked& self) noexcept {
         auto& s = static_cast<slot&>(self);
+        s.flags_ |= closed_fd;
         if ((s.flags_ & (armed | orphaned)) != 0 || s.waiters_ == nullptr || s.ring_->draining()) {
             return;
         }
@@ -291,7 +313,9 @@ private:
         flags_ |= delivered;
         waiter* w = waiters_;
         if (w == nullptr) {
-            if (!queue_.try_push(got)) {
+            if (queue_.try_push(got)) {
+                flags_ |= queued;
+            } else {
                 drop(got); // out of memory with completions arriving
             }
             if ((flags_ & armed) != 0 && held_ >= limit_) {
