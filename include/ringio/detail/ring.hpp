@@ -89,7 +89,6 @@ public:
         if (result < 0) {
             throw_error(error_from_result(result), setup_failure(result));
         }
-        sq_end_ = ring_.sq.ring_entries;
         enter_fd_ = static_cast<unsigned>(ring_.ring_fd);
     }
 
@@ -103,14 +102,14 @@ public:
     /// An SQE, never null: a full queue is submitted first. Each SQE taken is submitted, and
     /// its CQE counted in `in_flight()`.
     [[gnu::always_inline]] io_uring_sqe* get_sqe() noexcept {
-        // Unlike liburing's io_uring_get_sqe, reads the kernel's head only when it looks full.
-        io_uring_sq& sq = ring_.sq;
-        const unsigned tail = sq.sqe_tail;
-        if (tail == sq_end_) [[unlikely]] {
+        // Keeps the next SQE's address, and reads the kernel's head only when it looks full.
+        io_uring_sqe* sqe = next_sqe_;
+        if (sqe == sqe_stop_) [[unlikely]] {
             return get_sqe_after_submit();
         }
-        sq.sqe_tail = tail + 1; // counted in `in_flight()` by that
-        return &sq.sqes[tail & sq.ring_mask];
+        next_sqe_ = sqe + 1;
+        ++ring_.sq.sqe_tail; // counted in `in_flight()` by that
+        return sqe;
     }
 
     /// An SQE whose completion nobody waits for (a cancel, a close): `user_data` `unwatched`.
@@ -300,10 +299,16 @@ private:
         throw_error(error_from_result(result), "io_context: io_uring_enter");
     }
 
+    // The SQEs free from the tail on: up to the array's end, and short of the kernel's head.
     [[gnu::noinline]] io_uring_sqe* get_sqe_after_submit() noexcept {
+        io_uring_sq& sq = ring_.sq;
         for (;;) {
-            sq_end_ = io_uring_smp_load_acquire(ring_.sq.khead) + ring_.sq.ring_entries;
-            if (ring_.sq.sqe_tail != sq_end_) {
+            const unsigned free =
+                io_uring_smp_load_acquire(sq.khead) + sq.ring_entries - sq.sqe_tail;
+            if (free != 0) {
+                const unsigned at = sq.sqe_tail & sq.ring_mask;
+                next_sqe_ = &sq.sqes[at];
+                sqe_stop_ = next_sqe_ + (free < sq.ring_entries - at ? free : sq.ring_entries - at);
                 return get_sqe();
             }
             submit_pending();
@@ -364,18 +369,13 @@ private:
     // A completion nobody waits for, or a message between rings.
     [[gnu::noinline]] void dispatch_tagged(const io_uring_cqe& cqe) noexcept {
         const auto tagged = static_cast<std::uintptr_t>(cqe.user_data);
-        if ((tagged & unwatched) == unwatched) {
-            ++finished_;
-            return;
-        }
-        if ((tagged & message_arrived) != 0) {
-            // Counted by the sender, not submitted here; acquire pairs with its increment.
-            incoming_.fetch_sub(1, std::memory_order_acq_rel);
-        } else {
-            ++finished_;
-            if (cqe.res >= 0) {
-                return; // delivered: the message belongs to the other thread now
+        if ((tagged & unwatched) != message_arrived) {
+            ++finished_; // a request of this ring: an unwatched one, or a message it sent
+            if ((tagged & unwatched) == unwatched || cqe.res >= 0) {
+                return; // nobody waits, or delivered: the message is the other thread's now
             }
+        } else { // counted by the sender, not submitted here; acquire pairs with its increment
+            incoming_.fetch_sub(1, std::memory_order_acq_rel);
         }
         // NOLINTNEXTLINE(performance-no-int-to-ptr): user_data is the address, tagged
         auto* target = reinterpret_cast<completion*>(tagged & ~tag_mask);
@@ -386,9 +386,9 @@ private:
     unsigned finished_ = 0; // the requests completed: `in_flight()` is the SQEs taken less these
     unsigned enter_fd_ = 0; // what io_uring_enter takes: the ring's descriptor, or its index
     unsigned enter_flags_ = IORING_ENTER_GETEVENTS; // and REGISTERED_RING once registered
-    unsigned dispatched_ = 0;     // the CQ position after the completion dispatched last
-    unsigned sq_end_ = 0;         // sqe_tail when the queue is full: the kernel's SQ head when
-                                  // last read, plus the entries
+    unsigned dispatched_ = 0;          // the CQ position after the completion dispatched last
+    io_uring_sqe* next_sqe_ = nullptr; // the SQE to take next, while short of `sqe_stop_`
+    io_uring_sqe* sqe_stop_ = nullptr;
     const void* owner_ = nullptr; // this_thread() of the thread that enabled the ring
     bool enabled_ = false;
     bool draining_ = false;
