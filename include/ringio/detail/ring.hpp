@@ -7,10 +7,10 @@
 #include <ringio/detail/valgrind.hpp>
 
 #include <liburing.h>
-#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
@@ -132,10 +132,12 @@ public:
     }
 
     /// SQEs taken whose final completion has not been reaped.
-    [[nodiscard]] std::size_t in_flight() const noexcept { return ring_.sq.sqe_tail - finished_; }
+    [[nodiscard]] std::size_t in_flight() const noexcept {
+        return ring_.sq.sqe_tail - (dispatched_ - passing_);
+    }
     /// Said by the completion of a CQE with `IORING_CQE_F_MORE`: its request is still in
     /// flight (the loop counts every CQE as its request's last, testing nothing).
-    void more_to_come() noexcept { --finished_; }
+    void more_to_come() noexcept { ++passing_; }
     /// Messages sent to this ring that have not arrived yet.
     [[nodiscard]] std::size_t incoming() const noexcept {
         return incoming_.load(std::memory_order_acquire);
@@ -179,7 +181,7 @@ public:
     /// `turn`, on the thread `check_thread` accepted (a run loop checks once).
     void turn_on_own_thread(bool wait) {
         const int result =
-            running_on_valgrind() && wait ? submit_and_wait_in_slices() : enter(wait ? 1U : 0U);
+            running_on_valgrind() && wait ? submit_and_wait_in_slice(ring_) : enter(wait ? 1U : 0U);
         // EINTR: a signal; EBUSY/EAGAIN: the kernel wants completions reaped first.
         if (result < 0 && result != -EINTR && result != -EBUSY && result != -EAGAIN) [[unlikely]] {
             fail(result);
@@ -221,7 +223,7 @@ public:
         } catch (const std::exception& error) {
             // SQEs that never left the queue hold no pointer the kernel knows of.
             if (in_flight() <= io_uring_sq_ready(&ring_)) {
-                finished_ = ring_.sq.sqe_tail;
+                passing_ = dispatched_ - ring_.sq.sqe_tail;
                 return;
             }
             std::fprintf(stderr, "ringio: io_context shutdown could not drain: %s\n", error.what());
@@ -315,19 +317,6 @@ private:
         }
     }
 
-    // Valgrind keeps its scheduler lock while a thread waits in io_uring_enter, which would
-    // stop every other thread: wait in short slices and yield between them.
-    int submit_and_wait_in_slices() {
-        __kernel_timespec slice{0, 10'000'000};
-        io_uring_cqe* ready = nullptr;
-        const int result = io_uring_submit_and_wait_timeout(&ring_, &ready, 1, &slice, nullptr);
-        if (result == -ETIME) {
-            ::sched_yield();
-            return 0;
-        }
-        return result;
-    }
-
     // Dispatches a snapshot of the ready CQEs, then advances the head once; completions posted
     // meanwhile are taken by the next turn, whose enter does not wait while any is ready.
     void reap() noexcept {
@@ -336,13 +325,16 @@ private:
             const unsigned tail = io_uring_smp_load_acquire(cq.ktail);
             unsigned head = *cq.khead;
             if (head != tail) [[likely]] {
-                // Locals, so that the completions called in between do not make them reloaded.
-                const io_uring_cqe* const cqes = cq.cqes;
-                const unsigned mask = cq.ring_mask;
-                do {
-                    dispatched_ = head + 1;
-                    dispatch(cqes[head & mask]);
-                } while (++head != tail);
+                do { // each stretch of the ring up to its end, walked by address
+                    const unsigned at = head & cq.ring_mask;
+                    const io_uring_cqe* cqe = &cq.cqes[at];
+                    const io_uring_cqe* const end =
+                        cqe + std::min(tail - head, cq.ring_mask + 1 - at);
+                    do {
+                        dispatched_ = ++head;
+                        dispatch(*cqe);
+                    } while (++cqe != end);
+                } while (head != tail);
                 io_uring_smp_store_release(cq.khead, head);
                 return;
             }
@@ -360,7 +352,6 @@ private:
             dispatch_tagged(cqe);
             return;
         }
-        ++finished_;
         // NOLINTNEXTLINE(performance-no-int-to-ptr): user_data is the address, tagged
         auto* target = reinterpret_cast<completion*>(tagged & ~tag_mask);
         target->complete(target, cqe);
@@ -369,12 +360,12 @@ private:
     // A completion nobody waits for, or a message between rings.
     [[gnu::noinline]] void dispatch_tagged(const io_uring_cqe& cqe) noexcept {
         const auto tagged = static_cast<std::uintptr_t>(cqe.user_data);
-        if ((tagged & unwatched) != message_arrived) {
-            ++finished_; // a request of this ring: an unwatched one, or a message it sent
+        if ((tagged & unwatched) != message_arrived) { // an unwatched request, or a message sent
             if ((tagged & unwatched) == unwatched || cqe.res >= 0) {
                 return; // nobody waits, or delivered: the message is the other thread's now
             }
         } else { // counted by the sender, not submitted here; acquire pairs with its increment
+            ++passing_;
             incoming_.fetch_sub(1, std::memory_order_acq_rel);
         }
         // NOLINTNEXTLINE(performance-no-int-to-ptr): user_data is the address, tagged
@@ -383,10 +374,11 @@ private:
     }
 
     io_uring ring_{};
-    unsigned finished_ = 0; // the requests completed: `in_flight()` is the SQEs taken less these
     unsigned enter_fd_ = 0; // what io_uring_enter takes: the ring's descriptor, or its index
     unsigned enter_flags_ = IORING_ENTER_GETEVENTS; // and REGISTERED_RING once registered
-    unsigned dispatched_ = 0;          // the CQ position after the completion dispatched last
+    unsigned dispatched_ = 0; // the CQ position after the completion dispatched last
+    unsigned passing_ = 0;    // CQEs dispatched that end no request of this ring: `in_flight()` is
+                              // the SQEs taken less the other CQEs
     io_uring_sqe* next_sqe_ = nullptr; // the SQE to take next, while short of `sqe_stop_`
     io_uring_sqe* sqe_stop_ = nullptr;
     const void* owner_ = nullptr; // this_thread() of the thread that enabled the ring

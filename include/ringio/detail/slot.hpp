@@ -92,7 +92,7 @@ public:
     /// Suspends `w` until the next entry, arming the request if allowed. False, with EBADF
     /// handed over, once the descriptor is closed: its number may name another file by now.
     bool wait(waiter& w) noexcept {
-        if ((flags_ & (armed | starved | orphaned | closed_fd)) != 0 || held_ >= limit_) {
+        if ((flags_ & unarmable) != 0 || held_ >= limit_) [[unlikely]] {
             return wait_unarmed(w);
         }
         w.next = waiters_;
@@ -172,6 +172,7 @@ private:
     static constexpr unsigned closed_fd = 128;        // the descriptor was closed
     static constexpr unsigned queued = 256;           // `queue_` holds an entry
     static constexpr unsigned ended = 512;            // ready for good, with nothing queued
+    static constexpr unsigned unarmable = armed | starved | orphaned | closed_fd;
 
     slot(ring& r, descriptor_core& socket, const slot_kind& kind, void* owner, unsigned budget,
          int param) noexcept
@@ -219,8 +220,7 @@ private:
     }
 
     bool arm_if_allowed() noexcept {
-        if ((flags_ & (armed | starved | orphaned | closed_fd)) != 0 || waiters_ == nullptr ||
-            held_ >= limit_) {
+        if ((flags_ & unarmable) != 0 || waiters_ == nullptr || held_ >= limit_) {
             return false;
         }
         arm();
