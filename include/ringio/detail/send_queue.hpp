@@ -159,8 +159,9 @@ private:
         // The common case touches nothing else: all of it went, one lease was pending, and no
         // flag is set.
         if (static_cast<std::uint32_t>(cqe.res) == q.remaining_ && q.state_ == 1) [[likely]] {
-            q.state_ = 0;
-            q.current_.give_back_lent(); // a lease being sent is never empty
+            q.state_ = 0; // so `current_` is spent, and left as it is
+            static_cast<buffer_pool*>(q.current_.from->owner())
+                ->give_back(q.current_.id, *q.current_.from);
             return;
         }
         q.complete(cqe.res);
