@@ -477,6 +477,121 @@ TEST_CASE("cancel_on: cancelling one of several waiters on a stream leaves the o
     CHECK(other_open);
 }
 
+TEST_CASE("cancel_on: waits under two signals on one stream: each cancel stops only its own",
+          "[cancellation]") {
+    ringio::io_context context;
+    ringio::cancellation first;  // the stream links itself under the signal of its first wait
+    ringio::cancellation second; // a wait under another one meanwhile links itself
+    ringio::tcp_listener listener(context, endpoint::loopback_v4(0));
+    auto incoming = listener.accept_all();
+    std::error_code first_error;
+    std::error_code second_error;
+    int resumed = 0;
+    auto wait = [&](ringio::cancellation& signal, std::error_code& error) -> ringio::task<> {
+        co_await incoming.next().cancel_on(signal).into(error);
+        ++resumed;
+    };
+    ringio::spawn(context, wait(first, first_error));
+    ringio::spawn(context, wait(second, second_error));
+    const bool first_goes_first = GENERATE(true, false);
+    (first_goes_first ? first : second).cancel();
+    for (int i = 0; i < 5; ++i) {
+        context.poll();
+    }
+    CHECK(resumed == 1);
+    CHECK(first_error == (first_goes_first ? std::errc::operation_canceled : std::errc{}));
+    CHECK(second_error == (first_goes_first ? std::errc{} : std::errc::operation_canceled));
+    (first_goes_first ? second : first).cancel();
+    REQUIRE(run_until_idle(context));
+    CHECK(resumed == 2);
+    CHECK(first_error == std::errc::operation_canceled);
+    CHECK(second_error == std::errc::operation_canceled);
+    CHECK(nothing_waits_under(second));
+}
+
+TEST_CASE("cancel_on: a stream that waited under one signal, then waits under another, is "
+          "stopped by the other only",
+          "[cancellation]") {
+    ringio::io_context context;
+    ringio::cancellation first;
+    ringio::cancellation second;
+    ringio::buffer_ring buffers(context, 8, 64);
+    accepted_pair connection(context);
+    auto chunks = connection.server.receive(buffers);
+    connection.send("one");
+    std::string got;
+    std::error_code error;
+    bool done = false;
+    auto wait = [&]() -> ringio::task<> {
+        got = (co_await chunks.next().cancel_on(first)).text();
+        co_await chunks.next().cancel_on(second).into(error);
+        done = true;
+    };
+    ringio::spawn(context, wait());
+    const auto start = std::chrono::steady_clock::now();
+    while (got.empty() && elapsed_ms(start) < 5000) {
+        context.poll();
+    }
+    REQUIRE(got == "one");
+    first.cancel();
+    for (int i = 0; i < 5; ++i) {
+        context.poll();
+    }
+    CHECK_FALSE(done);
+    second.cancel();
+    REQUIRE(run_until_idle(context));
+    CHECK(done);
+    CHECK(error == std::errc::operation_canceled);
+}
+
+TEST_CASE("cancel_on: a stream moved, or its signal replaced, between waits is still stopped",
+          "[cancellation]") {
+    ringio::io_context context;
+    ringio::tcp_listener listener(context, endpoint::loopback_v4(0));
+    auto incoming = listener.accept_all();
+    // A signal made where a destroyed one was (likely the same address) is a new signal.
+    auto stop = std::make_unique<ringio::cancellation>();
+    const auto client = blocking_connect(listener.local_endpoint());
+    CHECK(ringio::sync_wait(context, [&]() -> ringio::task<bool> {
+        co_return (co_await incoming.next().cancel_on(*stop)).is_open();
+    }()));
+    const bool moved = GENERATE(true, false);
+    if (moved) {
+        auto other = std::move(incoming);
+        incoming = std::move(other);
+    } else {
+        stop.reset();
+        stop = std::make_unique<ringio::cancellation>();
+    }
+    std::error_code error;
+    bool done = false;
+    auto wait = [&]() -> ringio::task<> {
+        co_await incoming.next().cancel_on(*stop).into(error);
+        done = true;
+    };
+    ringio::spawn(context, wait());
+    ringio::spawn(context, cancel_after(context, *stop, 5ms));
+    REQUIRE(run_until_idle(context));
+    CHECK(done);
+    CHECK(error == std::errc::operation_canceled);
+}
+
+TEST_CASE("cancel_on: a stream destroyed between waits leaves its signal", "[cancellation]") {
+    ringio::io_context context;
+    ringio::cancellation stop;
+    ringio::tcp_listener listener(context, endpoint::loopback_v4(0));
+    const auto client = blocking_connect(listener.local_endpoint());
+    {
+        auto incoming = listener.accept_all();
+        CHECK(ringio::sync_wait(context, [&]() -> ringio::task<bool> {
+            co_return (co_await incoming.next().cancel_on(stop)).is_open();
+        }()));
+        CHECK_FALSE(nothing_waits_under(stop)); // it stays, for its next wait
+    }
+    CHECK(nothing_waits_under(stop));
+    stop.cancel(); // reaches no freed stream (AddressSanitizer would see it)
+}
+
 TEST_CASE("cancel_on: flush() cancelled while the sends wait for room", "[cancellation]") {
     ringio::io_context context;
     ringio::cancellation stop;

@@ -100,6 +100,7 @@ TEST_CASE("multishot: several coroutines share accept_all, and closing wakes the
     while (taken.size() < clients.size()) {
         context.run_once();
     }
+    CHECK(context.in_flight() == 1); // one request, however many completions it posted
     for (const ringio::tcp_stream& stream : taken) {
         CHECK(stream.is_open());
     }
@@ -222,6 +223,23 @@ TEST_CASE("multishot: next().into(error) stores the error instead of throwing, a
         CHECK(failure.code() == std::errc::bad_file_descriptor);
         CHECK_THAT(failure.what(), Catch::Matches("accept fd [0-9]+: .*"));
     }
+}
+
+TEST_CASE("multishot: a next() held by value keeps its adaptors until awaited", "[multishot]") {
+    ringio::io_context context;
+    ringio::cancellation stop;
+    ringio::tcp_listener listener(context, endpoint::loopback_v4(0));
+    auto incoming = listener.accept_all();
+    std::error_code error = std::make_error_code(std::errc::io_error);
+    bool opened = true;
+    stop.cancel();
+    ringio::sync_wait(context, [&]() -> ringio::task<> {
+        auto held = incoming.next().into(error);
+        auto both = std::move(held).cancel_on(stop);
+        opened = (co_await both).is_open();
+    }());
+    CHECK_FALSE(opened);
+    CHECK(error == std::errc::operation_canceled); // stored, not thrown: both adaptors held
 }
 
 TEST_CASE("multishot: a moved one keeps its request and what it queued", "[multishot]") {

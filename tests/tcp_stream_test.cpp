@@ -734,6 +734,9 @@ TEST_CASE("receive: delivers chunks in order, then an empty lease at the end", "
     };
     CHECK(ringio::sync_wait(context, again()) == 3);
     CHECK(context.in_flight() == 0);
+    auto ready = incoming.next().operator co_await(); // ready as it is awaited: no recv armed
+    CHECK(ready.await_ready());
+    CHECK(ready.await_resume().empty());
     // Those next() calls queued nothing: destroying the stream has nothing to drop.
     const auto start = std::chrono::steady_clock::now();
     { auto gone = std::move(incoming); }

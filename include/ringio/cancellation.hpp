@@ -35,7 +35,7 @@ public:
         head_.next = &node;
     }
     static void unlink(cancel_link& node) noexcept {
-        if (node.next == nullptr) {
+        if (node.next == nullptr) [[likely]] { // most awaits are under no signal, or left it
             return;
         }
         node.prev->next = node.next;

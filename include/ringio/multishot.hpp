@@ -17,7 +17,9 @@ namespace ringio {
 namespace detail {
 
 /// What a stream of `T` adds to its slot: `kind` (how to arm and release), `state` (what its
-/// errors name, and its end), `ready(state)` and `take(slot, state, entry, error)`.
+/// errors name, and its end), `take(slot, state, entry, error)`, and optionally `ready(state)`,
+/// true when a wait finds a value without an entry (a stream that ended says so to its slot
+/// instead).
 template <class T>
 struct multishot_policy;
 
@@ -29,12 +31,15 @@ template <class T, class Policy = detail::multishot_policy<T>>
 class multishot {
 public:
     multishot(multishot&& other) noexcept
-        : slot_(std::exchange(other.slot_, nullptr)), state_(std::move(other.state_)) {}
+        : slot_(std::exchange(other.slot_, nullptr)), state_(std::move(other.state_)) {
+        take_watch(other);
+    }
     multishot& operator=(multishot&& other) noexcept {
         if (this != &other) {
             reset();
             slot_ = std::exchange(other.slot_, nullptr);
             state_ = std::move(other.state_);
+            take_watch(other);
         }
         return *this;
     }
@@ -44,8 +49,9 @@ public:
 
     /// The awaitable of `next()`: `co_await` produces a `T`. A few pointers until awaited.
     class [[nodiscard]] next_operation {
-        // A consumer waiting in `next()`: its place in the slot's list and in its signal's.
-        class [[nodiscard]] waiting : private detail::completion {
+        // A consumer waiting in `next()`: its place in the slot's list, and under its signal
+        // (through the multishot's link, else its own).
+        class [[nodiscard]] waiting : private detail::completion, private detail::waiter {
         public:
             explicit waiting(const next_operation& from) noexcept
                 : owner_(from.owner_), error_(from.error_), signal_(from.signal_) {}
@@ -56,33 +62,81 @@ public:
             // shutdown) leaves no dangling link either.
             ~waiting() { detail::cancellation_list::unlink(link_); }
 
-            bool await_ready() const noexcept {
-                return owner_->slot_->ready() || Policy::ready(owner_->state_);
+            // What it finds ready it takes now: every way to the end of the co_await then hands
+            // over `got`, which `await_resume` reads without a test.
+            bool await_ready() noexcept {
+                if (owner_->slot_->ready() || policy_ready()) [[unlikely]] {
+                    got = owner_->slot_->take();
+                    return true;
+                }
+                return false;
             }
-            bool await_suspend(std::coroutine_handle<> waiter) noexcept {
-                waiter_.frame = waiter.address();
-                if (signal_ != nullptr) [[unlikely]] {
-                    link_.cancel = &on_cancel;
-                    link_.target = this;
-                    if (!detail::watch(*signal_, link_)) {
-                        waiter_.got = {-ECANCELED, detail::wait_cancelled};
-                        waiter_.filled = true;
+            bool await_suspend(std::coroutine_handle<> consumer) noexcept {
+                frame = consumer.address();
+                under = signal_;
+                // A loop of waits under one signal finds the multishot linked under it already.
+                if (signal_ != owner_->watching_ && signal_ != nullptr) [[unlikely]] {
+                    if (!watch()) {
+                        got = {-ECANCELED, detail::wait_cancelled};
                         return false;
                     }
                 }
-                return owner_->slot_->wait(waiter_);
+                return owner_->slot_->wait(*this);
             }
-            T await_resume() {
-                return Policy::take(*owner_->slot_, owner_->state_, owner_->slot_->take(waiter_),
-                                    error_);
-            }
+            T await_resume() { return Policy::take(*owner_->slot_, owner_->state_, got, error_); }
 
         private:
+            bool policy_ready() const noexcept {
+                if constexpr (requires { Policy::ready(owner_->state_); }) {
+                    return Policy::ready(owner_->state_);
+                } else {
+                    return false;
+                }
+            }
+
+            // Links the multishot under `signal_`, unless waits under its current signal need
+            // it there: this wait then links itself. False when `signal_` is cancelled.
+            [[gnu::noinline]] bool watch() noexcept {
+                multishot& owner = *owner_;
+                const detail::waiter* w =
+                    owner.watching_ != nullptr ? owner.slot_->waiters() : nullptr;
+                for (; w != nullptr; w = w->next) {
+                    if (w->under == owner.watching_) {
+                        under = nullptr;
+                        link_.cancel = &on_cancel;
+                        link_.target = this;
+                        return detail::watch(*signal_, link_);
+                    }
+                }
+                detail::cancellation_list::unlink(owner.watch_);
+                owner.watching_ = nullptr;
+                owner.watch_.cancel = &on_signal;
+                owner.watch_.target = &owner;
+                if (!detail::watch(*signal_, owner.watch_)) {
+                    return false;
+                }
+                owner.watching_ = signal_;
+                return true;
+            }
+
+            // The multishot's signal was cancelled: every wait under it stops.
+            static void on_signal(void* target) noexcept {
+                auto& owner = *static_cast<multishot*>(target);
+                const cancellation* fired = std::exchange(owner.watching_, nullptr);
+                for (detail::waiter* w = owner.slot_->waiters(); w != nullptr;) {
+                    detail::waiter* following = w->next;
+                    if (w->under == fired) {
+                        on_cancel(static_cast<waiting*>(w));
+                    }
+                    w = following;
+                }
+            }
+
             // Cancelled while waiting: leaves the slot's waiters, and resumes through the ring (a
             // NOP), not inside the canceller's call.
             static void on_cancel(void* target) noexcept {
                 auto& self = *static_cast<waiting*>(target);
-                if (self.owner_->slot_->forget_waiter(self.waiter_)) {
+                if (self.owner_->slot_->forget_waiter(self)) {
                     self.complete = &on_completion; // set only now: the NOP is its one request
                     io_uring_sqe* sqe = self.owner_->slot_->owner_ring().get_sqe();
                     io_uring_prep_nop(sqe);
@@ -93,29 +147,30 @@ public:
                                       const io_uring_cqe& /*cqe*/) noexcept {
                 auto& self = *static_cast<waiting*>(done);
                 if (!self.owner_->slot_->owner_ring().draining()) {
-                    self.waiter_.got = {-ECANCELED, detail::wait_cancelled};
-                    self.waiter_.filled = true;
-                    self.waiter_.resume();
+                    self.got = {-ECANCELED, detail::wait_cancelled};
+                    self.resume();
                 }
             }
 
             multishot* owner_;
             std::error_code* error_;
             cancellation* signal_;
-            detail::waiter waiter_;
-            detail::cancel_link link_;
+            detail::cancel_link link_; // linked only when the multishot's link is taken
         };
 
     public:
+        // The adaptors return the temporary itself, not a copy: g++ gives each copy a place
+        // in the frame and copies into it at every wait. The awaiter is `waiting`, never this.
+
         /// Stores an error in `error` instead of throwing it.
-        next_operation into(std::error_code& error) && noexcept {
+        [[nodiscard]] next_operation&& into(std::error_code& error) && noexcept {
             error_ = &error;
-            return *this;
+            return std::move(*this);
         }
         /// Fails with `ECANCELED` when `signal` is cancelled while it waits.
-        next_operation cancel_on(cancellation& signal) && noexcept {
+        [[nodiscard]] next_operation&& cancel_on(cancellation& signal) && noexcept {
             signal_ = &signal;
-            return *this;
+            return std::move(*this);
         }
         /// What `co_await` suspends in, in the coroutine frame.
         waiting operator co_await() const noexcept { return waiting{*this}; }
@@ -143,13 +198,30 @@ private:
           state_(std::move(state)) {}
 
     void reset() noexcept {
+        detail::cancellation_list::unlink(watch_);
+        watching_ = nullptr;
         if (slot_ != nullptr) {
             std::exchange(slot_, nullptr)->orphan();
         }
     }
 
+    // Moves `other`'s place under its signal here (nobody waits on a multishot that moves).
+    void take_watch(multishot& other) noexcept {
+        cancellation* signal = std::exchange(other.watching_, nullptr);
+        detail::cancellation_list::unlink(other.watch_);
+        if (signal != nullptr) {
+            watch_.cancel = other.watch_.cancel;
+            watch_.target = this;
+            watching_ = detail::watch(*signal, watch_) ? signal : nullptr;
+        }
+    }
+
     detail::slot* slot_;
     state_type state_;
+    // Linked under the signal of its waits, and left there between them, until a wait under
+    // another signal, its destruction, or the signal's cancel (which stops the waits under it).
+    detail::cancel_link watch_;
+    cancellation* watching_ = nullptr;
 };
 
 } // namespace ringio

@@ -62,7 +62,6 @@ struct multishot_policy<buffer_lease> {
                                         state initial) {
         return {socket, &pool, budget, initial};
     }
-    static bool ready(const state& s) noexcept { return s.end <= 0; }
     static buffer_lease take(slot& self, state& s, const entry& got, std::error_code* error) {
         if ((got.flags & IORING_CQE_F_BUFFER) != 0) [[likely]] {
             buffer_lease lease;
@@ -78,6 +77,9 @@ struct multishot_policy<buffer_lease> {
                                               std::error_code* error) {
         if (s.end > 0 && (got.flags & wait_cancelled) == 0) {
             s.end = got.result; // the first end, or error, is the stream's for good
+            if (s.end <= 0) {
+                self.end(); // every next() is ready with it from now on
+            }
         } else if ((got.flags & wait_cancelled) != 0) {
             report(error_from_result(got.result), error, [&] {
                 return request_name("recv", "from", self.fd(), current_position, self.subject());

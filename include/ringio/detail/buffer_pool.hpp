@@ -81,14 +81,22 @@ public:
 
     /// Hands buffer `id` back to the kernel, and feeds a slot that starved for one.
     void give_back(unsigned id) noexcept {
-        // Published at once, one store to the tail: gathering the tails of a loop turn would
-        // cost as much in bookkeeping.
-        io_uring_buf_ring_add(buffers_, buffer(id), static_cast<unsigned>(size_),
-                              static_cast<unsigned short>(id), static_cast<int>(count_ - 1), 0);
-        io_uring_buf_ring_advance(buffers_, 1);
+        put(id);
         if (starved_ != nullptr) [[unlikely]] {
             feed();
         }
+    }
+
+    /// Hands buffer `id` back, then its place in `lender`'s budget (the buffer first: a slot
+    /// that starved for one is armed before the lender's own next receive, else a busy
+    /// connection would take back every buffer it returns).
+    void give_back(unsigned id, slot& lender) noexcept {
+        put(id);
+        if (starved_ != nullptr) [[unlikely]] {
+            feed_then_return(lender); // a jump: the common path keeps no register across a call
+            return;
+        }
+        lender.returned(); // may free the slot: the pool stays
     }
 
     /// Gives back the buffer an entry nobody took carries (a slot kind's `release`).
@@ -120,6 +128,23 @@ public:
     }
 
 private:
+    // Published at once, one store to the tail: gathering the tails of a loop turn would cost
+    // as much in bookkeeping. io_uring_buf_ring_add and _advance, with the tail read once
+    // (liburing's reads it again, since the entries share their memory with it).
+    void put(unsigned id) noexcept {
+        const unsigned short tail = buffers_->tail;
+        io_uring_buf& entry = buffers_->bufs[tail & mask_];
+        entry.addr = reinterpret_cast<std::uintptr_t>(buffer(id));
+        entry.len = static_cast<std::uint32_t>(size_);
+        entry.bid = static_cast<unsigned short>(id);
+        io_uring_smp_store_release(&buffers_->tail, static_cast<unsigned short>(tail + 1));
+    }
+
+    [[gnu::noinline]] void feed_then_return(slot& lender) noexcept {
+        feed();
+        lender.returned();
+    }
+
     // The oldest starving slot gets the buffer: first come, first fed, so no connection waits
     // forever while others take every buffer that comes back. One that does not arm now (no
     // consumer waits, or it is at its budget) leaves the list and arms when its consumer asks.
@@ -135,6 +160,7 @@ private:
 
     ring* ring_;
     unsigned count_;
+    unsigned mask_ = count_ - 1; // count_ is a power of two
     std::size_t size_;
     unsigned short group_;
     io_uring_buf_ring* buffers_ = nullptr;
@@ -168,11 +194,7 @@ struct lent_buffer {
     /// As `give_back`, when a buffer is lent.
     void give_back_lent() noexcept {
         auto* pool = static_cast<buffer_pool*>(from->owner());
-        slot* lender = std::exchange(from, nullptr);
-        // The buffer first: a slot that starved for one is armed before the lender's own next
-        // receive, else a busy connection would take back every buffer it returns.
-        pool->give_back(id);
-        lender->returned(); // may free the slot: the pool stays
+        pool->give_back(id, *std::exchange(from, nullptr));
     }
 };
 

@@ -7,10 +7,10 @@
 #include <ringio/detail/valgrind.hpp>
 
 #include <liburing.h>
-#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
@@ -24,7 +24,9 @@ namespace ringio::detail {
 /// Receives completions: its address is the `user_data` of the SQEs it submits, and `complete`
 /// is called once per CQE. Bit 0 of `user_data` is free for the owner to tag a second SQE.
 struct completion {
-    using complete_fn = void (*)(completion* self, const io_uring_cqe& cqe) noexcept;
+    // Not noexcept, so that a completion can end in a jump to a coroutine's resumption (a
+    // noexcept one must catch what a call throws); a task keeps its exceptions in its promise.
+    using complete_fn = void (*)(completion* self, const io_uring_cqe& cqe);
     complete_fn complete;
 
     /// This completion's `user_data`.
@@ -35,9 +37,8 @@ struct completion {
 
 /// The setup flags to try, fastest first; the last is a plain ring every kernel accepts.
 inline std::span<const unsigned> candidate_setup_flags(bool fast) noexcept {
-    // DEFER_TASKRUN (6.1) runs completion work only when this thread waits, which keeps it off
-    // other threads; R_DISABLED lets the loop thread, not the constructing one, become the
-    // single issuer.
+    // DEFER_TASKRUN (6.1) runs completion work only when this thread waits, keeping it off other
+    // threads; R_DISABLED lets the loop thread, not the constructing one, be the single issuer.
     static constexpr unsigned fastest[] = {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
                                                IORING_SETUP_R_DISABLED | IORING_SETUP_SUBMIT_ALL,
                                            IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG |
@@ -88,7 +89,6 @@ public:
         if (result < 0) {
             throw_error(error_from_result(result), setup_failure(result));
         }
-        sq_end_ = ring_.sq.ring_entries;
         enter_fd_ = static_cast<unsigned>(ring_.ring_fd);
     }
 
@@ -102,16 +102,14 @@ public:
     /// An SQE, never null: a full queue is submitted first. Each SQE taken is submitted, and
     /// its CQE counted in `in_flight()`.
     [[gnu::always_inline]] io_uring_sqe* get_sqe() noexcept {
-        // liburing's io_uring_get_sqe reads the kernel's head on every call; here it is re-read
-        // only when the queue looks full.
-        io_uring_sq& sq = ring_.sq;
-        const unsigned tail = sq.sqe_tail;
-        if (tail == sq_end_) [[unlikely]] {
+        // Keeps the next SQE's address, and reads the kernel's head only when it looks full.
+        io_uring_sqe* sqe = next_sqe_;
+        if (sqe == sqe_stop_) [[unlikely]] {
             return get_sqe_after_submit();
         }
-        sq.sqe_tail = tail + 1;
-        ++in_flight_;
-        return &sq.sqes[tail & sq.ring_mask];
+        next_sqe_ = sqe + 1;
+        ++ring_.sq.sqe_tail; // counted in `in_flight()` by that
+        return sqe;
     }
 
     /// An SQE whose completion nobody waits for (a cancel, a close): `user_data` `unwatched`.
@@ -134,7 +132,12 @@ public:
     }
 
     /// SQEs taken whose final completion has not been reaped.
-    [[nodiscard]] std::size_t in_flight() const noexcept { return in_flight_; }
+    [[nodiscard]] std::size_t in_flight() const noexcept {
+        return ring_.sq.sqe_tail - (dispatched_ - passing_);
+    }
+    /// Said by the completion of a CQE with `IORING_CQE_F_MORE`: its request is still in
+    /// flight (the loop counts every CQE as its request's last, testing nothing).
+    void more_to_come() noexcept { ++passing_; }
     /// Messages sent to this ring that have not arrived yet.
     [[nodiscard]] std::size_t incoming() const noexcept {
         return incoming_.load(std::memory_order_acquire);
@@ -178,7 +181,7 @@ public:
     /// `turn`, on the thread `check_thread` accepted (a run loop checks once).
     void turn_on_own_thread(bool wait) {
         const int result =
-            running_on_valgrind() && wait ? submit_and_wait_in_slices() : enter(wait ? 1U : 0U);
+            running_on_valgrind() && wait ? submit_and_wait_in_slice(ring_) : enter(wait ? 1U : 0U);
         // EINTR: a signal; EBUSY/EAGAIN: the kernel wants completions reaped first.
         if (result < 0 && result != -EINTR && result != -EBUSY && result != -EAGAIN) [[unlikely]] {
             fail(result);
@@ -209,18 +212,18 @@ public:
     /// resume anyone: `draining()` is true) until nothing is left.
     void drain() noexcept {
         draining_ = true;
-        if (in_flight_ == 0) {
+        if (in_flight() == 0) {
             return;
         }
         try {
             io_uring_prep_cancel64(get_sqe_unwatched(), 0, IORING_ASYNC_CANCEL_ANY);
-            while (in_flight_ > 0) {
+            while (in_flight() > 0) {
                 turn(true);
             }
         } catch (const std::exception& error) {
             // SQEs that never left the queue hold no pointer the kernel knows of.
-            if (in_flight_ <= io_uring_sq_ready(&ring_)) {
-                in_flight_ = 0;
+            if (in_flight() <= io_uring_sq_ready(&ring_)) {
+                passing_ = dispatched_ - ring_.sq.sqe_tail;
                 return;
             }
             std::fprintf(stderr, "ringio: io_context shutdown could not drain: %s\n", error.what());
@@ -298,27 +301,20 @@ private:
         throw_error(error_from_result(result), "io_context: io_uring_enter");
     }
 
+    // The SQEs free from the tail on: up to the array's end, and short of the kernel's head.
     [[gnu::noinline]] io_uring_sqe* get_sqe_after_submit() noexcept {
+        io_uring_sq& sq = ring_.sq;
         for (;;) {
-            sq_end_ = io_uring_smp_load_acquire(ring_.sq.khead) + ring_.sq.ring_entries;
-            if (ring_.sq.sqe_tail != sq_end_) {
+            const unsigned free =
+                io_uring_smp_load_acquire(sq.khead) + sq.ring_entries - sq.sqe_tail;
+            if (free != 0) {
+                const unsigned at = sq.sqe_tail & sq.ring_mask;
+                next_sqe_ = &sq.sqes[at];
+                sqe_stop_ = next_sqe_ + (free < sq.ring_entries - at ? free : sq.ring_entries - at);
                 return get_sqe();
             }
             submit_pending();
         }
-    }
-
-    // Valgrind keeps its scheduler lock while a thread waits in io_uring_enter, which would
-    // stop every other thread: wait in short slices and yield between them.
-    int submit_and_wait_in_slices() {
-        __kernel_timespec slice{0, 10'000'000};
-        io_uring_cqe* ready = nullptr;
-        const int result = io_uring_submit_and_wait_timeout(&ring_, &ready, 1, &slice, nullptr);
-        if (result == -ETIME) {
-            ::sched_yield();
-            return 0;
-        }
-        return result;
     }
 
     // Dispatches a snapshot of the ready CQEs, then advances the head once; completions posted
@@ -329,13 +325,16 @@ private:
             const unsigned tail = io_uring_smp_load_acquire(cq.ktail);
             unsigned head = *cq.khead;
             if (head != tail) [[likely]] {
-                // Locals, so that the completions called in between do not make them reloaded.
-                const io_uring_cqe* const cqes = cq.cqes;
-                const unsigned mask = cq.ring_mask;
-                do {
-                    dispatched_ = head + 1;
-                    dispatch(cqes[head & mask]);
-                } while (++head != tail);
+                do { // each stretch of the ring up to its end, walked by address
+                    const unsigned at = head & cq.ring_mask;
+                    const io_uring_cqe* cqe = &cq.cqes[at];
+                    const io_uring_cqe* const end =
+                        cqe + std::min(tail - head, cq.ring_mask + 1 - at);
+                    do {
+                        dispatched_ = ++head;
+                        dispatch(*cqe);
+                    } while (++cqe != end);
+                } while (head != tail);
                 io_uring_smp_store_release(cq.khead, head);
                 return;
             }
@@ -353,9 +352,6 @@ private:
             dispatch_tagged(cqe);
             return;
         }
-        if ((cqe.flags & IORING_CQE_F_MORE) == 0) {
-            --in_flight_;
-        }
         // NOLINTNEXTLINE(performance-no-int-to-ptr): user_data is the address, tagged
         auto* target = reinterpret_cast<completion*>(tagged & ~tag_mask);
         target->complete(target, cqe);
@@ -364,18 +360,13 @@ private:
     // A completion nobody waits for, or a message between rings.
     [[gnu::noinline]] void dispatch_tagged(const io_uring_cqe& cqe) noexcept {
         const auto tagged = static_cast<std::uintptr_t>(cqe.user_data);
-        if ((tagged & unwatched) == unwatched) {
-            --in_flight_;
-            return;
-        }
-        if ((tagged & message_arrived) != 0) {
-            // Counted by the sender, not submitted here; acquire pairs with its increment.
-            incoming_.fetch_sub(1, std::memory_order_acq_rel);
-        } else {
-            --in_flight_;
-            if (cqe.res >= 0) {
-                return; // delivered: the message belongs to the other thread now
+        if ((tagged & unwatched) != message_arrived) { // an unwatched request, or a message sent
+            if ((tagged & unwatched) == unwatched || cqe.res >= 0) {
+                return; // nobody waits, or delivered: the message is the other thread's now
             }
+        } else { // counted by the sender, not submitted here; acquire pairs with its increment
+            ++passing_;
+            incoming_.fetch_sub(1, std::memory_order_acq_rel);
         }
         // NOLINTNEXTLINE(performance-no-int-to-ptr): user_data is the address, tagged
         auto* target = reinterpret_cast<completion*>(tagged & ~tag_mask);
@@ -383,12 +374,13 @@ private:
     }
 
     io_uring ring_{};
-    std::size_t in_flight_ = 0;
     unsigned enter_fd_ = 0; // what io_uring_enter takes: the ring's descriptor, or its index
     unsigned enter_flags_ = IORING_ENTER_GETEVENTS; // and REGISTERED_RING once registered
-    unsigned dispatched_ = 0;     // the CQ position after the completion dispatched last
-    unsigned sq_end_ = 0;         // sqe_tail when the queue is full: the kernel's SQ head when
-                                  // last read, plus the entries
+    unsigned dispatched_ = 0; // the CQ position after the completion dispatched last
+    unsigned passing_ = 0;    // CQEs dispatched that end no request of this ring: `in_flight()` is
+                              // the SQEs taken less the other CQEs
+    io_uring_sqe* next_sqe_ = nullptr; // the SQE to take next, while short of `sqe_stop_`
+    io_uring_sqe* sqe_stop_ = nullptr;
     const void* owner_ = nullptr; // this_thread() of the thread that enabled the ring
     bool enabled_ = false;
     bool draining_ = false;

@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <coroutine>
 #include <cstddef>
+#include <cstdint>
 #include <new>
 #include <utility>
 
@@ -35,10 +36,10 @@ public:
     /// The stream is going away: drops the queue, cancels the send in flight, and frees itself
     /// once nothing is in flight.
     void orphan() noexcept {
-        orphaned_ = true;
+        state_ |= orphaned;
         descriptor_core::unlink(*this);
         drop_queue();
-        if (pending_ == 0) {
+        if (pending() == 0) {
             destroy();
         } else {
             ring_->cancel(user_data()); // as closing the stream would
@@ -46,18 +47,15 @@ public:
     }
 
     /// True when a send can start at once: nothing in flight, no error, the stream open.
-    [[nodiscard]] bool idle() const noexcept {
-        return (pending_ | static_cast<unsigned>(error_)) == 0 && core != nullptr;
-    }
+    [[nodiscard]] bool idle() const noexcept { return state_ == 0; }
 
-    /// Starts sending `chunk` (not empty), taking it; the queue must be idle.
+    /// Starts sending `chunk` (not empty), taking it; nothing may be in flight.
     [[gnu::always_inline]] void start(lent_buffer& chunk) noexcept {
         current_ = chunk;
         chunk.from = nullptr; // all that says that it lends nothing now
-        next_ = current_.data;
-        remaining_ = current_.size;
-        ++pending_;
-        submit();
+        remaining_ = chunk.size;
+        ++state_;
+        submit(chunk.data, chunk.size);
     }
 
     /// Sends `chunk` after what was given before, taking it; false, with nothing taken, when
@@ -71,28 +69,46 @@ public:
     }
 
     /// The leases not yet sent whole.
-    [[nodiscard]] std::size_t pending() const noexcept { return pending_; }
+    [[nodiscard]] std::size_t pending() const noexcept {
+        return static_cast<std::uint32_t>(state_);
+    }
     /// The descriptor it sends on, as it was when the queue was made.
     [[nodiscard]] int fd() const noexcept { return fd_; }
     /// The first error (a negative errno), or 0.
     [[nodiscard]] int error() const noexcept { return error_; }
     /// Cancels the send in flight; it fails with ECANCELED, and the queue with it.
     void cancel() noexcept {
-        if (pending_ != 0) {
+        if (pending() != 0) {
             ring_->cancel(user_data());
         }
     }
 
     /// Waits for `pending()` to reach 0 (one waiter at a time).
-    void on_drained(std::coroutine_handle<> waiter) noexcept { flush_waiter_ = waiter; }
+    void on_drained(std::coroutine_handle<> waiter) noexcept {
+        flush_waiter_ = waiter;
+        state_ |= flushing;
+    }
 
 private:
+    // `state_` holds the count of leases not sent whole in its low half, and these above it:
+    // one test finds an idle queue, and one the common completion.
+    static constexpr std::uint64_t failed = std::uint64_t{1} << 32;   // `error_` is set
+    static constexpr std::uint64_t closed = std::uint64_t{1} << 33;   // the stream was closed
+    static constexpr std::uint64_t orphaned = std::uint64_t{1} << 34; // the stream has gone
+    static constexpr std::uint64_t flushing = std::uint64_t{1} << 35; // a flush waits
+
     explicit send_queue(descriptor_core& socket) noexcept
         : tracked(), ring_(&socket.owner()), fd_(socket.fd()) {
         completion::complete = &on_completion;
+        on_close = &on_closed;
         socket.link(*this);
+        state_ = core != nullptr ? 0 : closed;
     }
     ~send_queue() = default;
+
+    static void on_closed(tracked& self) noexcept {
+        static_cast<send_queue&>(self).state_ |= closed;
+    }
 
     void destroy() noexcept {
         ring* r = ring_;
@@ -100,75 +116,81 @@ private:
         r->storage().free_slot(this);
     }
 
+    void fail(int code) noexcept {
+        error_ = error_ != 0 ? error_ : code;
+        state_ |= failed;
+    }
+
     bool enqueue(lent_buffer& chunk) noexcept {
-        if (error_ == 0 && core == nullptr) {
-            error_ = -EBADF; // closed: never send on a number that may name another file now
+        if ((state_ & (failed | closed)) == closed) {
+            fail(-EBADF); // closed: never send on a number that may name another file now
         }
-        if (error_ != 0) {
+        if ((state_ & failed) != 0) {
             return false;
         }
-        if (pending_ == 0) {
+        if (pending() == 0) {
             start(chunk);
             return true;
         }
         if (!queue_.try_push(chunk)) {
-            error_ = -ENOMEM;
+            fail(-ENOMEM);
             return false;
         }
         chunk = {};
-        ++pending_;
+        ++state_;
         return true;
     }
 
-    [[gnu::always_inline]] void submit() noexcept {
+    [[gnu::always_inline]] void submit(const std::byte* data, std::uint32_t size) noexcept {
         io_uring_sqe* sqe = ring_->get_sqe();
-        io_uring_prep_send(sqe, fd_, next_, static_cast<unsigned>(remaining_), MSG_NOSIGNAL);
+        io_uring_prep_send(sqe, fd_, data, size, MSG_NOSIGNAL);
         io_uring_sqe_set_data64(sqe, user_data());
     }
 
     void drop_queue() noexcept {
         while (!queue_.empty()) {
             queue_.pop().give_back();
-            --pending_;
+            --state_;
         }
     }
 
     static void on_completion(completion* self, const io_uring_cqe& cqe) noexcept {
         auto& q = *static_cast<send_queue*>(static_cast<tracked*>(self));
-        // The common case touches nothing else: all of it went, and nothing waits behind it.
-        if (static_cast<std::size_t>(cqe.res) == q.remaining_ && q.pending_ == 1 &&
-            !q.flush_waiter_ && !q.orphaned_) [[likely]] {
-            q.pending_ = 0;
-            q.current_.give_back_lent(); // a lease being sent is never empty
+        // The common case touches nothing else: all of it went, one lease was pending, and no
+        // flag is set.
+        if (static_cast<std::uint32_t>(cqe.res) == q.remaining_ && q.state_ == 1) [[likely]] {
+            q.state_ = 0; // so `current_` is spent, and left as it is
+            static_cast<buffer_pool*>(q.current_.from->owner())
+                ->give_back(q.current_.id, *q.current_.from);
             return;
         }
         q.complete(cqe.res);
     }
 
     [[gnu::noinline]] void complete(int result) noexcept {
-        if (result > 0 && static_cast<std::size_t>(result) < remaining_ && !orphaned_ &&
-            core != nullptr && !ring_->draining()) {
-            next_ += result; // the socket took part of it (its buffer filled): send the rest
-            remaining_ -= static_cast<std::size_t>(result);
-            submit();
+        if (result > 0 && static_cast<std::uint32_t>(result) < remaining_ &&
+            (state_ & (closed | orphaned)) == 0 && !ring_->draining()) {
+            remaining_ -= static_cast<std::uint32_t>(result); // the socket took part of it (its
+            submit(current_.data + current_.size - remaining_, remaining_); // buffer filled)
             return;
         }
-        --pending_;
+        --state_;
         current_.give_back();
-        if (orphaned_) {
+        if ((state_ & orphaned) != 0) {
             destroy();
             return;
         }
-        if (result <= 0 || core == nullptr || ring_->draining()) {
-            error_ = error_ != 0 ? error_ : result < 0 ? result : core == nullptr ? -EBADF : -EIO;
+        if (result <= 0 || (state_ & closed) != 0 || ring_->draining()) {
+            fail(result < 0 ? result : (state_ & closed) != 0 ? -EBADF : -EIO);
             drop_queue(); // nothing after a failed send could arrive in order
         } else if (!queue_.empty()) {
             lent_buffer following = queue_.pop();
-            --pending_;
+            --state_;
             start(following);
             return;
         }
-        if (flush_waiter_ && pending_ == 0 && !ring_->draining()) {
+        if ((state_ & flushing) != 0 && pending() == 0 && !ring_->draining()) {
+            state_ &= ~flushing;
             std::exchange(flush_waiter_, {}).resume(); // last: it may destroy the stream
         }
     }
@@ -176,12 +198,10 @@ private:
     ring* ring_;
     int fd_;
     int error_ = 0;
-    bool orphaned_ = false;
-    unsigned pending_ = 0; // the lease being sent and those queued
+    std::uint64_t state_;
     std::coroutine_handle<> flush_waiter_;
     lent_buffer current_;
-    const std::byte* next_ = nullptr; // the first byte the socket has not taken
-    std::size_t remaining_ = 0;
+    std::uint32_t remaining_ = 0; // the bytes of `current_` the socket has not taken
     fifo<lent_buffer, 4> queue_;
 };
 

@@ -27,13 +27,13 @@ struct entry {
 /// The flag of the entry a cancelled wait gets: an error of that wait, not of the stream.
 inline constexpr std::uint32_t wait_cancelled = 1U << 15;
 
-/// A consumer suspended on a slot; it lives in its awaitable, in the coroutine frame. Only
-/// `filled` is set before it waits; the rest is written when it does.
+/// A consumer suspended on a slot; it lives in its awaitable, in the coroutine frame, and is
+/// written when it waits. Whatever resumes it hands it `got` first.
 struct waiter {
     void* frame; ///< the address of the suspended coroutine
     waiter* next;
     entry got;
-    bool filled = false; ///< `got` was handed over at wake-up
+    const void* under; ///< the signal whose cancel stops it through its owner, or null
 
     void resume() const { std::coroutine_handle<>::from_address(frame).resume(); }
 };
@@ -68,7 +68,7 @@ public:
     /// The owner is going away: releases the queue, cancels the request, and frees the slot
     /// once nothing is armed and nothing lent out remains.
     void orphan() noexcept {
-        flags_ |= orphaned;
+        flags_ = (flags_ | orphaned) & ~queued;
         waiters_ = nullptr;
         descriptor_core::unlink(*this);
         while (!queue_.empty()) {
@@ -80,22 +80,24 @@ public:
         free_if_done();
     }
 
-    /// True when an entry waits to be taken.
-    [[nodiscard]] bool ready() const noexcept { return !queue_.empty(); }
+    /// The consumers waiting, the latest first.
+    [[nodiscard]] waiter* waiters() const noexcept { return waiters_; }
+
+    /// True when an entry waits to be taken, or the stream has ended.
+    [[nodiscard]] bool ready() const noexcept { return (flags_ & (queued | ended)) != 0; }
+
+    /// The stream has ended for good: from now on it is ready with nothing queued.
+    void end() noexcept { flags_ |= ended; }
 
     /// Suspends `w` until the next entry, arming the request if allowed. False, with EBADF
     /// handed over, once the descriptor is closed: its number may name another file by now.
     bool wait(waiter& w) noexcept {
-        if (core == nullptr) [[unlikely]] {
-            w.got = {-EBADF, 0};
-            w.filled = true;
-            return false;
+        if ((flags_ & unarmable) != 0 || held_ >= limit_) [[unlikely]] {
+            return wait_unarmed(w);
         }
         w.next = waiters_;
         waiters_ = &w;
-        if ((flags_ & (armed | starved | orphaned)) == 0 && held_ < limit_) {
-            arm();
-        }
+        arm();
         return true;
     }
 
@@ -117,25 +119,22 @@ public:
     /// The ring the slot's requests go through.
     [[nodiscard]] ring& owner_ring() const noexcept { return *ring_; }
 
-    /// The entry handed to `w`, else the oldest queued, else none: a stream that has ended is
-    /// ready with nothing queued, and its end is the policy's to report.
-    entry take(waiter& w) noexcept {
-        if (w.filled) {
-            return w.got;
+    /// The oldest entry queued, else none: a stream that has ended is ready with nothing
+    /// queued, and its end is the policy's to report.
+    entry take() noexcept {
+        if (queue_.empty()) {
+            return {0, 0};
         }
-        return queue_.empty() ? entry{0, 0} : queue_.pop();
+        const entry got = queue_.pop();
+        flags_ &= queue_.empty() ? ~queued : ~0U;
+        return got;
     }
 
     /// An entry's buffer came back: below the budget, a waiting consumer gets the request armed.
     void returned() noexcept {
         --held_;
-        if ((flags_ & (armed | orphaned)) == armed) [[likely]] {
-            return;
-        }
-        if ((flags_ & orphaned) != 0) {
-            free_if_done();
-        } else {
-            arm_if_allowed();
+        if ((flags_ & (armed | orphaned)) != armed) [[unlikely]] {
+            returned_unarmed(); // a jump: the common path keeps no register across a call
         }
     }
 
@@ -170,6 +169,10 @@ private:
     static constexpr unsigned waking = 16;            // waking every waiter: not to be freed yet
     static constexpr unsigned delivered = 32;         // a completion has come: the request exists
     static constexpr unsigned multishot_request = 64; // else armed again per completion
+    static constexpr unsigned closed_fd = 128;        // the descriptor was closed
+    static constexpr unsigned queued = 256;           // `queue_` holds an entry
+    static constexpr unsigned ended = 512;            // ready for good, with nothing queued
+    static constexpr unsigned unarmable = armed | starved | orphaned | closed_fd;
 
     slot(ring& r, descriptor_core& socket, const slot_kind& kind, void* owner, unsigned budget,
          int param) noexcept
@@ -179,6 +182,7 @@ private:
         completion::complete = &on_completion;
         on_close = &wake_when_closed;
         socket.link(*this);
+        flags_ |= core != nullptr ? 0U : closed_fd;
         prepare_arming();
     }
     ~slot() = default;
@@ -196,9 +200,27 @@ private:
         std::memcpy(ring_->get_sqe(), arming_, sizeof arming_);
     }
 
+    [[gnu::noinline]] void returned_unarmed() noexcept {
+        if ((flags_ & orphaned) != 0) {
+            free_if_done();
+        } else {
+            arm_if_allowed();
+        }
+    }
+
+    // Closed, the number may name another file by now: EBADF is handed over at once.
+    bool wait_unarmed(waiter& w) noexcept {
+        if ((flags_ & closed_fd) != 0) {
+            w.got = {-EBADF, 0};
+            return false;
+        }
+        w.next = waiters_;
+        waiters_ = &w;
+        return true;
+    }
+
     bool arm_if_allowed() noexcept {
-        if ((flags_ & (armed | starved | orphaned)) != 0 || waiters_ == nullptr ||
-            core == nullptr || held_ >= limit_) {
+        if ((flags_ & unarmable) != 0 || waiters_ == nullptr || held_ >= limit_) {
             return false;
         }
         arm();
@@ -216,31 +238,40 @@ private:
         }
     }
 
-    static void on_completion(completion* self, const io_uring_cqe& cqe) noexcept {
+    static void on_completion(completion* self, const io_uring_cqe& cqe) {
         auto& s = *static_cast<slot*>(static_cast<tracked*>(self));
         waiter* w = s.waiters_;
-        // The common case, small enough that the resumption is a tail call: an entry for a
-        // waiting consumer (an orphaned slot has none), with the request still armed (or
-        // re-armed by the consumer).
+        // The common case: an entry for a waiting consumer (an orphaned slot has none). It
+        // makes no call but tail calls, so it saves no register and the resumption is a jump.
         if (cqe.res > 0 && w != nullptr && !s.ring_->draining()) [[likely]] {
             const bool more = (cqe.flags & IORING_CQE_F_MORE) != 0;
-            // A request that ended by itself is no longer armed, and has no pause due.
-            s.flags_ = (more ? s.flags_ : s.flags_ & ~(armed | pausing)) | delivered;
+            if (more) {
+                s.ring_->more_to_come();
+            } else {
+                s.flags_ &= ~(armed | pausing); // ended by itself: no pause due
+            }
+            s.flags_ |= delivered;
             s.held_ += (cqe.flags & IORING_CQE_F_BUFFER) != 0 ? 1 : 0;
             s.waiters_ = w->next;
             w->got = {cqe.res, cqe.flags};
-            w->filled = true;
-            if (more) {
-                if (s.held_ >= s.limit_) [[unlikely]] {
-                    s.pause();
-                }
-            } else if (s.waiters_ != nullptr) [[unlikely]] {
-                s.arm_if_allowed(); // others still wait
+            if (more ? s.held_ >= s.limit_ : s.waiters_ != nullptr) [[unlikely]] {
+                s.go_on(*w, more);
+                return;
             }
             w->resume(); // last: the consumer may destroy the owner, and so orphan us
             return;
         }
         s.complete(cqe);
+    }
+
+    // Pauses a multishot request at the budget, else arms the request for the others waiting.
+    [[gnu::noinline]] void go_on(const waiter& w, bool more) noexcept {
+        if (more) {
+            pause();
+        } else {
+            arm_if_allowed();
+        }
+        w.resume();
     }
 
     // The descriptor closed while consumers wait and nothing is armed (the ring ran dry, or
@@ -249,6 +280,7 @@ private:
     // from inside close().
     static void wake_when_closed(tracked& self) noexcept {
         auto& s = static_cast<slot&>(self);
+        s.flags_ |= closed_fd;
         if ((s.flags_ & (armed | orphaned)) != 0 || s.waiters_ == nullptr || s.ring_->draining()) {
             return;
         }
@@ -263,6 +295,8 @@ private:
         entry got{cqe.res, cqe.flags};
         if ((cqe.flags & IORING_CQE_F_MORE) == 0) {
             flags_ &= ~armed;
+        } else {
+            ring_->more_to_come();
         }
         held_ += (cqe.flags & IORING_CQE_F_BUFFER) != 0 ? 1 : 0;
         if ((flags_ & orphaned) != 0 || ring_->draining()) {
@@ -279,7 +313,9 @@ private:
         flags_ |= delivered;
         waiter* w = waiters_;
         if (w == nullptr) {
-            if (!queue_.try_push(got)) {
+            if (queue_.try_push(got)) {
+                flags_ |= queued;
+            } else {
                 drop(got); // out of memory with completions arriving
             }
             if ((flags_ & armed) != 0 && held_ >= limit_) {
@@ -293,7 +329,6 @@ private:
         }
         waiters_ = w->next;
         w->got = got;
-        w->filled = true;
         arm_if_allowed(); // others still wait: keep the request going for them
         w->resume();
     }
@@ -342,7 +377,6 @@ private:
         while (w != nullptr && (flags_ & orphaned) == 0) {
             waiter* following = w->next;
             w->got = got;
-            w->filled = true;
             w->resume();
             w = following;
         }

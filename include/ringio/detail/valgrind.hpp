@@ -14,6 +14,10 @@
 //   would keep every other thread of the process from running. Under valgrind the loop
 //   waits in short slices instead and yields between them.
 
+#include <liburing.h>
+#include <sched.h>
+
+#include <cerrno>
 #include <cstddef>
 
 #if defined(RINGIO_VALGRIND) && RINGIO_VALGRIND
@@ -31,6 +35,19 @@ inline bool running_on_valgrind() noexcept {
 #else
     return false;
 #endif
+}
+
+/// Submits, and waits for a completion for a short slice at most, then lets the other threads
+/// run: valgrind would keep them all stopped while this one waits in io_uring_enter.
+inline int submit_and_wait_in_slice(io_uring& ring) noexcept {
+    __kernel_timespec slice{0, 10'000'000};
+    io_uring_cqe* ready = nullptr;
+    const int result = io_uring_submit_and_wait_timeout(&ring, &ready, 1, &slice, nullptr);
+    if (result == -ETIME) {
+        ::sched_yield();
+        return 0;
+    }
+    return result;
 }
 
 /// Tells memcheck that the kernel has written `size` bytes at `data` (through the ring).
