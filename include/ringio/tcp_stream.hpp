@@ -196,49 +196,61 @@ public:
 private:
     friend detail::multishot_policy<buffer_lease>;
 
-    // The awaitable of `flush`.
+    // The awaitable of `flush`: a few pointers until awaited. Its adaptors return the temporary
+    // itself, as a multishot's next() does, and `waiting` holds what it needs while it waits.
     class [[nodiscard]] flush_operation {
-    public:
-        explicit flush_operation(tcp_stream& owner) noexcept : owner_(&owner) {}
-        flush_operation into(std::error_code& error) && noexcept {
-            error_ = &error;
-            return *this;
-        }
-        /// Cancels the sends (`ECANCELED`) when `signal` is cancelled while it waits.
-        flush_operation cancel_on(cancellation& signal) && noexcept {
-            signal_ = &signal;
-            return *this;
-        }
-        bool await_ready() const noexcept { return owner_->pending_sends() == 0; }
-        void await_suspend(std::coroutine_handle<> waiter) noexcept {
-            owner_->sends_->on_drained(waiter);
-            if (signal_ != nullptr) {
-                link_.cancel = &on_cancel;
-                link_.target = owner_->sends_;
-                if (!detail::watch(*signal_, link_)) {
-                    on_cancel(owner_->sends_);
+        class [[nodiscard]] waiting {
+        public:
+            explicit waiting(const flush_operation& from) noexcept
+                : owner_(from.owner_), error_(from.error_), signal_(from.signal_) {}
+            waiting(const waiting&) = delete;
+            waiting& operator=(const waiting&) = delete;
+            ~waiting() { detail::cancellation_list::unlink(link_); }
+
+            bool await_ready() const noexcept { return owner_->pending_sends() == 0; }
+            void await_suspend(std::coroutine_handle<> waiter) noexcept {
+                owner_->sends_->on_drained(waiter);
+                if (signal_ != nullptr) {
+                    link_.cancel = &on_cancel;
+                    link_.target = owner_->sends_;
+                    if (!detail::watch(*signal_, link_)) {
+                        on_cancel(owner_->sends_);
+                    }
                 }
             }
+            void await_resume() {
+                detail::cancellation_list::unlink(link_);
+                owner_->report_sends(error_);
+            }
+
+        private:
+            static void on_cancel(void* sends) noexcept {
+                static_cast<detail::send_queue*>(sends)->cancel();
+            }
+
+            tcp_stream* owner_;
+            std::error_code* error_;
+            cancellation* signal_;
+            detail::cancel_link link_;
+        };
+
+    public:
+        explicit flush_operation(tcp_stream& owner) noexcept : owner_(&owner) {}
+        [[nodiscard]] flush_operation&& into(std::error_code& error) && noexcept {
+            error_ = &error;
+            return std::move(*this);
         }
-        void await_resume() {
-            detail::cancellation_list::unlink(link_);
-            owner_->report_sends(error_);
+        /// Cancels the sends (`ECANCELED`) when `signal` is cancelled while it waits.
+        [[nodiscard]] flush_operation&& cancel_on(cancellation& signal) && noexcept {
+            signal_ = &signal;
+            return std::move(*this);
         }
-        ~flush_operation() { detail::cancellation_list::unlink(link_); }
-        // The adaptors copy, before it is awaited: only what is set by then.
-        flush_operation(const flush_operation& other) noexcept
-            : owner_(other.owner_), error_(other.error_), signal_(other.signal_) {}
-        flush_operation& operator=(const flush_operation&) = delete;
+        waiting operator co_await() const noexcept { return waiting{*this}; }
 
     private:
-        static void on_cancel(void* sends) noexcept {
-            static_cast<detail::send_queue*>(sends)->cancel();
-        }
-
         tcp_stream* owner_;
         std::error_code* error_ = nullptr;
         cancellation* signal_ = nullptr;
-        detail::cancel_link link_;
     };
 
     // Nothing in flight, no error, the stream open: send at once.
