@@ -5,6 +5,7 @@
 #include <ringio/task.hpp>
 #include <ringio/tcp_listener.hpp>
 #include <ringio/tcp_stream.hpp>
+#include <ringio/timer.hpp>
 #include <ringio/udp_socket.hpp>
 
 #include "accepted_pair.hpp"
@@ -14,6 +15,7 @@
 
 #include <sys/socket.h>
 
+#include <chrono>
 #include <memory>
 #include <set>
 #include <string>
@@ -22,6 +24,7 @@
 #include <type_traits>
 #include <vector>
 
+using namespace std::chrono_literals;
 using ringio::endpoint;
 using ringio::testing::blocking_connect;
 using ringio::testing::bytes_of;
@@ -240,6 +243,27 @@ TEST_CASE("multishot: a next() held by value keeps its adaptors until awaited", 
     }());
     CHECK_FALSE(opened);
     CHECK(error == std::errc::operation_canceled); // stored, not thrown: both adaptors held
+}
+
+TEST_CASE("multishot: a burst that queues past the room inline comes out in order", "[multishot]") {
+    ringio::io_context context;
+    ringio::buffer_ring buffers(context, 16, 256);
+    ringio::udp_socket socket(context, endpoint::loopback_v4(0));
+    auto incoming = socket.receive_from(buffers);
+    const sender peer(socket.local_endpoint());
+    peer.send("0");
+    std::vector<std::string> got;
+    ringio::sync_wait(context, [&]() -> ringio::task<> {
+        got.emplace_back((co_await incoming.next()).payload.text());
+        for (int i = 1; i < 10; ++i) {
+            peer.send(std::to_string(i));
+        }
+        co_await ringio::sleep_for(context, 20ms); // they arrive meanwhile, and queue
+        for (int i = 1; i < 10; ++i) {
+            got.emplace_back((co_await incoming.next()).payload.text());
+        }
+    }());
+    CHECK(got == std::vector<std::string>{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"});
 }
 
 TEST_CASE("multishot: a moved one keeps its request and what it queued", "[multishot]") {

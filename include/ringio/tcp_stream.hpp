@@ -130,13 +130,13 @@ public:
     ~tcp_stream() { drop_sends(); }
 
     /// The peer: the one accepted from, or given to `connect`.
-    [[nodiscard]] endpoint remote_endpoint() const noexcept { return name(); }
+    [[nodiscard]] const endpoint& remote_endpoint() const noexcept { return name_; }
     /// The local address (`getsockname`).
     [[nodiscard]] endpoint local_endpoint() const { return detail::local_endpoint_of(fd()); }
 
     /// Connects to `target`, opening a socket of its family first.
     auto connect(const endpoint& target) {
-        rename(target);
+        name_ = target;
         drop_sends();
         int failure = 0;
         if (!is_open() || detail::family_of(fd()) != target.family()) {
@@ -196,40 +196,25 @@ public:
 private:
     friend detail::multishot_policy<buffer_lease>;
 
-    // What `flush` returns: the stream and its adaptors, small, since every adaptor is a copy
-    // that the awaiting frame keeps; `co_await` makes the awaiter, which holds the link.
+    // The awaitable of `flush`: a few pointers until awaited. Its adaptors return the temporary
+    // itself, as a multishot's next() does, and `waiting` holds what it needs while it waits.
     class [[nodiscard]] flush_operation {
-    public:
-        explicit flush_operation(tcp_stream& owner) noexcept : owner_(&owner) {}
-        flush_operation into(std::error_code& error) && noexcept {
-            error_ = &error;
-            return *this;
-        }
-        /// Cancels the sends (`ECANCELED`) when `signal` is cancelled while it waits.
-        flush_operation cancel_on(cancellation& signal) && noexcept {
-            signal_ = &signal;
-            return *this;
-        }
-        auto operator co_await() const noexcept { return waiting{owner_, error_, signal_}; }
-
-    private:
-        class waiting {
+        class [[nodiscard]] waiting {
         public:
-            waiting(tcp_stream* owner, std::error_code* error, cancellation* signal) noexcept
-                : owner_(owner), error_(error), signal_(signal) {}
+            explicit waiting(const flush_operation& from) noexcept
+                : owner_(from.owner_), error_(from.error_), signal_(from.signal_) {}
             waiting(const waiting&) = delete;
             waiting& operator=(const waiting&) = delete;
             ~waiting() { detail::cancellation_list::unlink(link_); }
 
             bool await_ready() const noexcept { return owner_->pending_sends() == 0; }
             void await_suspend(std::coroutine_handle<> waiter) noexcept {
-                detail::send_queue* sends = owner_->sends_;
-                sends->on_drained(waiter);
+                owner_->sends_->on_drained(waiter);
                 if (signal_ != nullptr) {
                     link_.cancel = &on_cancel;
-                    link_.target = sends;
+                    link_.target = owner_->sends_;
                     if (!detail::watch(*signal_, link_)) {
-                        on_cancel(sends);
+                        on_cancel(owner_->sends_);
                     }
                 }
             }
@@ -249,6 +234,20 @@ private:
             detail::cancel_link link_;
         };
 
+    public:
+        explicit flush_operation(tcp_stream& owner) noexcept : owner_(&owner) {}
+        [[nodiscard]] flush_operation&& into(std::error_code& error) && noexcept {
+            error_ = &error;
+            return std::move(*this);
+        }
+        /// Cancels the sends (`ECANCELED`) when `signal` is cancelled while it waits.
+        [[nodiscard]] flush_operation&& cancel_on(cancellation& signal) && noexcept {
+            signal_ = &signal;
+            return std::move(*this);
+        }
+        waiting operator co_await() const noexcept { return waiting{*this}; }
+
+    private:
         tcp_stream* owner_;
         std::error_code* error_ = nullptr;
         cancellation* signal_ = nullptr;
@@ -295,11 +294,10 @@ private:
             error = error ? error : detail::last_error();
             // Named as its requests are: by the peer's address, else (none, or a Unix client
             // that never bound) by number.
-            const endpoint peer = name();
-            const bool named = !peer.empty() && !(peer.is_unix() && peer.unix_name().empty());
+            const bool named = !name_.empty() && !(name_.is_unix() && name_.unix_name().empty());
             detail::throw_error(error,
                                 std::string(what) + ' ' +
-                                    (named ? peer.to_string() : "fd " + std::to_string(fd())));
+                                    (named ? name_.to_string() : "fd " + std::to_string(fd())));
         }
     }
 

@@ -3,6 +3,7 @@
 // fifo: a queue with a few items inline that spills into a vector only in a burst.
 
 #include <cstddef>
+#include <memory>
 #include <new>
 #include <type_traits>
 #include <utility>
@@ -19,13 +20,16 @@ public:
     [[nodiscard]] bool empty() const noexcept { return count_ == 0; }
 
     /// The number of items queued.
-    [[nodiscard]] std::size_t size() const noexcept { return count_ + (more_.size() - more_head_); }
+    [[nodiscard]] std::size_t size() const noexcept {
+        return count_ + (more_ != nullptr ? more_->items.size() - more_->head : 0);
+    }
 
     /// Appends `item`, moving from it; false (and `item` untouched) when the spill vector
     /// cannot grow.
     bool try_push(T& item) noexcept {
-        // Inline only while nothing has spilled: a spilled item is older than any newcomer.
-        if (count_ < N && more_head_ == more_.size()) [[likely]] {
+        // Inline only while the inline ring has room: it is full whenever anything has spilled
+        // (see pop), so no spilled item is older than the newcomer.
+        if (count_ < N) [[likely]] {
             ring_[(head_ + count_) % N] = std::move(item);
             ++count_;
             return true;
@@ -39,23 +43,32 @@ public:
         head_ = (head_ + 1) % N;
         --count_;
         // The inline ring refills from the spill at once, so it is empty only when both are.
-        if (more_head_ != more_.size()) [[unlikely]] {
-            ring_[(head_ + count_) % N] = std::move(more_[more_head_++]);
+        if (more_ != nullptr && more_->head != more_->items.size()) [[unlikely]] {
+            ring_[(head_ + count_) % N] = std::move(more_->items[more_->head++]);
             ++count_;
-            if (more_head_ == more_.size()) {
-                more_.clear();
-                more_head_ = 0;
+            if (more_->head == more_->items.size()) {
+                more_->items.clear(); // its capacity stays for the next burst
+                more_->head = 0;
             }
         }
         return item;
     }
 
 private:
+    // Behind a pointer, so that a queue that never bursts costs one word for it.
+    struct spilled {
+        std::vector<T> items;
+        std::size_t head = 0;
+    };
+
     // Out of line: its exception handling would make every push save and restore registers
     // for a path that only bursts take.
     [[gnu::noinline]] bool spill(T& item) noexcept {
         try {
-            more_.push_back(std::move(item));
+            if (more_ == nullptr) {
+                more_ = std::make_unique<spilled>();
+            }
+            more_->items.push_back(std::move(item));
             return true;
         } catch (const std::bad_alloc&) {
             return false;
@@ -65,8 +78,7 @@ private:
     T ring_[N]{};
     unsigned head_ = 0;
     unsigned count_ = 0;
-    std::size_t more_head_ = 0;
-    std::vector<T> more_;
+    std::unique_ptr<spilled> more_;
 };
 
 } // namespace ringio::detail

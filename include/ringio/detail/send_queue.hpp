@@ -202,7 +202,7 @@ private:
     std::coroutine_handle<> flush_waiter_;
     lent_buffer current_;
     std::uint32_t remaining_ = 0; // the bytes of `current_` the socket has not taken
-    fifo<lent_buffer, 4> queue_;
+    fifo<lent_buffer, 3> queue_;
 };
 
 } // namespace ringio::detail

@@ -42,7 +42,7 @@ class slot;
 
 /// What one kind of stream contributes; plain function pointers, so that slots are not templates.
 struct slot_kind {
-    void (*arm)(slot& self, io_uring_sqe* sqe) noexcept;    ///< fills the arming SQE, once
+    void (*arm)(slot& self, io_uring_sqe* sqe) noexcept;    ///< fills the arming SQE, but addr3
     void (*release)(slot& self, const entry& got) noexcept; ///< frees what nobody took
     void (*starve)(slot& self) noexcept;                    ///< ENOBUFS: wait for buffers
     void (*forget)(slot& self) noexcept;                    ///< stop waiting for buffers
@@ -122,10 +122,7 @@ public:
     /// The oldest entry queued, else none: a stream that has ended is ready with nothing
     /// queued, and its end is the policy's to report.
     entry take() noexcept {
-        if (queue_.empty()) {
-            return {0, 0};
-        }
-        const entry got = queue_.pop();
+        const entry got = queue_.empty() ? entry{0, 0} : queue_.pop();
         flags_ &= queue_.empty() ? ~queued : ~0U;
         return got;
     }
@@ -187,17 +184,20 @@ private:
     }
     ~slot() = default;
 
-    // The arming SQE, made once and copied at each arming: the same request every time.
+    // The arming SQE, made once and copied at each arming: the same request every time. Its
+    // last 16 bytes (addr3 and padding) are zero for every kind, and not kept.
     void prepare_arming() noexcept {
         io_uring_sqe sqe{};
         kind_->arm(*this, &sqe);
         io_uring_sqe_set_data64(&sqe, user_data());
-        std::memcpy(arming_, &sqe, sizeof sqe);
+        std::memcpy(arming_, &sqe, sizeof arming_);
     }
 
     void arm() noexcept {
         flags_ |= armed;
-        std::memcpy(ring_->get_sqe(), arming_, sizeof arming_);
+        auto* sqe = reinterpret_cast<unsigned char*>(ring_->get_sqe());
+        std::memcpy(sqe, arming_, sizeof arming_);
+        std::memset(sqe + sizeof arming_, 0, sizeof(io_uring_sqe) - sizeof arming_);
     }
 
     [[gnu::noinline]] void returned_unarmed() noexcept {
@@ -393,8 +393,8 @@ private:
     unsigned held_ = 0;
     int param_;
     unsigned flags_;
-    alignas(io_uring_sqe) unsigned char arming_[sizeof(io_uring_sqe)]; // an io_uring_sqe's bytes
-    fifo<entry, 4> queue_;
+    alignas(8) unsigned char arming_[48]; // an io_uring_sqe's first bytes
+    fifo<entry, 2> queue_;                // a receive queues one at most; bursts of others spill
 };
 
 } // namespace ringio::detail

@@ -14,7 +14,7 @@ namespace ringio::detail {
 class context_storage {
 public:
     /// The size every slot has; a slot type must fit (checked where it is placed).
-    static constexpr std::size_t slot_size = 256;
+    static constexpr std::size_t slot_size = 192;
 
     context_storage() = default;
     context_storage(const context_storage&) = delete;
