@@ -130,13 +130,13 @@ public:
     ~tcp_stream() { drop_sends(); }
 
     /// The peer: the one accepted from, or given to `connect`.
-    [[nodiscard]] const endpoint& remote_endpoint() const noexcept { return name_; }
+    [[nodiscard]] endpoint remote_endpoint() const noexcept { return name(); }
     /// The local address (`getsockname`).
     [[nodiscard]] endpoint local_endpoint() const { return detail::local_endpoint_of(fd()); }
 
     /// Connects to `target`, opening a socket of its family first.
     auto connect(const endpoint& target) {
-        name_ = target;
+        rename(target);
         drop_sends();
         int failure = 0;
         if (!is_open() || detail::family_of(fd()) != target.family()) {
@@ -294,10 +294,11 @@ private:
             error = error ? error : detail::last_error();
             // Named as its requests are: by the peer's address, else (none, or a Unix client
             // that never bound) by number.
-            const bool named = !name_.empty() && !(name_.is_unix() && name_.unix_name().empty());
+            const endpoint peer = name();
+            const bool named = !peer.empty() && !(peer.is_unix() && peer.unix_name().empty());
             detail::throw_error(error,
                                 std::string(what) + ' ' +
-                                    (named ? name_.to_string() : "fd " + std::to_string(fd())));
+                                    (named ? peer.to_string() : "fd " + std::to_string(fd())));
         }
     }
 
