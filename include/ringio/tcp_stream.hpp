@@ -238,12 +238,12 @@ private:
         explicit flush_operation(tcp_stream& owner) noexcept : owner_(&owner) {}
         [[nodiscard]] flush_operation&& into(std::error_code& error) && noexcept {
             error_ = &error;
-            return std::move(*this);
+            return static_cast<flush_operation&&>(*this); // the temporary itself
         }
         /// Cancels the sends (`ECANCELED`) when `signal` is cancelled while it waits.
         [[nodiscard]] flush_operation&& cancel_on(cancellation& signal) && noexcept {
             signal_ = &signal;
-            return std::move(*this);
+            return static_cast<flush_operation&&>(*this); // the temporary itself
         }
         waiting operator co_await() const noexcept { return waiting{*this}; }
 
