@@ -78,7 +78,10 @@ def settings(argv=None):
     quick_dir = BUILD / "quick"
     cfg.output = Path(given.output or (quick_dir / "performance.md" if given.quick
                                        else ROOT / "docs" / "performance.md")).resolve()
-    cfg.results = Path(given.results or (quick_dir if given.quick else BUILD) / "results.json")
+    # The full run's raw figures sit beside the report, in the repository, so that --merge and
+    # --report-only work from any clone.
+    cfg.results = Path(given.results or (quick_dir / "results.json" if given.quick
+                                         else cfg.output.with_suffix(".json"))).resolve()
     cfg.ringio_examples = (str(Path(given.ringio_examples).resolve()) if given.ringio_examples
                            else "")
     return cfg
