@@ -5,7 +5,7 @@
 // programs of the same scope.
 //
 // Usage: ringio_echo PORT
-#include <ringio/ringio.hpp>
+#include <ringio/net.hpp>
 
 #include <csignal>
 #include <cstdio>

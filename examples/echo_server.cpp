@@ -5,7 +5,7 @@
 // its buffer, unawaited and uncopied; --simple reads and writes a buffer per connection.
 // Usage errors: status 2; other errors: one line, status 1. SIGINT or SIGTERM: status 0.
 
-#include <ringio/ringio.hpp>
+#include <ringio/net.hpp>
 
 #include <csignal>
 #include <cstdio>

@@ -7,7 +7,7 @@
 // closed; the store holds at most 10,000 keys. SIGINT or SIGTERM stops it gracefully: no new
 // client, no new request, answers being written finish (within their 2 s), then status 0.
 
-#include <ringio/ringio.hpp>
+#include <ringio/net.hpp>
 
 #include <csignal>
 #include <cstdio>

@@ -7,7 +7,7 @@
 // sending side is shut down, so the server reads the end of the stream after the last byte.
 // A refused connection, a server that goes away, or any other error: one line and status 1.
 
-#include <ringio/ringio.hpp>
+#include <ringio/net.hpp>
 
 #include <cstdio>
 #include <fcntl.h>

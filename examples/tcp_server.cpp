@@ -3,7 +3,7 @@
 // Lines are printed whole (one past 4096 bytes is cut there and ends its client); a reset or a
 // lack of descriptors stops nobody. SIGINT or SIGTERM stops it (status 0), errors: status 1.
 
-#include <ringio/ringio.hpp>
+#include <ringio/net.hpp>
 
 #include <csignal>
 #include <cstdio>

@@ -7,7 +7,7 @@
 // The socket is connected to the server: only its answers count, and a port nobody listens on
 // is reported at once. No answer within two seconds, or any error, is one line and status 1.
 
-#include <ringio/ringio.hpp>
+#include <ringio/net.hpp>
 
 #include <csignal>
 #include <cstdio>

@@ -5,7 +5,7 @@
 // it with a plain recvfrom/sendto loop in C. A busy port or any other error is one line and
 // status 1; SIGINT or SIGTERM stops it (status 0).
 
-#include <ringio/ringio.hpp>
+#include <ringio/net.hpp>
 
 #include <csignal>
 #include <cstdio>

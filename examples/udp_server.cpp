@@ -8,7 +8,7 @@
 // senders are named by address, never looked up (a slow DNS would stall every client). SIGINT
 // or SIGTERM stops it (status 0) even while its output is blocked; an error is status 1.
 
-#include <ringio/ringio.hpp>
+#include <ringio/net.hpp>
 
 #include <csignal>
 #include <cstdio>

@@ -14,6 +14,7 @@
 #include <ringio/mappable.hpp>
 #include <ringio/mapped.hpp>
 #include <ringio/multishot.hpp>
+#include <ringio/net.hpp>
 #include <ringio/operation.hpp>
 #include <ringio/resolve.hpp>
 #include <ringio/shared_atomic_ref.hpp>
