@@ -23,6 +23,10 @@
 
 namespace ringio {
 
+namespace detail {
+struct endpoint_key;
+} // namespace detail
+
 /// A socket address held as the `sockaddr_storage` the kernel reads and writes, with its length:
 /// IPv4 or IPv6 with a port, or a Unix domain socket's path or abstract name.
 class endpoint {
@@ -182,8 +186,7 @@ public:
     [[nodiscard]] std::string to_string() const;
 
 private:
-    friend struct endpoint_key;
-
+    friend struct detail::endpoint_key;
     // A copy, not a cast: reading the storage through another structure's type would alias it.
     template <class Address>
     Address as() const noexcept {
@@ -257,8 +260,10 @@ private:
     socklen_t size_ = 0;
 };
 
-/// What `==`, `<=>` and `std::hash` look at: the family, then the address bytes in order of
-/// significance (port and scope in network order); never padding or the IPv6 flow label.
+namespace detail {
+
+// What `==`, `<=>` and `std::hash` look at: the family, then the address bytes in order of
+// significance (port and scope in network order); never padding or the IPv6 flow label.
 struct endpoint_key {
     int family;
     std::array<char, sizeof(sockaddr_un)> bytes{};
@@ -301,14 +306,16 @@ private:
     }
 };
 
+} // namespace detail
+
 /// True when both endpoints have the same family and address (port and scope included).
 inline bool operator==(const endpoint& a, const endpoint& b) noexcept {
-    return endpoint_key(a) == endpoint_key(b);
+    return detail::endpoint_key(a) == detail::endpoint_key(b);
 }
 
 /// Orders endpoints by family, then address, scope and port, so that they can key a `std::map`.
 inline std::strong_ordering operator<=>(const endpoint& a, const endpoint& b) noexcept {
-    return endpoint_key(a) <=> endpoint_key(b);
+    return detail::endpoint_key(a) <=> detail::endpoint_key(b);
 }
 
 /// A port number in decimal digits, 1 to 65535 (0, signs and service names are not); nullopt
@@ -387,7 +394,7 @@ inline std::string endpoint::to_string() const {
 template <>
 struct std::hash<ringio::endpoint> {
     std::size_t operator()(const ringio::endpoint& e) const noexcept {
-        const ringio::endpoint_key key(e);
+        const ringio::detail::endpoint_key key(e);
         return std::hash<std::string_view>{}(key.view()) ^ static_cast<std::size_t>(key.family);
     }
 };
