@@ -9,7 +9,8 @@ from .core import BENCH, ROOT
 ALLOCATION_TESTS = [
     ("operation: no heap allocation per operation", "tests/operation_test.cpp"),
     ("accept: steady state allocates nothing", "tests/tcp_listener_test.cpp"),
-    ("read and write: steady state allocates nothing", "tests/tcp_stream_test.cpp"),
+    ("read and write: steady state allocates nothing, over TCP and a Unix stream",
+     "tests/tcp_stream_test.cpp"),
     ("receive: steady state allocates nothing", "tests/tcp_stream_test.cpp"),
     ("send: steady state allocates nothing", "tests/tcp_stream_test.cpp"),
     ("receive_from: steady state allocates nothing", "tests/udp_socket_test.cpp"),
