@@ -12,6 +12,7 @@
 
 #include "accepted_pair.hpp"
 #include "allocation_counter.hpp"
+#include "datagram_peer.hpp"
 #include "test_support.hpp"
 
 #include <catch2/catch.hpp>
@@ -32,6 +33,7 @@ using namespace std::chrono_literals;
 using ringio::endpoint;
 using ringio::testing::accepted_pair;
 using ringio::testing::blocking_connect;
+using ringio::testing::datagram_peer;
 using ringio::testing::elapsed_ms;
 using ringio::testing::owned_pipe;
 
@@ -75,21 +77,6 @@ ringio::task<> cancel_after(ringio::io_context& context, ringio::cancellation& s
     co_await ringio::sleep_for(context, delay);
     stop.cancel();
 }
-
-// A plain blocking UDP socket on loopback that sends to `target`.
-struct sender {
-    ringio::detail::unique_fd fd;
-
-    explicit sender(const endpoint& target)
-        : fd(::socket(target.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0)) {
-        REQUIRE(fd);
-        REQUIRE(::connect(fd.get(), target.data(), target.size()) == 0);
-    }
-
-    void send(std::string_view text) const {
-        REQUIRE(::send(fd.get(), text.data(), text.size(), 0) == static_cast<ssize_t>(text.size()));
-    }
-};
 
 } // namespace
 
@@ -429,7 +416,7 @@ TEST_CASE("cancel_on: a cancelled next() that was the last waiter pauses the req
         ringio::spawn(context, cancel_after(context, stop, 5ms));
         CHECK(run_until_idle(context));
         CHECK(error == std::errc::operation_canceled);
-        const sender peer(socket.local_endpoint());
+        const datagram_peer peer(socket.local_endpoint());
         peer.send("later");
         std::error_code next_error;
         const std::string got = ringio::sync_wait(context, [&]() -> ringio::task<std::string> {

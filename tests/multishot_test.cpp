@@ -9,6 +9,7 @@
 #include <ringio/udp_socket.hpp>
 
 #include "accepted_pair.hpp"
+#include "datagram_peer.hpp"
 #include "test_support.hpp"
 
 #include <catch2/catch.hpp>
@@ -28,33 +29,12 @@ using namespace std::chrono_literals;
 using ringio::endpoint;
 using ringio::testing::blocking_connect;
 using ringio::testing::bytes_of;
+using ringio::testing::datagram_peer;
 using ringio::testing::open_fd_count;
 using ringio::testing::take;
 using pair = ringio::testing::accepted_pair;
 
 namespace {
-
-// A plain blocking UDP socket on loopback that sends to `target`.
-struct sender {
-    ringio::detail::unique_fd fd;
-
-    explicit sender(const endpoint& target)
-        : fd(::socket(target.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0)) {
-        REQUIRE(fd);
-        REQUIRE(::connect(fd.get(), target.data(), target.size()) == 0);
-    }
-
-    void send(std::string_view text) const {
-        REQUIRE(::send(fd.get(), text.data(), text.size(), 0) == static_cast<ssize_t>(text.size()));
-    }
-
-    std::string receive() const {
-        char buffer[2048];
-        const ssize_t n = ::recv(fd.get(), buffer, sizeof buffer, 0);
-        REQUIRE(n >= 0);
-        return {buffer, static_cast<std::size_t>(n)};
-    }
-};
 
 // Waits on `incoming` once, forever if nothing comes.
 template <class T>
@@ -120,7 +100,7 @@ TEST_CASE("multishot: several coroutines share receive_from, each datagram once"
     ringio::buffer_ring buffers(context, 16, 256);
     ringio::udp_socket socket(context, endpoint::loopback_v4(0));
     auto incoming = socket.receive_from(buffers);
-    const sender peer(socket.local_endpoint());
+    const datagram_peer peer(socket.local_endpoint());
     constexpr int total = 200;
     constexpr int workers = 4;
     std::vector<std::string> seen;
@@ -250,7 +230,7 @@ TEST_CASE("multishot: a burst that queues past the room inline comes out in orde
     ringio::buffer_ring buffers(context, 16, 256);
     ringio::udp_socket socket(context, endpoint::loopback_v4(0));
     auto incoming = socket.receive_from(buffers);
-    const sender peer(socket.local_endpoint());
+    const datagram_peer peer(socket.local_endpoint());
     peer.send("0");
     std::vector<std::string> got;
     ringio::sync_wait(context, [&]() -> ringio::task<> {
@@ -389,7 +369,7 @@ TEST_CASE("multishot: destroying receive_from while armed gives its buffers back
     ringio::io_context context;
     ringio::buffer_ring buffers(context, 2, 128);
     ringio::udp_socket socket(context, endpoint::loopback_v4(0));
-    const sender peer(socket.local_endpoint());
+    const datagram_peer peer(socket.local_endpoint());
     {
         auto first = socket.receive_from(buffers);
         peer.send("a");

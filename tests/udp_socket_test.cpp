@@ -8,6 +8,7 @@
 #include <ringio/timer.hpp>
 
 #include "allocation_counter.hpp"
+#include "datagram_peer.hpp"
 #include "temp_dir.hpp"
 #include "test_support.hpp"
 
@@ -29,6 +30,7 @@
 using namespace std::chrono_literals;
 using ringio::endpoint;
 using ringio::testing::bytes_of;
+using ringio::testing::datagram_peer;
 using ringio::testing::text_of;
 
 namespace {
@@ -49,40 +51,13 @@ int family_under_test() {
     return family;
 }
 
-// A plain blocking UDP socket on loopback that sends to `target`.
-struct sender {
-    ringio::detail::unique_fd fd;
-    endpoint local;
-
-    explicit sender(const endpoint& target)
-        : fd(::socket(target.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0)) {
-        REQUIRE(fd);
-        // Connecting binds the socket to a loopback address and a free port.
-        REQUIRE(::connect(fd.get(), target.data(), target.size()) == 0);
-        socklen_t size = endpoint::capacity();
-        REQUIRE(::getsockname(fd.get(), local.mutable_data(), &size) == 0);
-        local.resize(size);
-    }
-
-    void send(std::string_view text) const {
-        REQUIRE(::send(fd.get(), text.data(), text.size(), 0) == static_cast<ssize_t>(text.size()));
-    }
-
-    std::string receive() const {
-        char buffer[2048];
-        const ssize_t n = ::recv(fd.get(), buffer, sizeof buffer, 0);
-        REQUIRE(n >= 0);
-        return {buffer, static_cast<std::size_t>(n)};
-    }
-};
-
 // Multishot recvmsg came in Linux 6.0; before, a receive_from's first datagram is EINVAL.
 bool has_multishot_recvmsg() {
     ringio::io_context context;
     ringio::buffer_ring buffers(context, 2, 256);
     ringio::udp_socket socket(context, endpoint::loopback_v4(0));
     auto incoming = socket.receive_from(buffers);
-    const sender peer(socket.local_endpoint());
+    const datagram_peer peer(socket.local_endpoint());
     peer.send("probe");
     std::error_code error;
     ringio::sync_wait(context, [&]() -> ringio::task<> {
@@ -454,8 +429,8 @@ TEST_CASE("receive_from: delivers each datagram with its sender, in order", "[ud
     ringio::buffer_ring buffers(context, 8, 256);
     ringio::udp_socket socket(context, v6 ? endpoint::loopback_v6(0) : endpoint::loopback_v4(0));
     auto incoming = socket.receive_from(buffers);
-    const sender first(socket.local_endpoint());
-    const sender second(socket.local_endpoint());
+    const datagram_peer first(socket.local_endpoint());
+    const datagram_peer second(socket.local_endpoint());
     first.send("one");
     second.send("two");
     first.send(""); // an empty datagram is a datagram
@@ -487,7 +462,7 @@ TEST_CASE("receive_from: a datagram larger than a buffer is reported truncated",
     ringio::buffer_ring buffers(context, 4, overhead + 8); // room for 8 bytes of payload
     ringio::udp_socket socket(context, endpoint::loopback_v4(0));
     auto incoming = socket.receive_from(buffers);
-    const sender peer(socket.local_endpoint());
+    const datagram_peer peer(socket.local_endpoint());
     peer.send("0123456789abcdef");
     peer.send("fits");
     auto take = [&]() -> ringio::task<std::vector<ringio::datagram>> {
@@ -564,7 +539,7 @@ TEST_CASE("receive_from: a dry buffer ring loses no datagram", "[udp_socket]") {
     ringio::buffer_ring buffers(context, 2, 128); // two buffers
     ringio::udp_socket socket(context, endpoint::loopback_v4(0));
     auto incoming = socket.receive_from(buffers);
-    const sender peer(socket.local_endpoint());
+    const datagram_peer peer(socket.local_endpoint());
     constexpr int total = 40;
     for (int i = 0; i < total; ++i) {
         peer.send("d" + std::to_string(i));
@@ -602,7 +577,7 @@ TEST_CASE("receive_from: at its budget a socket takes no more buffers until leas
     ringio::buffer_ring buffers(context, 16, 128);
     ringio::udp_socket socket(context, endpoint::loopback_v4(0));
     auto incoming = socket.receive_from(buffers, 3);
-    const sender peer(socket.local_endpoint());
+    const datagram_peer peer(socket.local_endpoint());
     std::vector<ringio::datagram> held;
     auto keep = [](ringio::multishot<ringio::datagram>& from,
                    std::vector<ringio::datagram>& into) -> ringio::task<> {
@@ -626,7 +601,7 @@ TEST_CASE("receive_from: at its budget a socket takes no more buffers until leas
     // The ring lent out only those three: another socket gets the other thirteen.
     auto other = std::make_unique<ringio::udp_socket>(context, endpoint::loopback_v4(0));
     auto greedy = other->receive_from(buffers, 16);
-    const sender other_peer(other->local_endpoint());
+    const datagram_peer other_peer(other->local_endpoint());
     for (int i = 0; i < 16; ++i) {
         other_peer.send("o" + std::to_string(i));
     }
@@ -664,7 +639,7 @@ TEST_CASE("receive_from: steady state allocates nothing", "[udp_socket]") {
     ringio::buffer_ring buffers(context, 8, 256);
     ringio::udp_socket socket(context, endpoint::loopback_v4(0));
     auto incoming = socket.receive_from(buffers);
-    const sender peer(socket.local_endpoint());
+    const datagram_peer peer(socket.local_endpoint());
     long counted = -1;
     auto loop = [&]() -> ringio::task<> {
         peer.send("warm");
