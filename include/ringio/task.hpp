@@ -237,18 +237,24 @@ T sync_wait(io_context& context, task<T> work) {
     const auto frame = work.release();
     frame.resume();
     try {
+        detail::ring& ring = detail::ring_of(context);
+        if (!frame.done()) {
+            ring.check_thread(); // once: the loop stays on this thread
+        }
         while (!frame.done()) {
             if (context.stopped()) {
                 context.restart();
                 throw std::system_error(std::make_error_code(std::errc::operation_canceled),
                                         "sync_wait: the io_context was stopped first");
             }
-            if (detail::ring_of(context).in_flight() == 0) {
+            if (ring.in_flight() == 0) {
                 throw std::system_error(
                     std::make_error_code(std::errc::resource_deadlock_would_occur),
                     "sync_wait: the task is suspended but no operation could resume it");
             }
-            context.run_once();
+            // As run_once, which would check the thread and count what is in flight again.
+            ring.turn_on_own_thread(true);
+            detail::roots_of(context).deliver();
         }
     } catch (...) {
         if (!frame.done()) {

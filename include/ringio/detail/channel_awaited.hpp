@@ -5,6 +5,7 @@
 
 #include <ringio/detail/channel_end.hpp>
 #include <ringio/detail/channel_layout.hpp>
+#include <ringio/detail/channel_spin.hpp>
 #include <ringio/detail/futex.hpp>
 #include <ringio/detail/ring.hpp>
 #include <ringio/detail/storage.hpp>
@@ -99,7 +100,8 @@ inline void watch_hold::release(ring& r) noexcept {
 /// end's list, so that closing, moving or destroying the end reaches it.
 struct channel_wait : end_waiter {
     ring* via;
-    bool native = futex_support::available();
+    bool native = true;  // until the first sleep asks the kernel: most operations never sleep
+    bool probed = false; // whether that sleep has come
     int error = 0;
     std::uint32_t rung = 0;
     poll_tick tick;
@@ -151,6 +153,10 @@ struct channel_wait : end_waiter {
     }
     /// Says the end may sleep; false when it must not after all (something changed).
     bool sleep() noexcept {
+        if (!probed) {
+            probed = true;
+            native = futex_support::available();
+        }
         rung = end->arm();
         if (end->refresh() || end->peer_state() == end_state::closed) {
             return false;
@@ -192,15 +198,20 @@ struct channel_op {
     channel_op(channel_end& end, ring& r) noexcept : wait(end, r) {}
 
     bool ready() noexcept {
+        if (attempt()) {
+            return true;
+        }
+        // Listed only once it suspends (it no longer moves then): one that is done at once
+        // costs its end nothing.
         wait.enlist();
-        return attempt();
+        return false;
     }
     /// True: done. False: failed (`wait.error`, reported through a NOP), or asleep. Each try is
     /// `Derived::step(end)`: `channel_done`, 0 while there is nothing to do yet, or an errno.
     bool attempt() noexcept {
         for (;;) {
             channel_end* end = wait.end;
-            if (end == nullptr || !end->is_open()) {
+            if (end == nullptr || !end->is_open()) [[unlikely]] {
                 wait.error = EBADF;
                 return false;
             }

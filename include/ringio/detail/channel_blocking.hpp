@@ -5,6 +5,7 @@
 
 #include <ringio/detail/channel_end.hpp>
 #include <ringio/detail/channel_layout.hpp>
+#include <ringio/detail/channel_spin.hpp>
 #include <ringio/detail/chrono.hpp>
 #include <ringio/detail/futex.hpp>
 

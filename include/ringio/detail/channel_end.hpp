@@ -12,7 +12,6 @@
 
 #include <atomic>
 #include <cerrno>
-#include <chrono>
 #include <climits>
 #include <cstddef>
 #include <cstdint>
@@ -23,41 +22,6 @@
 #include <utility>
 
 namespace ringio::detail {
-
-#ifndef RINGIO_SPIN_PAUSES
-#define RINGIO_SPIN_PAUSES 8
-#endif
-/// How long an end spins before it sleeps: a peer on another core often answers sooner than a
-/// futex wake-up would arrive.
-inline constexpr std::chrono::microseconds spin_time{10};
-
-/// The spin of one wait: `more()` pauses and says yes until `spin_time` after its first call.
-class spinner {
-public:
-    [[nodiscard]] bool started() const noexcept { return end_ != clock::time_point{}; }
-    bool more() noexcept {
-        const auto now = clock::now();
-        if (!started()) {
-            end_ = now + spin_time;
-        } else if (now >= end_) {
-            return false;
-        }
-        // Pauses between two looks at the other end's count: each look pulls its cache line
-        // over, which the other end must then take back to write its next count.
-        for (int i = 0; i < RINGIO_SPIN_PAUSES; ++i) {
-#if defined(__x86_64__) || defined(__i386__)
-            __builtin_ia32_pause();
-#elif defined(__aarch64__)
-            __asm__ __volatile__("yield");
-#endif
-        }
-        return true;
-    }
-
-private:
-    using clock = std::chrono::steady_clock;
-    clock::time_point end_{};
-};
 
 /// Bumps `bell` and wakes whoever sleeps on it, at once. (Not through the ring: a wake-up queued
 /// there waits for the loop's next submission, which a program that stops its loop after its
@@ -124,6 +88,7 @@ public:
         own_ = shared(h.index[self].value).load(std::memory_order_relaxed);
         seen_ = shared(h.index[other(role)].value).load(std::memory_order_acquire);
         mask_ = h.capacity - 1;
+        records_ = memory_.records();
         pid_ = pid;
         // The other end may sleep without a process to watch yet: let it find this one.
         ring_bell(h.bell[other(role)]);
@@ -167,13 +132,14 @@ public:
         }
         peer_.reset();
         memory_.reset();
+        records_ = nullptr;
         pid_ = 0;
     }
 
     [[nodiscard]] bool is_open() const noexcept { return memory_.header() != nullptr; }
     [[nodiscard]] const std::string& name() const noexcept { return memory_.name(); }
     [[nodiscard]] channel_header& header() const noexcept { return *memory_.header(); }
-    [[nodiscard]] std::byte* records() const noexcept { return memory_.records(); }
+    [[nodiscard]] std::byte* records() const noexcept { return records_; }
     [[nodiscard]] std::uint32_t mask() const noexcept { return mask_; }
     [[nodiscard]] std::uint32_t own() const noexcept { return own_; }
 
@@ -279,6 +245,7 @@ private:
         own_ = other.own_;
         seen_ = other.seen_;
         mask_ = other.mask_;
+        records_ = std::exchange(other.records_, nullptr);
         pid_ = std::exchange(other.pid_, 0);
         waits_ = std::exchange(other.waits_, nullptr);
         for (end_waiter* w = waits_; w != nullptr; w = w->next) {
@@ -300,6 +267,7 @@ private:
     std::uint32_t own_ = 0;
     std::uint32_t seen_ = 0;
     std::uint32_t mask_ = 0;
+    std::byte* records_ = nullptr; // kept: the mapping's view costs a division to find
     int pid_ = 0;
     end_waiter* waits_ = nullptr;
 };
@@ -328,7 +296,13 @@ std::size_t put_records(channel_end& end, std::span<const T> records) noexcept {
 /// Copies `record` in and publishes it if there is room.
 template <class T>
 bool put_record(channel_end& end, const T& record) noexcept {
-    return put_records(end, std::span<const T>(&record, 1)) == 1;
+    if (end.available(1) == 0) {
+        return false;
+    }
+    const std::uint32_t own = end.own();
+    record_at<T>(end, own) = record;
+    end.publish(own + 1);
+    return true;
 }
 
 /// Copies up to `records.size()` records out and frees their slots with one store; how many.

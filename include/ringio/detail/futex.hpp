@@ -61,40 +61,47 @@ class futex_support {
 public:
     /// True when the kernel has both opcodes and the fallback is not forced.
     static bool available() noexcept {
-        if (forced().load(std::memory_order_relaxed)) {
-            return false;
-        }
-        int known = probed().load(std::memory_order_acquire);
-        if (known < 0) {
-            known = probe();
-            probed().store(known, std::memory_order_release);
-        }
-        return known == 1;
+        // One load on every call after the first: the probe's answer and the forcing share it.
+        const int known = state().load(std::memory_order_acquire);
+        return known == usable || (known == unknown && probe_once());
     }
 
     /// Makes `available()` false from now on, for the tests of the fallback; false undoes it.
-    static void force_fallback(bool on) noexcept { forced().store(on, std::memory_order_relaxed); }
+    static void force_fallback(bool on) noexcept {
+        if (on) {
+            state().fetch_or(forced, std::memory_order_relaxed);
+        } else {
+            state().fetch_and(~forced, std::memory_order_relaxed);
+        }
+    }
 
 private:
+    // The probe's answer in the low bits, `forced` above them.
+    static constexpr int unknown = 0;
+    static constexpr int usable = 1;
+    static constexpr int missing = 2;
+    static constexpr int forced = 4;
+
+    [[gnu::cold, gnu::noinline]] static bool probe_once() noexcept {
+        const int answer = probe() ? usable : missing;
+        const int now = state().fetch_or(answer, std::memory_order_acq_rel) | answer;
+        return now == usable;
+    }
     // The running kernel, not the headers: a probe ring of its own, so that no context's ring
     // (perhaps not yet enabled on its thread) is involved.
-    static int probe() noexcept {
+    static bool probe() noexcept {
         io_uring_probe* probe = io_uring_get_probe();
         if (probe == nullptr) {
-            return 0;
+            return false;
         }
         const bool both = io_uring_opcode_supported(probe, futex_wait_opcode) != 0 &&
                           io_uring_opcode_supported(probe, futex_wake_opcode) != 0;
         io_uring_free_probe(probe);
-        return both ? 1 : 0;
+        return both;
     }
-    static std::atomic<int>& probed() noexcept {
-        static std::atomic<int> known{-1};
+    static std::atomic<int>& state() noexcept {
+        static std::atomic<int> known{unknown};
         return known;
-    }
-    static std::atomic<bool>& forced() noexcept {
-        static std::atomic<bool> on{false};
-        return on;
     }
 };
 
