@@ -534,34 +534,43 @@ TEST_CASE("channel: an awaited receive whose loop is idle spins: a quick answer 
         WARN("SKIPPED: one CPU: the answer cannot come while the receiver spins");
         return;
     }
-    auto there = record_channel::memfd("there", 64);
-    auto back = record_channel::memfd("back", 64);
-    const ringio::detail::unique_fd back_memory(::dup(back.fd())); // its bells count wake-ups
-    receiver echo_in(record_channel::open(there.fd()));
-    sender echo_out(record_channel::open(back.fd()));
-    std::thread echoing([&echo_in, &echo_out] {
-        pin_to_cpu(1);
-        while (const auto record = echo_in.receive()) {
-            echo_out.send(*record);
-        }
-    });
     constexpr std::uint64_t count = 2'000;
-    received got;
-    {
-        const cpu_pin pinned(0);
-        sender out(std::move(there));
-        receiver in(std::move(back));
-        ringio::io_context context;
-        ringio::sync_wait(context, ping(context, out, in, count, got));
+    // Wake-ups of the awaited receiver in `count` round trips with a blocking echo.
+    auto wakes_in_round_trips = [&] {
+        auto there = record_channel::memfd("there", 64);
+        auto back = record_channel::memfd("back", 64);
+        const ringio::detail::unique_fd back_memory(::dup(back.fd())); // its bells count wake-ups
+        receiver echo_in(record_channel::open(there.fd()));
+        sender echo_out(record_channel::open(back.fd()));
+        std::thread echoing([&echo_in, &echo_out] {
+            pin_to_cpu(1);
+            while (const auto record = echo_in.receive()) {
+                echo_out.send(*record);
+            }
+        });
+        received got;
+        {
+            const cpu_pin pinned(0);
+            sender out(std::move(there));
+            receiver in(std::move(back));
+            ringio::io_context context;
+            ringio::sync_wait(context, ping(context, out, in, count, got));
+        }
+        echoing.join();
+        CHECK(got.count == count);
+        CHECK(got.in_order);
+        ringio::detail::channel_header header{};
+        REQUIRE(::pread(back_memory.get(), &header, sizeof header, 0) ==
+                static_cast<ssize_t>(sizeof header));
+        return header.bell[0].rings + header.bell[1].rings;
+    };
+    // Without the spin, each of the awaited receives sleeps and its answer wakes it, in every
+    // attempt; with it, a loaded machine that keeps the echo off its CPU past the spin can still
+    // cost one attempt many wake-ups, so up to three are made.
+    std::uint32_t wakes = wakes_in_round_trips();
+    for (int attempt = 1; attempt < 3 && wakes >= count / 2; ++attempt) {
+        wakes = wakes_in_round_trips();
     }
-    echoing.join();
-    CHECK(got.count == count);
-    CHECK(got.in_order);
-    ringio::detail::channel_header header{};
-    REQUIRE(::pread(back_memory.get(), &header, sizeof header, 0) ==
-            static_cast<ssize_t>(sizeof header));
-    // Without the spin, each of the awaited receives sleeps and its answer wakes it.
-    const std::uint32_t wakes = header.bell[0].rings + header.bell[1].rings;
     INFO(wakes << " wake-ups in " << count << " round trips");
     CHECK(wakes < count / 2);
 }
