@@ -85,6 +85,21 @@ int construct_under_seccomp(int error, const char* expected_words) {
 
 } // namespace
 
+TEST_CASE("io_context: the default completion queue gives the kernel its largest table of armed "
+          "requests; a given size is kept",
+          "[io_context]") {
+    // The kernel's table has 2^(log2(CQ) - 5) buckets, at most 256: 8,192 entries reach it.
+    const auto cq_size = [](ringio::io_context& context) {
+        return ringio::detail::ring_of(context).native().cq.ring_entries;
+    };
+    ringio::io_context plain;
+    CHECK(cq_size(plain) >= 8192);
+    ringio::io_context large{{.entries = 4096}};
+    CHECK(cq_size(large) >= 4 * 4096);
+    ringio::io_context small{{.entries = 4, .cq_entries = 8}};
+    CHECK(cq_size(small) == 8);
+}
+
 TEST_CASE("io_context: sets up the fastest ring the kernel accepts", "[io_context]") {
     io_uring probe{};
     io_uring_params params{};

@@ -5,6 +5,7 @@
 #include <ringio/detail/ring.hpp>
 #include <ringio/detail/roots.hpp>
 
+#include <algorithm>
 #include <exception>
 #include <type_traits>
 #include <utility>
@@ -22,7 +23,7 @@ root_set& roots_of(io_context& context) noexcept;
 struct context_options {
     /// Submission queue entries; more operations may be in flight (a full queue is submitted).
     unsigned entries = 256;
-    /// Completion queue entries; 0 means four times `entries`.
+    /// Completion queue entries; 0 means four times `entries`, and at least 8,192.
     unsigned cq_entries = 0;
     /// Try the fastest setup flags the kernel accepts; off means a plain ring.
     bool fast_flags = true;
@@ -33,7 +34,8 @@ class io_context {
 public:
     /// Sets up the ring with the fastest flags the running kernel accepts.
     explicit io_context(context_options options = {})
-        : ring_(options.entries, options.cq_entries != 0 ? options.cq_entries : 4 * options.entries,
+        : ring_(options.entries,
+                options.cq_entries != 0 ? options.cq_entries : std::max(4 * options.entries, 8192U),
                 options.fast_flags) {}
 
     io_context(const io_context&) = delete;
