@@ -74,7 +74,6 @@ struct multishot_policy<tcp_stream> {
     static multishot<tcp_stream> open(descriptor_core& socket, state initial) {
         return {socket, nullptr, 0, initial};
     }
-    static bool ready(const state& /*s*/) noexcept { return false; }
     static tcp_stream take(slot& self, state& s, const entry& got, std::error_code* error) {
         if (got.result < 0) {
             report(error_from_result(got.result), error, [&] {

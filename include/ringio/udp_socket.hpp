@@ -130,7 +130,6 @@ struct multishot_policy<datagram> {
                                     int family) {
         return {socket, &pool, budget, {}, family};
     }
-    static bool ready(const state& /*s*/) noexcept { return false; }
     static datagram take(slot& self, state& /*s*/, const entry& got, std::error_code* error) {
         int result = got.result;
         if ((got.flags & IORING_CQE_F_BUFFER) != 0) {

@@ -131,12 +131,13 @@ private:
     // Published at once, one store to the tail: gathering the tails of a loop turn would cost
     // as much in bookkeeping. io_uring_buf_ring_add and _advance, with the tail read once
     // (liburing's reads it again, since the entries share their memory with it).
+    // The id is stored first, so that computing the address may take its register.
     void put(unsigned id) noexcept {
         const unsigned short tail = buffers_->tail;
         io_uring_buf& entry = buffers_->bufs[tail & mask_];
-        entry.addr = reinterpret_cast<std::uintptr_t>(buffer(id));
-        entry.len = static_cast<std::uint32_t>(size_);
         entry.bid = static_cast<unsigned short>(id);
+        entry.len = static_cast<std::uint32_t>(size_);
+        entry.addr = reinterpret_cast<std::uintptr_t>(buffer(id));
         io_uring_smp_store_release(&buffers_->tail, static_cast<unsigned short>(tail + 1));
     }
 
@@ -160,7 +161,7 @@ private:
 
     ring* ring_;
     unsigned count_;
-    unsigned mask_ = count_ - 1; // count_ is a power of two
+    std::size_t mask_ = count_ - 1; // count_ is a power of two; wide, as an index is
     std::size_t size_;
     unsigned short group_;
     io_uring_buf_ring* buffers_ = nullptr;

@@ -348,23 +348,25 @@ private:
 
     void dispatch(const io_uring_cqe& cqe) noexcept {
         const auto tagged = static_cast<std::uintptr_t>(cqe.user_data);
-        if ((tagged & unwatched) != 0) [[unlikely]] {
+        if ((tagged & tag_mask) != 0) [[unlikely]] { // so that the common address needs no mask
             dispatch_tagged(cqe);
             return;
         }
-        // NOLINTNEXTLINE(performance-no-int-to-ptr): user_data is the address, tagged
-        auto* target = reinterpret_cast<completion*>(tagged & ~tag_mask);
+        // NOLINTNEXTLINE(performance-no-int-to-ptr): user_data is the address
+        auto* target = reinterpret_cast<completion*>(tagged);
         target->complete(target, cqe);
     }
 
-    // A completion nobody waits for, or a message between rings.
+    // A completion nobody waits for, a message between rings, or an owner's second SQE (bit 0).
     [[gnu::noinline]] void dispatch_tagged(const io_uring_cqe& cqe) noexcept {
         const auto tagged = static_cast<std::uintptr_t>(cqe.user_data);
-        if ((tagged & unwatched) != message_arrived) { // an unwatched request, or a message sent
-            if ((tagged & unwatched) == unwatched || cqe.res >= 0) {
-                return; // nobody waits, or delivered: the message is the other thread's now
-            }
-        } else { // counted by the sender, not submitted here; acquire pairs with its increment
+        const std::uintptr_t tag = tagged & unwatched;
+        if (tag == unwatched || (tag == message_failed && cqe.res >= 0)) {
+            return; // nobody waits, or delivered: the message is the other thread's now
+        }
+        // A message arrived: counted by the sender, not submitted here; acquire pairs with the
+        // sender's increment.
+        if (tag == message_arrived) {
             ++passing_;
             incoming_.fetch_sub(1, std::memory_order_acq_rel);
         }

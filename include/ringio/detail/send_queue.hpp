@@ -52,10 +52,11 @@ public:
     /// Starts sending `chunk` (not empty), taking it; nothing may be in flight.
     [[gnu::always_inline]] void start(lent_buffer& chunk) noexcept {
         current_ = chunk;
-        chunk.from = nullptr; // all that says that it lends nothing now
         remaining_ = chunk.size;
         ++state_;
         submit(chunk.data, chunk.size);
+        chunk.from = nullptr; // all that says that it lends nothing now; last, so that the
+                              // caller's next test of it is known without a load
     }
 
     /// Sends `chunk` after what was given before, taking it; false, with nothing taken, when

@@ -164,7 +164,7 @@ private:
     static constexpr unsigned orphaned = 4;           // the owner has gone
     static constexpr unsigned pausing = 8;            // a cancel of the armed request is on its way
     static constexpr unsigned waking = 16;            // waking every waiter: not to be freed yet
-    static constexpr unsigned delivered = 32;         // a completion has come: the request exists
+    static constexpr unsigned unproven = 32;          // a multishot request nothing came from yet
     static constexpr unsigned multishot_request = 64; // else armed again per completion
     static constexpr unsigned closed_fd = 128;        // the descriptor was closed
     static constexpr unsigned queued = 256;           // `queue_` holds an entry
@@ -175,7 +175,7 @@ private:
          int param) noexcept
         : tracked(), ring_(&r), kind_(&kind), owner_(owner), fd_(socket.fd()),
           limit_(budget != 0 ? budget : ~0U), param_(param),
-          flags_(kind.multishot ? multishot_request : 0U) {
+          flags_(kind.multishot ? multishot_request | unproven : 0U) {
         completion::complete = &on_completion;
         on_close = &wake_when_closed;
         socket.link(*this);
@@ -201,11 +201,10 @@ private:
     }
 
     [[gnu::noinline]] void returned_unarmed() noexcept {
-        if ((flags_ & orphaned) != 0) {
-            free_if_done();
-        } else {
+        if ((flags_ & orphaned) == 0) {
             arm_if_allowed();
         }
+        free_if_done(); // only once orphaned
     }
 
     // Closed, the number may name another file by now: EBADF is handed over at once.
@@ -241,17 +240,18 @@ private:
     static void on_completion(completion* self, const io_uring_cqe& cqe) {
         auto& s = *static_cast<slot*>(static_cast<tracked*>(self));
         waiter* w = s.waiters_;
-        // The common case: an entry for a waiting consumer (an orphaned slot has none). It
-        // makes no call but tail calls, so it saves no register and the resumption is a jump.
+        // The common case: an entry for a waiting consumer (an orphaned slot has none). Only
+        // tail calls, so no register is saved; flags are read before stores that may alias them.
         if (cqe.res > 0 && w != nullptr && !s.ring_->draining()) [[likely]] {
             const bool more = (cqe.flags & IORING_CQE_F_MORE) != 0;
+            const unsigned lent = (cqe.flags & IORING_CQE_F_BUFFER) != 0 ? 1 : 0;
             if (more) {
                 s.ring_->more_to_come();
+                s.flags_ &= ~unproven;
             } else {
-                s.flags_ &= ~(armed | pausing); // ended by itself: no pause due
+                s.flags_ &= ~(armed | pausing | unproven); // ended by itself: no pause due
             }
-            s.flags_ |= delivered;
-            s.held_ += (cqe.flags & IORING_CQE_F_BUFFER) != 0 ? 1 : 0;
+            s.held_ += lent;
             s.waiters_ = w->next;
             w->got = {cqe.res, cqe.flags};
             if (more ? s.held_ >= s.limit_ : s.waiters_ != nullptr) [[unlikely]] {
@@ -310,7 +310,7 @@ private:
         if ((flags_ & armed) == 0) {
             flags_ &= ~pausing; // ended by itself: the pause asked for found nothing
         }
-        flags_ |= delivered;
+        flags_ &= ~unproven;
         waiter* w = waiters_;
         if (w == nullptr) {
             if (queue_.try_push(got)) {
@@ -346,8 +346,8 @@ private:
             arm_if_allowed();
             return true;
         }
-        if (result == -EINVAL && (flags_ & (multishot_request | delivered)) == multishot_request) {
-            flags_ &= ~multishot_request; // a kernel without this multishot request: one at a time
+        if (result == -EINVAL && (flags_ & unproven) != 0) {
+            flags_ &= ~(multishot_request | unproven); // a kernel without it: one at a time
             prepare_arming();
             arm_if_allowed();
             return true;
