@@ -74,7 +74,7 @@ public:
         while (!queue_.empty()) {
             drop(queue_.pop());
         }
-        if ((flags_ & armed) != 0) {
+        if ((flags_ & (armed | pausing)) == armed) { // a second cancel would walk for nothing
             ring_->cancel(user_data());
         }
         free_if_done();
