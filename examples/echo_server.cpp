@@ -36,15 +36,20 @@ static ringio::task<> echo_simple(ringio::tcp_stream stream, ringio::cancellatio
     }
 }
 
-// One thread's share, built on the main thread: a busy port is said before any thread starts.
+// One thread's share. Built on the main thread, before the port is bound, so that the stop
+// signals are blocked before any client can see the port.
 struct worker {
     ringio::io_context context;
-    ringio::tcp_listener listener;
     ringio::descriptor wake{context, ::eventfd(0, EFD_CLOEXEC)};
     ringio::cancellation stop;
     std::optional<ringio::buffer_ring> buffers; // 4,096 of 4 KiB: room left by 2,000 stalled
-    worker(const ringio::tcp_listener& shared, bool simple) : listener(context, shared) {
+    std::optional<ringio::tcp_listener> listener;
+    explicit worker(bool simple) {
         buffers = simple ? std::nullopt : std::optional(ringio::buffer_ring(context, 4096, 4096));
+    }
+
+    void start(const ringio::tcp_listener& shared) {
+        listener.emplace(context, shared);
         ringio::spawn(context, serve());
         ringio::spawn(context, [](worker& self) -> ringio::task<> {
             std::uint64_t word = 0;
@@ -54,7 +59,7 @@ struct worker {
     }
 
     ringio::task<> serve() {
-        auto incoming = listener.accept_all();
+        auto incoming = listener->accept_all();
         for (std::error_code error; !stop.cancelled();) {
             ringio::tcp_stream stream = co_await incoming.next().cancel_on(stop).into(error);
             if (stream.is_open()) {
@@ -90,17 +95,22 @@ int main(int argc, char* argv[]) {
         return 2;
     }
     try {
-        ringio::io_context context; // holds the listening socket each worker duplicates
-        ringio::tcp_listener listener(context, ringio::endpoint::any_v6(*port));
         std::vector<std::unique_ptr<worker>> workers;
         std::vector<int> wakes;
         for (unsigned i = 0; i < *threads; ++i) {
-            workers.push_back(std::make_unique<worker>(listener, simple));
+            workers.push_back(std::make_unique<worker>(simple));
             wakes.push_back(workers.back()->wake.native_handle());
         }
         // The main thread runs the first worker, which waits for a signal and wakes them all.
-        ringio::signal_set signals(workers[0]->context, {SIGINT, SIGTERM}); // before any thread
+        // Blocked before the port is bound and before any thread starts: a client may send a
+        // stop as soon as it sees the port.
+        ringio::signal_set signals(workers[0]->context, {SIGINT, SIGTERM});
         ringio::spawn(workers[0]->context, wake_all(signals, wakes));
+        // One listening socket, each worker's a duplicate (no SO_REUSEPORT for another to join).
+        const ringio::tcp_listener listener(workers[0]->context, ringio::endpoint::any_v6(*port));
+        for (const std::unique_ptr<worker>& each : workers) {
+            each->start(listener);
+        }
         std::vector<std::thread> running;
         for (unsigned i = 1; i < *threads; ++i) {
             running.emplace_back([each = std::move(workers[i])]() mutable {
