@@ -546,6 +546,7 @@ def stop_with_connections(arguments):
                                    timeout=30)
             support.wait_until(lambda: len(descriptors(server.pid)) >= count,
                                f"the server to hold {count} connections", timeout=30)
+            farewells = server.output().count(b"connection terminated\n")  # a readiness probe's
             began = time.monotonic()
             server.process.send_signal(signal.SIGTERM)
             # Past the limit, a while longer: how long it does take is worth saying.
@@ -561,6 +562,10 @@ def stop_with_connections(arguments):
               f"exited {elapsed:.2f} s after SIGTERM with {count} connections open, more than "
               f"{arguments.stop_seconds} s")
         check_equal(status, 0, f"exit status after SIGTERM\n{server.describe()}")
+        if arguments.farewells:  # one each, however the server batches them on a stop
+            server.finish(10)
+            check_equal(server.output().count(b"connection terminated\n") - farewells, count,
+                        "farewells printed after SIGTERM")
 
 
 def close_cost(arguments):
@@ -647,6 +652,7 @@ def main():
     parser.add_argument("--rss-mib", type=float, default=64)
     parser.add_argument("--stop-seconds", type=float, default=3)
     parser.add_argument("--cost-ratio", type=float, default=2)
+    parser.add_argument("--farewells", action="store_true")
     arguments = parser.parse_args()
     raise_descriptor_limit(max(DESCRIPTORS, arguments.connections + 256))
     # The soak runs longer than a case normally may.
