@@ -7,6 +7,7 @@
 
 #include <ringio/net.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -36,26 +37,22 @@ static ringio::task<> echo_simple(ringio::tcp_stream stream, ringio::cancellatio
     }
 }
 
-// One thread's share. Built on the main thread, before the port is bound, so that the stop
-// signals are blocked before any client can see the port.
+// One thread's share, built on the main thread: a busy port is said before any thread starts.
 struct worker {
     ringio::io_context context;
-    ringio::descriptor wake{context, ::eventfd(0, EFD_CLOEXEC)};
     ringio::cancellation stop;
-    std::optional<ringio::buffer_ring> buffers; // 4,096 of 4 KiB: room left by 2,000 stalled
     std::optional<ringio::tcp_listener> listener;
-    explicit worker(bool simple) {
-        buffers = simple ? std::nullopt : std::optional(ringio::buffer_ring(context, 4096, 4096));
-    }
+    std::optional<ringio::buffer_ring> buffers; // 4,096 of 4 KiB: room left by 2,000 stalled
 
-    void start(const ringio::tcp_listener& shared) {
+    void start(const ringio::tcp_listener& shared, bool simple, int wake) {
         listener.emplace(context, shared);
+        buffers = simple ? std::nullopt : std::optional(ringio::buffer_ring(context, 4096, 4096));
         ringio::spawn(context, serve());
-        ringio::spawn(context, [](worker& self) -> ringio::task<> {
-            std::uint64_t word = 0;
-            co_await self.wake.read(std::as_writable_bytes(std::span(&word, 1)));
+        ringio::spawn(context, [](worker& self, int fd) -> ringio::task<> {
+            std::uint64_t word = 0; // a semaphore: each worker takes one of the stop's wake-ups
+            co_await ringio::read(self.context, fd, std::as_writable_bytes(std::span(&word, 1)));
             self.stop.cancel(); // every connection and the accept end at once
-        }(*this));
+        }(*this, wake));
     }
 
     ringio::task<> serve() {
@@ -77,11 +74,9 @@ struct worker {
     }
 };
 
-static ringio::task<> wake_all(ringio::signal_set& signals, std::vector<int> wakes) {
+static ringio::task<> wake_all(ringio::signal_set& signals, int wake, unsigned workers) {
     co_await signals.wait();
-    for (const int wake : wakes) {
-        (void)::eventfd_write(wake, 1);
-    }
+    (void)::eventfd_write(wake, workers);
 }
 
 int main(int argc, char* argv[]) {
@@ -95,21 +90,17 @@ int main(int argc, char* argv[]) {
         return 2;
     }
     try {
-        std::vector<std::unique_ptr<worker>> workers;
-        std::vector<int> wakes;
-        for (unsigned i = 0; i < *threads; ++i) {
-            workers.push_back(std::make_unique<worker>(simple));
-            wakes.push_back(workers.back()->wake.native_handle());
-        }
+        std::vector<std::unique_ptr<worker>> workers(*threads);
+        std::ranges::generate(workers, [] { return std::make_unique<worker>(); });
         // The main thread runs the first worker, which waits for a signal and wakes them all.
-        // Blocked before the port is bound and before any thread starts: a client may send a
-        // stop as soon as it sees the port.
+        // Blocked before any thread starts, and before the port is bound: a client may stop us.
         ringio::signal_set signals(workers[0]->context, {SIGINT, SIGTERM});
-        ringio::spawn(workers[0]->context, wake_all(signals, wakes));
-        // One listening socket, each worker's a duplicate (no SO_REUSEPORT for another to join).
+        const ringio::descriptor wake(workers[0]->context,
+                                      ::eventfd(0, EFD_CLOEXEC | EFD_SEMAPHORE));
+        ringio::spawn(workers[0]->context, wake_all(signals, wake.native_handle(), *threads));
         const ringio::tcp_listener listener(workers[0]->context, ringio::endpoint::any_v6(*port));
         for (const std::unique_ptr<worker>& each : workers) {
-            each->start(listener);
+            each->start(listener, simple, wake.native_handle());
         }
         std::vector<std::thread> running;
         for (unsigned i = 1; i < *threads; ++i) {

@@ -8,22 +8,12 @@
 #include <csignal>
 #include <cstdio>
 #include <fcntl.h>
-#include <string>
-#include <utility>
 
 using namespace std::chrono_literals;
 
-// A stop ends every session at once: their farewells go out together, in one write by the last,
-// not as one write (each handed to a kernel worker when the output is a file) per client.
-struct farewells {
-    std::string text;
-    std::size_t sessions = 0; // still running
-};
-
 static ringio::task<> session(ringio::tcp_stream stream, ringio::cancellation& stop,
-                              farewells& last) {
+                              std::string& farewells) {
     ringio::io_context& context = stream.context();
-    ++last.sessions;
     ringio::input_buffer in(4096); // PIPE_BUF: one write of a line this long is never split
     std::error_code error; // a reset ends this client only, as does a longer line (EMSGSIZE)
     while (const auto line = co_await stream.read_until(in, '\n').cancel_on(stop).into(error)) {
@@ -33,28 +23,23 @@ static ringio::task<> session(ringio::tcp_stream stream, ringio::cancellation& s
             throw std::system_error(error, "standard output"); // its reader has gone: EPIPE
         }
     }
-    std::string end = std::string(in.data()) + (in.data().empty() ? "" : "\n") +
-                      (error == std::errc::message_size ? "(cut)\n" : "") +
-                      "connection terminated\n";
-    --last.sessions;
-    if (stop.cancelled()) {
-        last.text += end;
-        if (last.sessions != 0) {
-            co_return;
-        }
-        end = std::exchange(last.text, {}); // a session accepted as the stop came adds its own
+    const std::string end = std::string(in.data()) + (in.data().empty() ? "" : "\n") +
+                            (error == std::errc::message_size ? "(cut)\n" : "") +
+                            "connection terminated\n";
+    if (stop.cancelled()) { // main writes them all once the stop has ended every session
+        farewells += end;
+    } else { // bounded, here as in main: a stop waits for nobody
+        co_await ringio::write_all(context, STDOUT_FILENO, end).with_timeout(500ms).into(error);
     }
-    // Bounded: a stop waits for nobody.
-    co_await ringio::write_all(context, STDOUT_FILENO, end).with_timeout(500ms).into(error);
 }
 
 static ringio::task<> serve(ringio::tcp_listener& listener, ringio::cancellation& stop,
-                            farewells& last) {
+                            std::string& farewells) {
     ringio::io_context& context = listener.context();
     for (std::error_code error; !stop.cancelled();) {
         ringio::tcp_stream client = co_await listener.accept().cancel_on(stop).into(error);
         if (client.is_open()) {
-            ringio::spawn(context, session(std::move(client), stop, last));
+            ringio::spawn(context, session(std::move(client), stop, farewells));
         } else if (!stop.cancelled()) { // out of descriptors (EMFILE): say so, wait, go on
             const std::string text = "tcp_server: accept: " + error.message() + "\n";
             co_await ringio::write_all(context, STDERR_FILENO, text).with_timeout(1s).into(error);
@@ -81,10 +66,16 @@ int main(int argc, char* argv[]) {
         ringio::signal_set signals(context, {SIGINT, SIGTERM});
         ringio::cancellation stop; // ends every read, accept and blocked write, and later ones
         ringio::tcp_listener listener(context, port ? ringio::endpoint::any_v6(*port) : local);
-        farewells last;
-        ringio::spawn(context, serve(listener, stop, last));
+        std::string farewells; // of the sessions a stop ended
+        ringio::spawn(context, serve(listener, stop, farewells));
         ringio::spawn(context, ringio::cancel_on_signal(signals, stop));
         context.run();
+        // One write, not one each (each handed to a kernel worker when the output is a file).
+        ringio::sync_wait(context, [&]() -> ringio::task<> {
+            co_await ringio::write_all(context, STDOUT_FILENO, farewells)
+                .with_timeout(500ms)
+                .into(bad);
+        }());
     } catch (const std::exception& error) {
         std::fprintf(stderr, "tcp_server: %s\n", error.what());
         return 1;

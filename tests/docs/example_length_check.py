@@ -2,14 +2,15 @@
 """Checks that each example stays as short as the classic program it retells: at most 70 lines
 (the C programs they retell are 50 to 70), echo_server, the fast-path showcase, at most 120, and
 kv_server, the whole server of docs/getting-started.md, and work_server, which has two processes,
-at most 120.
+at most 120; tcp_server, which also gathers the farewells a stop makes into one write, at most 85.
 
 Usage: example_length_check.py REPO_ROOT. Prints each example over its budget and exits 1 if any."""
 
 import pathlib
 import sys
 
-LONGER = {"echo_server.cpp": 120, "kv_server.cpp": 120, "work_server.cpp": 120}
+LONGER = {"echo_server.cpp": 120, "kv_server.cpp": 120, "work_server.cpp": 120,
+          "tcp_server.cpp": 85}
 DEFAULT = 70
 
 
