@@ -38,16 +38,6 @@ inline __kernel_timespec monotonic_after(std::chrono::nanoseconds limit) noexcep
     const auto seconds = std::chrono::floor<std::chrono::seconds>(end);
     return {seconds.count(), (end - seconds).count()};
 }
-} // namespace detail
-
-/// What one kind of request contributes: its SQE, the value of a non-negative result, and the
-/// words an error names it by.
-template <class Op>
-concept io_operation = requires(Op& op, const Op& cop, io_uring_sqe* sqe, int result) {
-    { op.prepare(sqe) } noexcept -> std::same_as<void>;
-    op.complete(result);
-    { cop.describe() } -> std::convertible_to<std::string>;
-};
 
 /// Awaits `Awaitable` through a pointer: what the adaptors of a named awaitable return.
 template <class Awaitable>
@@ -82,6 +72,17 @@ public:
 
 private:
     Awaitable* target_;
+};
+
+} // namespace detail
+
+/// What one kind of request contributes: its SQE, the value of a non-negative result, and the
+/// words an error names it by.
+template <class Op>
+concept io_operation = requires(Op& op, const Op& cop, io_uring_sqe* sqe, int result) {
+    { op.prepare(sqe) } noexcept -> std::same_as<void>;
+    op.complete(result);
+    { cop.describe() } -> std::convertible_to<std::string>;
 };
 
 /// The awaitable of one io_uring request: submitted when awaited, resumed once after its last
@@ -119,8 +120,8 @@ public:
         return std::move(time(limit, timing::relative));
     }
     template <class Rep, class Period>
-    awaiting<operation> with_timeout(std::chrono::duration<Rep, Period> limit) & noexcept {
-        return awaiting<operation>{time(limit, timing::relative)};
+    auto with_timeout(std::chrono::duration<Rep, Period> limit) & noexcept {
+        return detail::awaiting<operation>{time(limit, timing::relative)};
     }
 
     /// Fails with `ETIME` unless it completes by `deadline`.
@@ -130,9 +131,9 @@ public:
         return std::move(time(deadline.time_since_epoch(), timing::absolute));
     }
     template <class Duration>
-    awaiting<operation> with_deadline(
+    auto with_deadline(
         std::chrono::time_point<std::chrono::steady_clock, Duration> deadline) & noexcept {
-        return awaiting<operation>{time(deadline.time_since_epoch(), timing::absolute)};
+        return detail::awaiting<operation>{time(deadline.time_since_epoch(), timing::absolute)};
     }
 
     /// Stores an error in `error` instead of throwing it (and clears it on success).
@@ -140,9 +141,9 @@ public:
         error_ = &error;
         return std::move(*this);
     }
-    awaiting<operation> into(std::error_code& error) & noexcept {
+    auto into(std::error_code& error) & noexcept {
         error_ = &error;
-        return awaiting<operation>{*this};
+        return detail::awaiting<operation>{*this};
     }
 
     /// Cancelled (`ECANCELED`) when `signal` is, even before it is awaited.
@@ -150,9 +151,9 @@ public:
         signal_ = &signal;
         return std::move(*this);
     }
-    awaiting<operation> cancel_on(cancellation& signal) & noexcept {
+    auto cancel_on(cancellation& signal) & noexcept {
         signal_ = &signal;
-        return awaiting<operation>{*this};
+        return detail::awaiting<operation>{*this};
     }
 
     /// Asks the kernel to cancel the request while pending; it still completes once.
