@@ -11,11 +11,11 @@
 //   channel_bench futex_waiter PATH COUNT MODE     waits COUNT times on the integer in PATH,
 //                                                  `blocking` or `awaited`, for callgrind
 //
-// METHOD: channel_blocking, channel_batch (throughput only), channel_awaited, unix_socket, pipe,
-// eventfd_shm, boost_mq. SIZE: 64
-// or 4096 bytes. The parent runs on CPU 0 and its child on CPU 1 (--no-pin: anywhere). Every
-// record carries its sequence number in every 8-byte word, checked on arrival: a wrong, torn or
-// missing record fails the run (status 1). Output: one JSON object per measurement on stdout.
+// METHOD: channel_blocking, channel_batch and channel_in_place (throughput only),
+// channel_awaited, unix_socket, pipe, eventfd_shm, boost_mq. SIZE: 64 or 4096 bytes. The parent
+// runs on CPU 0 and its child on CPU 1 (--no-pin: anywhere). Every record carries its sequence
+// number in every 8-byte word, checked on arrival: a wrong, torn or missing record fails the run
+// (status 1). Output: one JSON object per measurement on stdout.
 
 #include <ringio/channel.hpp>
 #include <ringio/futex.hpp>
@@ -615,6 +615,65 @@ measurement throughput_awaited(double seconds) {
     return m;
 }
 
+// ringio's channel in place: the sender fills each record in the slot it is sent from and
+// commits a span at once, the receiver checks them where they lie and consumes them at once;
+// either blocks only when the channel is full or empty.
+template <std::size_t Size>
+measurement throughput_in_place(double seconds) {
+    shared_result* result = shared_block();
+    auto channel = ringio::channel<record<Size>>::anonymous(64);
+    const pid_t child = ::fork();
+    if (child == 0) {
+        bound_time(seconds);
+        pin_to(1);
+        ringio::channel_receiver in(std::move(channel));
+        std::uint64_t n = 0;
+        for (bool end = false; !end;) {
+            const std::span<const record<Size>> records = in.peek();
+            for (const record<Size>& r : records) {
+                if (holds(r, 0)) {
+                    end = true;
+                    break;
+                }
+                if (!holds(r, ++n)) {
+                    result->failed = 1;
+                    end = true;
+                    break;
+                }
+            }
+            in.consume(records.size());
+            end = end || records.empty();
+        }
+        result->records = n;
+        result->end_ns = now_ns();
+        ::_exit(0);
+    }
+    pin_to(0);
+    std::uint64_t n = 0;
+    std::int64_t start = 0;
+    {
+        ringio::channel_sender out(std::move(channel));
+        start = now_ns();
+        const std::int64_t stop = start + to_ns(seconds);
+        do {
+            // Spans of up to 16 of the 64 slots: the receiver checks one while this fills another.
+            const std::span<record<Size>> slots = out.prepare(16);
+            for (record<Size>& slot : slots) {
+                fill(slot, ++n);
+            }
+            out.commit(slots.size());
+        } while (now_ns() < stop);
+        fill(out.prepare(1)[0], 0);
+        out.commit(1);
+    }
+    if (wait_for(child) != 0 || result->failed != 0 || result->records != n) {
+        die("channel_in_place: the receiver failed or found a wrong record");
+    }
+    const measurement m = throughput_of("channel_in_place", Size, n, start, *result);
+    ::munmap(result, sizeof *result);
+    return m;
+}
+
 template <std::size_t Size>
 ringio::task<> echo_awaited(ringio::io_context& context, ringio::channel_receiver<record<Size>>& in,
                             ringio::channel_sender<record<Size>>& out) {
@@ -681,7 +740,8 @@ measurement pingpong_awaited(double seconds) {
 }
 
 constexpr std::string_view methods[] = {
-    "channel_blocking", "channel_batch", "channel_awaited", "unix_socket", "pipe", "eventfd_shm",
+    "channel_blocking", "channel_batch", "channel_in_place", "channel_awaited",
+    "unix_socket",      "pipe",          "eventfd_shm",
 #if CHANNEL_BENCH_BOOST
     "boost_mq",
 #endif
@@ -700,6 +760,12 @@ measurement run(std::string_view mode, std::string_view method, double seconds) 
                    ? throughput<Size>("channel_blocking", channel_transport<Size>::make(), seconds)
                    : pingpong<Size>("channel_blocking", channel_transport<Size>::make(),
                                     channel_transport<Size>::make(), seconds);
+    }
+    if (method == "channel_in_place") {
+        if (!through) {
+            die("channel_in_place measures throughput only: a ping-pong has one record to send");
+        }
+        return throughput_in_place<Size>(seconds);
     }
     if (method == "channel_batch") {
         if (!through) {
@@ -758,7 +824,8 @@ void run_all(double seconds, int rounds) {
         for (const std::size_t size : {64, 4096}) {
             for (const std::string_view mode : {"throughput", "pingpong"}) {
                 for (const std::string_view method : methods) {
-                    if (mode == "pingpong" && method == "channel_batch") {
+                    if (mode == "pingpong" &&
+                        (method == "channel_batch" || method == "channel_in_place")) {
                         continue;
                     }
                     all.push_back(run_sized(mode, method, size, seconds));

@@ -700,6 +700,116 @@ TEST_CASE("channel: full and empty, one record and batches, across the wrap-arou
     CHECK(next == expected); // 400 records through 4 slots: the indices wrapped 100 times
 }
 
+TEST_CASE("channel: records written and read in place cross from a forked sender, in chunks of "
+          "every size, across the wrap-around",
+          "[channel]") {
+    auto channel = record_channel::anonymous(8);
+    constexpr std::uint64_t total = 100'000;
+    const pid_t child = fork_child([&channel] {
+        sender out(std::move(channel));
+        std::uint64_t next = 1;
+        for (std::size_t chunk = 1; next <= total; chunk = chunk % 9 + 1) {
+            const std::span<peer_record> slots = out.prepare(chunk); // waits while full
+            const std::size_t n = std::min<std::size_t>(slots.size(), total + 1 - next);
+            for (std::size_t i = 0; i < n; ++i) {
+                slots[i] = record_number(next++);
+            }
+            out.commit(n);
+        }
+        return 0;
+    });
+    receiver in(std::move(channel));
+    std::uint64_t expected = 1;
+    bool in_order = true;
+    for (std::size_t chunk = 1;; chunk = chunk % 7 + 1) {
+        const std::span<const peer_record> records = in.peek(chunk);
+        if (records.empty()) {
+            break; // the sender has closed and every record was consumed
+        }
+        CHECK(records.size() <= chunk);
+        for (const peer_record& r : records) {
+            in_order = in_order && r.sequence == expected++ && whole(r);
+        }
+        in.consume(records.size());
+    }
+    CHECK(in_order);
+    CHECK(expected == total + 1);
+    CHECK(wait_child(child) == 0);
+}
+
+TEST_CASE("channel: in place, a span stops at the ring's last slot; committing or consuming more "
+          "than was lent is EINVAL and loses nothing",
+          "[channel]") {
+    auto [out, in] = local_ends(4);
+    const auto einval = Catch::Matchers::Predicate<std::system_error>([](const auto& e) {
+        return e.code() == std::errc::invalid_argument &&
+               std::string(e.what()).find("lent in place") != std::string::npos;
+    });
+    CHECK(in.try_peek().empty());
+    std::span<peer_record> slots = out.try_prepare();
+    REQUIRE(slots.size() == 4);
+    slots[0] = record_number(1);
+    slots[1] = record_number(2);
+    out.commit(2);
+    CHECK_THROWS_MATCHES(out.commit(3), std::system_error, einval); // 2 of the 4 are left
+    out.commit(0);
+    slots = out.try_prepare(1);
+    REQUIRE(slots.size() == 1);
+    slots[0] = record_number(3);
+    out.commit(1);
+    std::span<const peer_record> records = in.try_peek();
+    REQUIRE(records.size() == 3);
+    CHECK(records[2].sequence == 3);
+    in.consume(1);
+    CHECK_THROWS_MATCHES(in.consume(3), std::system_error, einval);
+    // Slots 3, 0 and 1 are free: the next span is slot 3 alone, then slots 0 and 1.
+    slots = out.try_prepare();
+    REQUIRE(slots.size() == 1);
+    slots[0] = record_number(4);
+    out.commit(1);
+    slots = out.try_prepare();
+    REQUIRE(slots.size() == 2);
+    slots[0] = record_number(5);
+    out.commit(1);
+    CHECK(out.try_prepare().size() == 1); // full but for one slot
+    // A record taken another way moves the end: nothing peeked before is lent any more.
+    records = in.try_peek();
+    REQUIRE(records.size() == 2);
+    CHECK(records[0].sequence == 2);
+    const auto taken = in.try_receive();
+    REQUIRE(taken);
+    CHECK(taken->sequence == 2);
+    CHECK_THROWS_MATCHES(in.consume(1), std::system_error, einval);
+    records = in.peek(); // slot 3 alone, then what follows the wrap
+    REQUIRE(records.size() == 1);
+    CHECK(records[0].sequence == 3);
+    in.consume(1);
+    records = in.peek();
+    REQUIRE(records.size() == 2);
+    CHECK((records[0].sequence == 4 && records[1].sequence == 5 && whole(records[1])));
+    in.consume(2);
+    CHECK(out.prepare(0).empty()); // nothing asked: no wait
+    out.close();
+    CHECK(in.peek().empty()); // the end
+    in.close();
+    CHECK_THROWS_MATCHES(in.try_peek(), std::system_error,
+                         Catch::Matchers::Predicate<std::system_error>([](const auto& e) {
+                             return e.code() == std::errc::bad_file_descriptor;
+                         }));
+}
+
+TEST_CASE("channel: in place, a closed receiver is EPIPE to prepare and to commit", "[channel]") {
+    auto [out, in] = local_ends(4);
+    std::span<peer_record> slots = out.try_prepare();
+    REQUIRE(slots.size() == 4);
+    slots[0] = record_number(1);
+    in.close();
+    const auto epipe = Catch::Matchers::Predicate<std::system_error>(
+        [](const auto& e) { return e.code() == std::errc::broken_pipe; });
+    CHECK_THROWS_MATCHES(out.commit(1), std::system_error, epipe);
+    CHECK_THROWS_MATCHES(out.prepare(), std::system_error, epipe);
+}
+
 TEST_CASE("channel: the capacity is rounded up to a power of two; 0 is EINVAL", "[channel]") {
     CHECK(record_channel::anonymous(1).capacity() == 1);
     CHECK(record_channel::anonymous(5).capacity() == 8);
@@ -1003,7 +1113,7 @@ TEST_CASE("channel: threads, one awaited and one blocking, and batches", "[chann
     CHECK(got.ended);
 }
 
-TEST_CASE("channel: no heap allocation per record, blocking or awaited", "[channel]") {
+TEST_CASE("channel: no heap allocation per record, blocking, awaited or in place", "[channel]") {
     if (!RINGIO_TEST_COUNTS_ALLOCATIONS) {
         WARN("SKIPPED: a sanitizer replaces operator new; the other builds count");
         return;
@@ -1059,6 +1169,30 @@ TEST_CASE("channel: no heap allocation per record, blocking or awaited", "[chann
     }
     counted = allocations.load() - before.load();
     sending.join();
+    CHECK(counted == 0);
+    // In place, blocking, between two threads.
+    auto [into, from] = local_ends(4);
+    std::atomic<long> ready{-1};
+    std::thread preparing([&into, &ready] {
+        while (ready.load() < 0) {
+            std::this_thread::yield();
+        }
+        for (std::uint64_t n = 1; n <= 20'000;) {
+            const std::span<peer_record> slots = into.prepare(20'001 - n);
+            for (peer_record& slot : slots) {
+                slot = record_number(n++);
+            }
+            into.commit(slots.size());
+        }
+    });
+    ready.store(allocations.load());
+    for (std::size_t taken = 0; taken < 20'000;) {
+        const std::span<const peer_record> records = from.peek();
+        taken += records.size();
+        from.consume(records.size());
+    }
+    counted = allocations.load() - ready.load();
+    preparing.join();
     CHECK(counted == 0);
 }
 

@@ -7,6 +7,7 @@
 #include <ringio/detail/channel_blocking.hpp>
 #include <ringio/detail/channel_end.hpp>
 #include <ringio/detail/channel_layout.hpp>
+#include <ringio/detail/channel_lend.hpp>
 #include <ringio/detail/chrono.hpp>
 #include <ringio/detail/error.hpp>
 #include <ringio/detail/lifetime.hpp>
@@ -164,6 +165,26 @@ public:
         return detail::put_records(end_, records);
     }
 
+    /// The free slots, in place and contiguous from the next one (at most `max`, none past the
+    /// ring's last slot); empty when full. Write records there, then `commit`. EPIPE as above.
+    std::span<T> try_prepare(std::size_t max = SIZE_MAX) {
+        detail::check_end(end_, "send to");
+        return detail::lend<T>(end_, max, lent_);
+    }
+
+    /// As `try_prepare`, but waits for a free slot (unless `max` is 0) as `send` waits.
+    std::span<T> prepare(std::size_t max = SIZE_MAX) {
+        std::span<T> slots;
+        detail::send_when(end_, nullptr, [&] {
+            slots = detail::lend<T>(end_, max, lent_);
+            return !slots.empty() || max == 0;
+        });
+        return slots;
+    }
+
+    /// Publishes the first `count` slots prepared, at once; EINVAL past them, EPIPE as above.
+    void commit(std::size_t count) { detail::hand_over(end_, lent_, count, "commit to"); }
+
     /// Publishes `record`, waiting while the channel is full; EPIPE if the receiver closes or
     /// its process ends meanwhile.
     void send(const T& record) { detail::send_blocking(end_, record, nullptr); }
@@ -191,6 +212,7 @@ public:
 
 private:
     detail::channel_end end_;
+    detail::lent_slots lent_; // prepared, not yet committed
 };
 
 /// The receiving end of a channel in this process. Not thread-safe: one thread at a time.
@@ -215,6 +237,27 @@ public:
         detail::check_end(end_, "receive from");
         return detail::take_records(end_, records);
     }
+
+    /// The records there, in place and contiguous from the next one (at most `max`, none past
+    /// the ring's last slot); empty when there is none. Read them, then `consume` them.
+    std::span<const T> try_peek(std::size_t max = SIZE_MAX) {
+        detail::check_end(end_, "receive from");
+        return detail::lend<T>(end_, max, lent_);
+    }
+
+    /// As `try_peek`, but waits for a record (unless `max` is 0) as `receive` waits; empty once
+    /// the sender has closed and every record it sent was taken.
+    std::span<const T> peek(std::size_t max = SIZE_MAX) {
+        std::span<const T> records;
+        detail::receive_when(end_, nullptr, [&] {
+            records = detail::lend<T>(end_, max, lent_);
+            return !records.empty() || max == 0;
+        });
+        return records;
+    }
+
+    /// Frees the first `count` records peeked, for the sender to reuse; EINVAL past them.
+    void consume(std::size_t count) { detail::hand_over(end_, lent_, count, "consume from"); }
 
     /// The next record, waiting for one; nullopt once the sender has closed and every record it
     /// sent was taken. ECONNRESET if the sender's process ended without closing.
@@ -242,6 +285,7 @@ public:
 
 private:
     detail::channel_end end_;
+    detail::lent_slots lent_; // peeked, not yet consumed
 };
 
 } // namespace ringio

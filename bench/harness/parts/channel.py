@@ -18,6 +18,8 @@ REFERENCE = "unix_socket"
 METHODS = [
     ("channel_blocking", "ringio channel, blocking `send` / `receive`, a record a call"),
     ("channel_batch", "ringio channel, `try_send` / `try_receive` of up to 64 records at once"),
+    ("channel_in_place", "ringio channel, records written and checked in place: `prepare` / "
+                         "`commit` and `peek` / `consume`, spans of up to 16"),
     ("channel_awaited", "ringio channel, `co_await send` / `receive` in an `io_context`"),
     ("unix_socket", "Unix stream socket, a `write` a record"),
     ("pipe", "pipe, a `write` a record"),
@@ -123,7 +125,9 @@ def ratios(ch):
                 "throughput": md[("throughput", method, size)]["records_per_second"] / sock_rate,
                 "p50": (md[("pingpong", method, size)]["p50_ns"] / sock_p50
                         if ("pingpong", method, size) in md else float("nan"))}
-            for method in ("channel_blocking", "channel_batch", "channel_awaited")}
+            for method in ("channel_blocking", "channel_batch", "channel_in_place",
+                           "channel_awaited")
+            if ("throughput", method, size) in md}
     return out
 
 

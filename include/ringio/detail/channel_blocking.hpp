@@ -56,19 +56,19 @@ inline blocked block(channel_end& end, spinner& spin,
     return end.peer_gone() ? blocked::peer_gone : blocked::look_again;
 }
 
-/// Publishes `record`, waiting while the channel is full: EPIPE once the receiver has closed or
-/// its process has ended, ETIME at `deadline` (none if null).
-template <class T>
-void send_blocking(channel_end& end, const T& record,
-                   const std::chrono::steady_clock::time_point* deadline) {
+/// Waits until `attempt()` succeeds, as a blocking send does: EPIPE once the receiver has closed
+/// or its process has ended, ETIME at `deadline` (none if null).
+template <class Attempt>
+void send_when(channel_end& end, const std::chrono::steady_clock::time_point* deadline,
+               Attempt attempt) {
     spinner spin;
     for (;;) {
         check_end(end, "send to");
-        if (put_record(end, record)) {
+        if (attempt()) {
             return;
         }
         const blocked why = block(end, spin, deadline);
-        if (why == blocked::timed_out && put_record(end, record)) {
+        if (why == blocked::timed_out && attempt()) {
             return;
         }
         if (why != blocked::look_again) {
@@ -77,32 +77,47 @@ void send_blocking(channel_end& end, const T& record,
     }
 }
 
-/// The next record, waiting for one: nullopt once the sender has closed and every record it sent
-/// was taken, ECONNRESET if its process ended without closing, ETIME at `deadline` (none if null).
-template <class T>
-std::optional<T> receive_blocking(channel_end& end,
-                                  const std::chrono::steady_clock::time_point* deadline) {
+/// Waits until `attempt()` succeeds, as a blocking receive does: false once the sender has closed
+/// and every record it sent was taken, ECONNRESET if its process ended without closing, ETIME at
+/// `deadline` (none if null).
+template <class Attempt>
+bool receive_when(channel_end& end, const std::chrono::steady_clock::time_point* deadline,
+                  Attempt attempt) {
     check_end(end, "receive from");
-    std::optional<T> record;
     spinner spin;
     for (;;) {
-        if (take_record(end, record)) {
-            return record;
+        if (attempt()) {
+            return true;
         }
         // The sender closes after its last publish: once closed is seen, what it sent is.
         if (end.peer_state() == end_state::closed) {
-            take_record(end, record);
-            return record;
+            return attempt();
         }
         const blocked why = block(end, spin, deadline);
         // What the sender published before the time ran out, or before it ended, still arrives.
-        if (why != blocked::look_again && !take_record(end, record)) {
+        if (why != blocked::look_again && !attempt()) {
             channel_fail(end, "receive from", why == blocked::timed_out ? ETIME : ECONNRESET);
         }
         if (why != blocked::look_again) {
-            return record;
+            return true;
         }
     }
+}
+
+/// Publishes `record`, waiting while the channel is full; as `send_when` otherwise.
+template <class T>
+void send_blocking(channel_end& end, const T& record,
+                   const std::chrono::steady_clock::time_point* deadline) {
+    send_when(end, deadline, [&] { return put_record(end, record); });
+}
+
+/// The next record, waiting for one; nullopt at the end of the channel, as `receive_when` says.
+template <class T>
+std::optional<T> receive_blocking(channel_end& end,
+                                  const std::chrono::steady_clock::time_point* deadline) {
+    std::optional<T> record;
+    receive_when(end, deadline, [&] { return take_record(end, record); });
+    return record;
 }
 
 } // namespace ringio::detail
