@@ -97,10 +97,8 @@ TEST_CASE("multishot: several coroutines share accept_all, and closing wakes the
 
 TEST_CASE("multishot: several coroutines share receive_from, each datagram once", "[multishot]") {
     ringio::io_context context;
-    ringio::buffer_ring buffers(context, 16, 256);
-    ringio::udp_socket socket(context, endpoint::loopback_v4(0));
-    auto incoming = socket.receive_from(buffers);
-    const datagram_peer peer(socket.local_endpoint());
+    ringio::testing::receiving_socket receiver(context, 16, 256);
+    auto& [buffers, socket, incoming, peer] = receiver;
     constexpr int total = 200;
     constexpr int workers = 4;
     std::vector<std::string> seen;
@@ -227,10 +225,8 @@ TEST_CASE("multishot: a next() held by value keeps its adaptors until awaited", 
 
 TEST_CASE("multishot: a burst that queues past the room inline comes out in order", "[multishot]") {
     ringio::io_context context;
-    ringio::buffer_ring buffers(context, 16, 256);
-    ringio::udp_socket socket(context, endpoint::loopback_v4(0));
-    auto incoming = socket.receive_from(buffers);
-    const datagram_peer peer(socket.local_endpoint());
+    ringio::testing::receiving_socket receiver(context, 16, 256);
+    auto& [buffers, socket, incoming, peer] = receiver;
     peer.send("0");
     std::vector<std::string> got;
     ringio::sync_wait(context, [&]() -> ringio::task<> {

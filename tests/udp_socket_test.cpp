@@ -54,10 +54,8 @@ int family_under_test() {
 // Multishot recvmsg came in Linux 6.0; before, a receive_from's first datagram is EINVAL.
 bool has_multishot_recvmsg() {
     ringio::io_context context;
-    ringio::buffer_ring buffers(context, 2, 256);
-    ringio::udp_socket socket(context, endpoint::loopback_v4(0));
-    auto incoming = socket.receive_from(buffers);
-    const datagram_peer peer(socket.local_endpoint());
+    ringio::testing::receiving_socket receiver(context, 2, 256);
+    auto& [buffers, socket, incoming, peer] = receiver;
     peer.send("probe");
     std::error_code error;
     ringio::sync_wait(context, [&]() -> ringio::task<> {
@@ -459,10 +457,9 @@ TEST_CASE("receive_from: a datagram larger than a buffer is reported truncated",
         return;
     }
     ringio::io_context context;
-    ringio::buffer_ring buffers(context, 4, overhead + 8); // room for 8 bytes of payload
-    ringio::udp_socket socket(context, endpoint::loopback_v4(0));
-    auto incoming = socket.receive_from(buffers);
-    const datagram_peer peer(socket.local_endpoint());
+    ringio::testing::receiving_socket receiver(context, 4,
+                                               overhead + 8); // room for 8 bytes of payload
+    auto& [buffers, socket, incoming, peer] = receiver;
     peer.send("0123456789abcdef");
     peer.send("fits");
     auto take = [&]() -> ringio::task<std::vector<ringio::datagram>> {
@@ -536,10 +533,8 @@ TEST_CASE("receive_from: a dry buffer ring loses no datagram", "[udp_socket]") {
         return;
     }
     ringio::io_context context;
-    ringio::buffer_ring buffers(context, 2, 128); // two buffers
-    ringio::udp_socket socket(context, endpoint::loopback_v4(0));
-    auto incoming = socket.receive_from(buffers);
-    const datagram_peer peer(socket.local_endpoint());
+    ringio::testing::receiving_socket receiver(context, 2, 128); // two buffers
+    auto& [buffers, socket, incoming, peer] = receiver;
     constexpr int total = 40;
     for (int i = 0; i < total; ++i) {
         peer.send("d" + std::to_string(i));
@@ -636,10 +631,8 @@ TEST_CASE("receive_from: steady state allocates nothing", "[udp_socket]") {
         return;
     }
     ringio::io_context context;
-    ringio::buffer_ring buffers(context, 8, 256);
-    ringio::udp_socket socket(context, endpoint::loopback_v4(0));
-    auto incoming = socket.receive_from(buffers);
-    const datagram_peer peer(socket.local_endpoint());
+    ringio::testing::receiving_socket receiver(context, 8, 256);
+    auto& [buffers, socket, incoming, peer] = receiver;
     long counted = -1;
     auto loop = [&]() -> ringio::task<> {
         peer.send("warm");

@@ -1,14 +1,21 @@
 #pragma once
 
-// A plain blocking UDP socket on loopback, the peer of the tests of what receives datagrams.
+// A plain blocking UDP socket on loopback, the peer of the tests of what receives datagrams, and
+// the socket that receives them.
 
+#include <ringio/buffer_ring.hpp>
 #include <ringio/detail/fd.hpp>
 #include <ringio/endpoint.hpp>
+#include <ringio/io_context.hpp>
+#include <ringio/multishot.hpp>
+#include <ringio/udp_socket.hpp>
 
 #include <catch2/catch.hpp>
 
 #include <sys/socket.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -39,6 +46,19 @@ struct datagram_peer {
         REQUIRE(n >= 0);
         return {buffer, static_cast<std::size_t>(n)};
     }
+};
+
+/// A UDP socket on IPv4 loopback receiving into `count` buffers of `size` bytes, and a peer
+/// sending to it; a test takes it apart: `auto& [buffers, socket, incoming, peer] = receiver;`.
+struct receiving_socket {
+    buffer_ring buffers;
+    udp_socket socket;
+    multishot<datagram> incoming;
+    datagram_peer peer;
+
+    receiving_socket(io_context& context, std::uint32_t count, std::size_t size)
+        : buffers(context, count, size), socket(context, endpoint::loopback_v4(0)),
+          incoming(socket.receive_from(buffers)), peer(socket.local_endpoint()) {}
 };
 
 } // namespace ringio::testing
