@@ -585,8 +585,11 @@ ringio::task<> receive_all(ringio::io_context& context, ringio::channel_receiver
     result.end_ns = now_ns();
 }
 
-template <std::size_t Size>
-measurement throughput_awaited(double seconds) {
+// A throughput run over a channel of 64 records: `receive(receiver, result)` in a forked child on
+// CPU 1, `send(sender, stop)` here on CPU 0, which sends until `stop`, then the record of zeros,
+// and returns how many records it sent before it.
+template <std::size_t Size, class Receive, class Send>
+measurement channel_throughput(const char* method, Receive receive, Send send, double seconds) {
     shared_result* result = shared_block();
     auto channel = ringio::channel<record<Size>>::anonymous(64);
     const pid_t child = ::fork();
@@ -594,8 +597,7 @@ measurement throughput_awaited(double seconds) {
         bound_time(seconds);
         pin_to(1);
         ringio::channel_receiver in(std::move(channel));
-        ringio::io_context context;
-        ringio::sync_wait(context, receive_all<Size>(context, in, *result));
+        receive(in, *result);
         ::_exit(0);
     }
     pin_to(0);
@@ -603,16 +605,30 @@ measurement throughput_awaited(double seconds) {
     std::int64_t start = 0;
     {
         ringio::channel_sender out(std::move(channel));
-        ringio::io_context context;
         start = now_ns();
-        ringio::sync_wait(context, send_for<Size>(context, out, start + to_ns(seconds), sent));
+        sent = send(out, start + to_ns(seconds));
     }
     if (wait_for(child) != 0 || result->failed != 0 || result->records != sent) {
-        die("channel_awaited: the receiver failed or found a wrong record");
+        die(std::string(method) + ": the receiver failed or found a wrong record");
     }
-    const measurement m = throughput_of("channel_awaited", Size, sent, start, *result);
+    const measurement m = throughput_of(method, Size, sent, start, *result);
     ::munmap(result, sizeof *result);
     return m;
+}
+
+template <std::size_t Size>
+measurement throughput_awaited(double seconds) {
+    const auto receive = [](ringio::channel_receiver<record<Size>>& in, shared_result& result) {
+        ringio::io_context context;
+        ringio::sync_wait(context, receive_all<Size>(context, in, result));
+    };
+    const auto send = [](ringio::channel_sender<record<Size>>& out, std::int64_t stop) {
+        ringio::io_context context;
+        std::uint64_t sent = 0;
+        ringio::sync_wait(context, send_for<Size>(context, out, stop, sent));
+        return sent;
+    };
+    return channel_throughput<Size>("channel_awaited", receive, send, seconds);
 }
 
 // ringio's channel in place: the sender fills each record in the slot it is sent from and
@@ -620,41 +636,25 @@ measurement throughput_awaited(double seconds) {
 // either blocks only when the channel is full or empty.
 template <std::size_t Size>
 measurement throughput_in_place(double seconds) {
-    shared_result* result = shared_block();
-    auto channel = ringio::channel<record<Size>>::anonymous(64);
-    const pid_t child = ::fork();
-    if (child == 0) {
-        bound_time(seconds);
-        pin_to(1);
-        ringio::channel_receiver in(std::move(channel));
+    const auto receive = [](ringio::channel_receiver<record<Size>>& in, shared_result& result) {
         std::uint64_t n = 0;
         for (bool end = false; !end;) {
             const std::span<const record<Size>> records = in.peek();
             for (const record<Size>& r : records) {
-                if (holds(r, 0)) {
-                    end = true;
-                    break;
-                }
-                if (!holds(r, ++n)) {
-                    result->failed = 1;
-                    end = true;
+                end = holds(r, 0) || !holds(r, ++n);
+                if (end) {
+                    result.failed = holds(r, 0) ? 0 : 1;
                     break;
                 }
             }
             in.consume(records.size());
             end = end || records.empty();
         }
-        result->records = n;
-        result->end_ns = now_ns();
-        ::_exit(0);
-    }
-    pin_to(0);
-    std::uint64_t n = 0;
-    std::int64_t start = 0;
-    {
-        ringio::channel_sender out(std::move(channel));
-        start = now_ns();
-        const std::int64_t stop = start + to_ns(seconds);
+        result.records = n;
+        result.end_ns = now_ns();
+    };
+    const auto send = [](ringio::channel_sender<record<Size>>& out, std::int64_t stop) {
+        std::uint64_t n = 0;
         do {
             // Spans of up to 16 of the 64 slots: the receiver checks one while this fills another.
             const std::span<record<Size>> slots = out.prepare(16);
@@ -665,13 +665,9 @@ measurement throughput_in_place(double seconds) {
         } while (now_ns() < stop);
         fill(out.prepare(1)[0], 0);
         out.commit(1);
-    }
-    if (wait_for(child) != 0 || result->failed != 0 || result->records != n) {
-        die("channel_in_place: the receiver failed or found a wrong record");
-    }
-    const measurement m = throughput_of("channel_in_place", Size, n, start, *result);
-    ::munmap(result, sizeof *result);
-    return m;
+        return n;
+    };
+    return channel_throughput<Size>("channel_in_place", receive, send, seconds);
 }
 
 template <std::size_t Size>
