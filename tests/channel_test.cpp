@@ -83,6 +83,29 @@ ringio::task<> receive_all(ringio::io_context& context, receiver& in, received& 
     }
 }
 
+// As `receive_all`, reading the records where they lie: an awaited peek, then a consume.
+ringio::task<> peek_all(ringio::io_context& context, receiver& in, received& out) {
+    for (;;) {
+        std::span<const peer_record> records;
+        try {
+            records = co_await in.peek(context);
+        } catch (const std::system_error& e) {
+            out.error = e.code();
+            out.message = e.what();
+            co_return;
+        }
+        if (records.empty()) {
+            out.ended = true;
+            co_return;
+        }
+        for (const peer_record& r : records) {
+            out.in_order = out.in_order && r.sequence == out.count + 1 && whole(r);
+            ++out.count;
+        }
+        in.consume(records.size());
+    }
+}
+
 // Receives with the blocking calls, as `receive_all` does awaited.
 received receive_blocking(receiver& in, std::uint64_t already = 0) {
     received out;
@@ -176,7 +199,7 @@ pid_t stalled_receiver(record_channel& channel, int count) {
     });
 }
 
-void sender_killed(bool awaited, bool fallback) {
+void sender_killed(bool awaited, bool fallback, bool in_place = false) {
     if (!runs(fallback || !awaited)) {
         return;
     }
@@ -196,7 +219,8 @@ void sender_killed(bool awaited, bool fallback) {
     out.count = 1000;
     if (awaited) {
         ringio::io_context context;
-        ringio::sync_wait(context, receive_all(context, in, out));
+        ringio::sync_wait(context,
+                          in_place ? peek_all(context, in, out) : receive_all(context, in, out));
     } else {
         out = receive_blocking(in, 1000);
     }
@@ -658,6 +682,13 @@ TEST_CASE("channel (fallback): a sender killed mid-stream: ECONNRESET (awaited)"
     sender_killed(true, true);
 }
 
+TEST_CASE("channel: a sender killed mid-stream: what it published, then ECONNRESET (awaited "
+          "peek)",
+          "[channel]") {
+    sender_killed(true, false, true);
+    sender_killed(true, true, true);
+}
+
 TEST_CASE("channel: a receiver killed: a sender blocked on a full channel gets EPIPE (blocking)",
           "[channel]") {
     receiver_killed(false, false);
@@ -796,6 +827,65 @@ TEST_CASE("channel: in place, a span stops at the ring's last slot; committing o
                          Catch::Matchers::Predicate<std::system_error>([](const auto& e) {
                              return e.code() == std::errc::bad_file_descriptor;
                          }));
+}
+
+TEST_CASE("channel: in place and awaited, both ends on one loop through a channel of 4: each "
+          "sleeps and the other wakes it",
+          "[channel]") {
+    for (const bool fallback : {false, true}) {
+        if (!runs(fallback)) {
+            continue;
+        }
+        const fallback_forced mode(fallback);
+        auto [out, in] = local_ends(4);
+        ringio::io_context context;
+        received got;
+        ringio::spawn(context, peek_all(context, in, got));
+        ringio::spawn(context, [](ringio::io_context& ctx, sender& to) -> ringio::task<> {
+            constexpr std::uint64_t total = 10'000;
+            std::uint64_t n = 1;
+            for (std::size_t chunk = 1; n <= total; chunk = chunk % 5 + 1) {
+                const std::span<peer_record> slots = co_await to.prepare(ctx, chunk);
+                const std::size_t k = std::min<std::size_t>(slots.size(), total + 1 - n);
+                for (std::size_t i = 0; i < k; ++i) {
+                    slots[i] = record_number(n++);
+                }
+                to.commit(k);
+            }
+            to.close();
+        }(context, out));
+        context.run();
+        CHECK(got.count == 10'000);
+        CHECK(got.in_order);
+        CHECK(got.ended);
+        CHECK_FALSE(got.error);
+    }
+}
+
+TEST_CASE("channel: in place and awaited: a closed receiver is EPIPE, a timeout ETIME",
+          "[channel]") {
+    auto [out, in] = local_ends(2);
+    ringio::io_context context;
+    std::error_code error;
+    ringio::sync_wait(
+        context,
+        [](ringio::io_context& ctx, receiver& from, std::error_code& ec) -> ringio::task<> {
+            const auto records = co_await from.peek(ctx).with_timeout(20ms).into(ec);
+            CHECK(records.empty());
+        }(context, in, error));
+    CHECK(error == std::errc::stream_timeout);
+    out.commit(out.try_prepare().size()); // full, written with zeros
+    ringio::sync_wait(
+        context, [](ringio::io_context& ctx, sender& to, std::error_code& ec) -> ringio::task<> {
+            co_await to.prepare(ctx).with_timeout(20ms).into(ec);
+        }(context, out, error));
+    CHECK(error == std::errc::stream_timeout);
+    in.close();
+    ringio::sync_wait(
+        context, [](ringio::io_context& ctx, sender& to, std::error_code& ec) -> ringio::task<> {
+            co_await to.prepare(ctx).into(ec);
+        }(context, out, error));
+    CHECK(error == std::errc::broken_pipe);
 }
 
 TEST_CASE("channel: in place, a closed receiver is EPIPE to prepare and to commit", "[channel]") {
@@ -1139,8 +1229,13 @@ TEST_CASE("channel: no heap allocation per record, blocking, awaited or in place
                 co_await from.receive(ctx); // warm-up: the watch's storage is made
             }
             const long before = allocations.load();
-            for (int i = 100; i < 3000; ++i) {
+            for (int i = 100; i < 2000; ++i) {
                 co_await from.receive(ctx);
+            }
+            for (int i = 2000; i < 3000;) { // in place
+                const std::span<const peer_record> records = co_await from.peek(ctx, 1);
+                i += static_cast<int>(records.size());
+                from.consume(records.size());
             }
             std::array<peer_record, 4> batch{};
             (void)from.try_receive(std::span{batch});

@@ -169,21 +169,27 @@ public:
     /// ring's last slot); empty when full. Write records there, then `commit`. EPIPE as above.
     std::span<T> try_prepare(std::size_t max = SIZE_MAX) {
         detail::check_end(end_, "send to");
-        return detail::lend<T>(end_, max, lent_);
+        return detail::lend<T>(end_, max);
     }
 
     /// As `try_prepare`, but waits for a free slot (unless `max` is 0) as `send` waits.
     std::span<T> prepare(std::size_t max = SIZE_MAX) {
         std::span<T> slots;
         detail::send_when(end_, nullptr, [&] {
-            slots = detail::lend<T>(end_, max, lent_);
+            slots = detail::lend<T>(end_, max);
             return !slots.empty() || max == 0;
         });
         return slots;
     }
 
+    /// As `prepare`, suspending the awaiting coroutine instead; errors as the awaited `send`.
+    auto prepare(io_context& context, std::size_t max = SIZE_MAX) {
+        return operation<detail::channel_prepare_op<T>>(context, end_, max,
+                                                        detail::ring_of(context));
+    }
+
     /// Publishes the first `count` slots prepared, at once; EINVAL past them, EPIPE as above.
-    void commit(std::size_t count) { detail::hand_over(end_, lent_, count, "commit to"); }
+    void commit(std::size_t count) { detail::hand_over(end_, count, "commit to"); }
 
     /// Publishes `record`, waiting while the channel is full; EPIPE if the receiver closes or
     /// its process ends meanwhile.
@@ -212,7 +218,6 @@ public:
 
 private:
     detail::channel_end end_;
-    detail::lent_slots lent_; // prepared, not yet committed
 };
 
 /// The receiving end of a channel in this process. Not thread-safe: one thread at a time.
@@ -242,7 +247,7 @@ public:
     /// the ring's last slot); empty when there is none. Read them, then `consume` them.
     std::span<const T> try_peek(std::size_t max = SIZE_MAX) {
         detail::check_end(end_, "receive from");
-        return detail::lend<T>(end_, max, lent_);
+        return detail::lend<T>(end_, max);
     }
 
     /// As `try_peek`, but waits for a record (unless `max` is 0) as `receive` waits; empty once
@@ -250,14 +255,19 @@ public:
     std::span<const T> peek(std::size_t max = SIZE_MAX) {
         std::span<const T> records;
         detail::receive_when(end_, nullptr, [&] {
-            records = detail::lend<T>(end_, max, lent_);
+            records = detail::lend<T>(end_, max);
             return !records.empty() || max == 0;
         });
         return records;
     }
 
+    /// As `peek`, suspending the awaiting coroutine instead; errors as the awaited `receive`.
+    auto peek(io_context& context, std::size_t max = SIZE_MAX) {
+        return operation<detail::channel_peek_op<T>>(context, end_, max, detail::ring_of(context));
+    }
+
     /// Frees the first `count` records peeked, for the sender to reuse; EINVAL past them.
-    void consume(std::size_t count) { detail::hand_over(end_, lent_, count, "consume from"); }
+    void consume(std::size_t count) { detail::hand_over(end_, count, "consume from"); }
 
     /// The next record, waiting for one; nullopt once the sender has closed and every record it
     /// sent was taken. ECONNRESET if the sender's process ended without closing.
@@ -285,7 +295,6 @@ public:
 
 private:
     detail::channel_end end_;
-    detail::lent_slots lent_; // peeked, not yet consumed
 };
 
 } // namespace ringio

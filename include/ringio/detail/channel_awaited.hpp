@@ -5,6 +5,7 @@
 
 #include <ringio/detail/channel_end.hpp>
 #include <ringio/detail/channel_layout.hpp>
+#include <ringio/detail/channel_lend.hpp>
 #include <ringio/detail/channel_spin.hpp>
 #include <ringio/detail/futex.hpp>
 #include <ringio/detail/ring.hpp>
@@ -17,6 +18,7 @@
 #include <cstdint>
 #include <new>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 
@@ -305,6 +307,66 @@ struct channel_receive_op : channel_op<channel_receive_op<T>> {
         return 0;
     }
     std::optional<T> complete(int /*result*/) noexcept { return std::move(record); }
+    [[nodiscard]] std::string describe() const {
+        return channel_failure(wait.end, "receive from", wait.error);
+    }
+};
+
+/// An awaited `prepare`: the free slots lent at once if there are any, else after a sleep on the
+/// sender's bell.
+template <class T>
+struct channel_prepare_op : channel_op<channel_prepare_op<T>> {
+    using channel_op<channel_prepare_op<T>>::wait;
+    std::size_t max;
+    std::span<T> slots;
+
+    channel_prepare_op(channel_end& end, std::size_t most, ring& r) noexcept
+        : channel_op<channel_prepare_op<T>>(end, r), max(most) {}
+
+    int step(channel_end& end) noexcept {
+        if (end.peer_state() == end_state::closed) {
+            return EPIPE;
+        }
+        slots = lend<T>(end, max);
+        if (!slots.empty() || max == 0) {
+            return channel_done;
+        }
+        return wait.peer_ended() ? EPIPE : 0;
+    }
+    std::span<T> complete(int /*result*/) const noexcept { return slots; }
+    [[nodiscard]] std::string describe() const {
+        return channel_failure(wait.end, "send to", wait.error);
+    }
+};
+
+/// An awaited `peek`: the records there lent at once if there are any, else after a sleep on the
+/// receiver's bell; empty at the end of the channel.
+template <class T>
+struct channel_peek_op : channel_op<channel_peek_op<T>> {
+    using channel_op<channel_peek_op<T>>::wait;
+    std::size_t max;
+    std::span<const T> records;
+
+    channel_peek_op(channel_end& end, std::size_t most, ring& r) noexcept
+        : channel_op<channel_peek_op<T>>(end, r), max(most) {}
+
+    int step(channel_end& end) noexcept {
+        records = lend<T>(end, max);
+        if (!records.empty() || max == 0) {
+            return channel_done;
+        }
+        // The sender closes after its last publish: once closed is seen, what it sent is.
+        if (end.peer_state() == end_state::closed) {
+            records = lend<T>(end, max);
+            return channel_done; // empty: the end of the channel
+        }
+        if (wait.peer_ended()) { // what it published before it ended still arrives
+            records = lend<T>(end, max);
+            return records.empty() ? ECONNRESET : channel_done;
+        }
+        return 0;
+    }
+    std::span<const T> complete(int /*result*/) const noexcept { return records; }
     [[nodiscard]] std::string describe() const {
         return channel_failure(wait.end, "receive from", wait.error);
     }

@@ -54,6 +54,12 @@ struct end_waiter {
     end_waiter* next = nullptr;
 };
 
+/// The slots an end lent in place: `count` of them, from its count `at`.
+struct lent_slots {
+    std::uint32_t at = 0;
+    std::uint32_t count = 0;
+};
+
 /// One end of a channel in this process: its claim on the header, its own count, the other
 /// end's count as last read, the other end's process, and the awaited operations on it.
 class channel_end {
@@ -142,6 +148,8 @@ public:
     [[nodiscard]] std::byte* records() const noexcept { return records_; }
     [[nodiscard]] std::uint32_t mask() const noexcept { return mask_; }
     [[nodiscard]] std::uint32_t own() const noexcept { return own_; }
+    /// What it lent in place (see channel_lend.hpp).
+    lent_slots& lent() noexcept { return lent_; }
 
     /// Reads the other end's count again; true if it moved.
     bool refresh() noexcept {
@@ -248,6 +256,7 @@ private:
         records_ = std::exchange(other.records_, nullptr);
         pid_ = std::exchange(other.pid_, 0);
         waits_ = std::exchange(other.waits_, nullptr);
+        lent_ = other.lent_;
         for (end_waiter* w = waits_; w != nullptr; w = w->next) {
             w->end = this;
         }
@@ -270,6 +279,7 @@ private:
     std::byte* records_ = nullptr; // kept: the mapping's view costs a division to find
     int pid_ = 0;
     end_waiter* waits_ = nullptr;
+    lent_slots lent_;
 };
 
 /// Record number `index` (modulo the capacity) in the ring.

@@ -15,25 +15,20 @@
 
 namespace ringio::detail {
 
-/// The slots an end lent in place: `count` of them, from its count `at`.
-struct lent_slots {
-    std::uint32_t at = 0;
-    std::uint32_t count = 0;
-};
-
 /// Lends the slots this end may move now, in place and contiguous from its next one: at most
 /// `max`, none past the ring's last slot. `hand_over` gives the first of them to the other end.
 template <class T>
-std::span<T> lend(channel_end& end, std::size_t max, lent_slots& lent) noexcept {
+std::span<T> lend(channel_end& end, std::size_t max) noexcept {
     const std::uint32_t own = end.own();
     const std::size_t to_last = std::size_t{end.mask()} + 1 - (own & end.mask());
-    lent = {own, end.available(max < to_last ? max : to_last)};
-    return {&record_at<T>(end, own), lent.count};
+    end.lent() = {own, end.available(max < to_last ? max : to_last)};
+    return {&record_at<T>(end, own), end.lent().count};
 }
 
 /// Hands the first `count` slots lent over to the other end, with one store: committed records
 /// for the sender, consumed ones for the receiver. EINVAL past what is still lent.
-inline void hand_over(channel_end& end, lent_slots& lent, std::size_t count, const char* verb) {
+inline void hand_over(channel_end& end, std::size_t count, const char* verb) {
+    lent_slots& lent = end.lent();
     check_end(end, verb);
     const std::uint32_t own = end.own();
     const std::uint32_t left = lent.at == own ? lent.count : 0; // moved since: nothing is
