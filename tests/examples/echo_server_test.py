@@ -90,6 +90,17 @@ def the_port_is_not_shared(binary, *options):
         server.stop()
 
 
+def stopped_once_bound(binary, *options):
+    # A SIGTERM as soon as the port is bound, while the workers may still be setting up (with
+    # 16 threads, for longer): the signals were blocked before the bind, so it is a stop
+    # (status 0), never a kill.
+    many = ["--threads", "16", *(["--simple"] if "--simple" in options else [])]
+    for each in (options, many, many, many):
+        port = support.free_port(socket.SOCK_STREAM)
+        with start(binary, port, each) as server:
+            server.stop()
+
+
 def busy_port(binary, *options):
     support.check_busy_port(binary, socket.SOCK_STREAM, *options)
 
@@ -111,7 +122,7 @@ if __name__ == "__main__":
     support.main(
         {
             case.__name__: case
-            for case in (every_byte_back, a_second_server_fails, the_port_is_not_shared, busy_port,
-                         usage)
+            for case in (every_byte_back, a_second_server_fails, the_port_is_not_shared,
+                         stopped_once_bound, busy_port, usage)
         }
     )
