@@ -184,8 +184,7 @@ public:
 
     /// As `prepare`, suspending the awaiting coroutine instead; errors as the awaited `send`.
     auto prepare(io_context& context, std::size_t max = SIZE_MAX) {
-        return operation<detail::channel_prepare_op<T>>(context, end_, max,
-                                                        detail::ring_of(context));
+        return operation<detail::channel_lend_op<T>>(context, end_, max, detail::ring_of(context));
     }
 
     /// Publishes the first `count` slots prepared, at once; EINVAL past them, EPIPE as above.
@@ -263,7 +262,8 @@ public:
 
     /// As `peek`, suspending the awaiting coroutine instead; errors as the awaited `receive`.
     auto peek(io_context& context, std::size_t max = SIZE_MAX) {
-        return operation<detail::channel_peek_op<T>>(context, end_, max, detail::ring_of(context));
+        return operation<detail::channel_lend_op<const T>>(context, end_, max,
+                                                           detail::ring_of(context));
     }
 
     /// Frees the first `count` records peeked, for the sender to reuse; EINVAL past them.

@@ -20,6 +20,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 namespace ringio::detail {
@@ -258,6 +259,37 @@ private:
     spinner spinner_;
 };
 
+/// A sending step of an awaited operation: EPIPE once the receiver has closed or its process has
+/// ended, else `attempt()`; 0 while there is no room yet.
+template <class Attempt>
+int send_step(channel_end& end, channel_wait& wait, Attempt attempt) noexcept {
+    if (end.peer_state() == end_state::closed) {
+        return EPIPE;
+    }
+    if (attempt()) {
+        return channel_done;
+    }
+    return wait.peer_ended() ? EPIPE : 0;
+}
+
+/// A receiving step of an awaited operation: `attempt()`, and once the sender is seen closed or
+/// gone, a last one (what it sent still arrives): then the end, or ECONNRESET if it never closed.
+template <class Attempt>
+int receive_step(channel_end& end, channel_wait& wait, Attempt attempt) noexcept {
+    if (attempt()) {
+        return channel_done;
+    }
+    // The sender closes after its last publish: once closed is seen, what it sent is.
+    if (end.peer_state() == end_state::closed) {
+        attempt();
+        return channel_done;
+    }
+    if (wait.peer_ended()) {
+        return attempt() ? channel_done : ECONNRESET;
+    }
+    return 0;
+}
+
 /// An awaited send: published at once if there is room, else after a sleep on the sender's bell.
 template <class T>
 struct channel_send_op : channel_op<channel_send_op<T>> {
@@ -268,13 +300,7 @@ struct channel_send_op : channel_op<channel_send_op<T>> {
         : channel_op<channel_send_op<T>>(end, r), record(&what) {}
 
     int step(channel_end& end) noexcept {
-        if (end.peer_state() == end_state::closed) {
-            return EPIPE;
-        }
-        if (put_record(end, *record)) {
-            return channel_done;
-        }
-        return wait.peer_ended() ? EPIPE : 0;
+        return send_step(end, wait, [&] { return put_record(end, *record); });
     }
     void complete(int /*result*/) const noexcept {}
     [[nodiscard]] std::string describe() const {
@@ -293,18 +319,7 @@ struct channel_receive_op : channel_op<channel_receive_op<T>> {
         : channel_op<channel_receive_op<T>>(end, r) {}
 
     int step(channel_end& end) noexcept {
-        if (take_record(end, record)) {
-            return channel_done;
-        }
-        // The sender closes after its last publish: once closed is seen, what it sent is.
-        if (end.peer_state() == end_state::closed) {
-            take_record(end, record);
-            return channel_done;
-        }
-        if (wait.peer_ended()) { // what it published before it ended still arrives
-            return take_record(end, record) ? channel_done : ECONNRESET;
-        }
-        return 0;
+        return receive_step(end, wait, [&] { return take_record(end, record); });
     }
     std::optional<T> complete(int /*result*/) noexcept { return std::move(record); }
     [[nodiscard]] std::string describe() const {
@@ -312,63 +327,28 @@ struct channel_receive_op : channel_op<channel_receive_op<T>> {
     }
 };
 
-/// An awaited `prepare`: the free slots lent at once if there are any, else after a sleep on the
-/// sender's bell.
-template <class T>
-struct channel_prepare_op : channel_op<channel_prepare_op<T>> {
-    using channel_op<channel_prepare_op<T>>::wait;
+/// An awaited `prepare` (`Slot` is `T`) or `peek` (`const T`): the slots lent at once if there
+/// are any, else after a sleep on the end's bell; a peek's span is empty at the end.
+template <class Slot>
+struct channel_lend_op : channel_op<channel_lend_op<Slot>> {
+    static constexpr bool sending = !std::is_const_v<Slot>;
+    using channel_op<channel_lend_op<Slot>>::wait;
     std::size_t max;
-    std::span<T> slots;
+    std::span<Slot> slots;
 
-    channel_prepare_op(channel_end& end, std::size_t most, ring& r) noexcept
-        : channel_op<channel_prepare_op<T>>(end, r), max(most) {}
+    channel_lend_op(channel_end& end, std::size_t most, ring& r) noexcept
+        : channel_op<channel_lend_op<Slot>>(end, r), max(most) {}
 
     int step(channel_end& end) noexcept {
-        if (end.peer_state() == end_state::closed) {
-            return EPIPE;
-        }
-        slots = lend<T>(end, max);
-        if (!slots.empty() || max == 0) {
-            return channel_done;
-        }
-        return wait.peer_ended() ? EPIPE : 0;
+        const auto attempt = [&] {
+            slots = lend<std::remove_const_t<Slot>>(end, max);
+            return !slots.empty() || max == 0;
+        };
+        return sending ? send_step(end, wait, attempt) : receive_step(end, wait, attempt);
     }
-    std::span<T> complete(int /*result*/) const noexcept { return slots; }
+    std::span<Slot> complete(int /*result*/) const noexcept { return slots; }
     [[nodiscard]] std::string describe() const {
-        return channel_failure(wait.end, "send to", wait.error);
-    }
-};
-
-/// An awaited `peek`: the records there lent at once if there are any, else after a sleep on the
-/// receiver's bell; empty at the end of the channel.
-template <class T>
-struct channel_peek_op : channel_op<channel_peek_op<T>> {
-    using channel_op<channel_peek_op<T>>::wait;
-    std::size_t max;
-    std::span<const T> records;
-
-    channel_peek_op(channel_end& end, std::size_t most, ring& r) noexcept
-        : channel_op<channel_peek_op<T>>(end, r), max(most) {}
-
-    int step(channel_end& end) noexcept {
-        records = lend<T>(end, max);
-        if (!records.empty() || max == 0) {
-            return channel_done;
-        }
-        // The sender closes after its last publish: once closed is seen, what it sent is.
-        if (end.peer_state() == end_state::closed) {
-            records = lend<T>(end, max);
-            return channel_done; // empty: the end of the channel
-        }
-        if (wait.peer_ended()) { // what it published before it ended still arrives
-            records = lend<T>(end, max);
-            return records.empty() ? ECONNRESET : channel_done;
-        }
-        return 0;
-    }
-    std::span<const T> complete(int /*result*/) const noexcept { return records; }
-    [[nodiscard]] std::string describe() const {
-        return channel_failure(wait.end, "receive from", wait.error);
+        return channel_failure(wait.end, sending ? "send to" : "receive from", wait.error);
     }
 };
 
