@@ -641,9 +641,13 @@ measurement throughput_in_place(double seconds) {
         for (bool end = false; !end;) {
             const std::span<const record<Size>> records = in.peek();
             for (const record<Size>& r : records) {
-                end = holds(r, 0) || !holds(r, ++n);
-                if (end) {
-                    result.failed = holds(r, 0) ? 0 : 1;
+                if (holds(r, 0)) { // the last
+                    end = true;
+                    break;
+                }
+                if (!holds(r, ++n)) {
+                    result.failed = 1;
+                    end = true;
                     break;
                 }
             }

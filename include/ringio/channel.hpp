@@ -175,10 +175,7 @@ public:
     /// As `try_prepare`, but waits for a free slot (unless `max` is 0) as `send` waits.
     std::span<T> prepare(std::size_t max = SIZE_MAX) {
         std::span<T> slots;
-        detail::send_when(end_, nullptr, [&] {
-            slots = detail::lend<T>(end_, max);
-            return !slots.empty() || max == 0;
-        });
+        detail::send_when(end_, nullptr, [&] { return detail::lend_to(end_, max, slots); });
         return slots;
     }
 
@@ -253,10 +250,7 @@ public:
     /// the sender has closed and every record it sent was taken.
     std::span<const T> peek(std::size_t max = SIZE_MAX) {
         std::span<const T> records;
-        detail::receive_when(end_, nullptr, [&] {
-            records = detail::lend<T>(end_, max);
-            return !records.empty() || max == 0;
-        });
+        detail::receive_when(end_, nullptr, [&] { return detail::lend_to(end_, max, records); });
         return records;
     }
 

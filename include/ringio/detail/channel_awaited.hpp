@@ -341,8 +341,7 @@ struct channel_lend_op : channel_op<channel_lend_op<Slot>> {
 
     int step(channel_end& end) noexcept {
         const auto attempt = [&] {
-            slots = lend<std::remove_const_t<Slot>>(end, max);
-            return !slots.empty() || max == 0;
+            return lend_to(end, max, slots);
         };
         return sending ? send_step(end, wait, attempt) : receive_step(end, wait, attempt);
     }

@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 #include <system_error>
+#include <type_traits>
 
 namespace ringio::detail {
 
@@ -23,6 +24,14 @@ std::span<T> lend(channel_end& end, std::size_t max) noexcept {
     const std::size_t to_last = std::size_t{end.mask()} + 1 - (own & end.mask());
     end.lent() = {own, end.available(max < to_last ? max : to_last)};
     return {&record_at<T>(end, own), end.lent().count};
+}
+
+/// Lends into `out` as `lend` does, a sender's free slots (`Slot` is `T`) or a receiver's records
+/// (`const T`); true when it lent some, or none were asked for: what a waiting call waits for.
+template <class Slot>
+bool lend_to(channel_end& end, std::size_t max, std::span<Slot>& out) noexcept {
+    out = lend<std::remove_const_t<Slot>>(end, max);
+    return !out.empty() || max == 0;
 }
 
 /// Hands the first `count` slots lent over to the other end, with one store: committed records
