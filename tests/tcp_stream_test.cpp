@@ -1009,6 +1009,83 @@ TEST_CASE("receive: waiting for its budget when its stream closes, it is woken w
     CHECK(held.size() == 2);
 }
 
+// A receive re-armed while the loop dispatches completions goes out after what the dispatch
+// queues, so that it finds the peer's answer to those sends; what happens to it meanwhile
+// (closed, cancelled, dropped) must hold as for one already in the kernel.
+TEST_CASE("receive: re-armed and closed in one loop turn, it is woken with EBADF", "[tcp_stream]") {
+    ringio::io_context context;
+    ringio::buffer_ring buffers(context, 8, 64);
+    accepted_pair connection(context);
+    auto incoming = connection.server.receive(buffers);
+    connection.send("first");
+    std::error_code error;
+    bool woken = false;
+    auto wait_more = [&]() -> ringio::task<> {
+        const ringio::buffer_lease chunk = co_await incoming.next().into(error);
+        woken = true;
+    };
+    auto first_then_close = [&]() -> ringio::task<> {
+        const ringio::buffer_lease chunk = co_await incoming.next(); // resumed by the dispatch
+        CHECK(chunk.text() == "first");
+        ringio::spawn(context, wait_more()); // arms the recv again, late
+        connection.server.close();
+    };
+    ringio::sync_wait(context, first_then_close());
+    context.run();
+    CHECK(woken);
+    CHECK(error == std::errc::bad_file_descriptor);
+    CHECK(context.in_flight() == 0);
+}
+
+TEST_CASE("receive: re-armed and cancelled in one loop turn, it takes nothing until asked",
+          "[tcp_stream]") {
+    ringio::io_context context;
+    ringio::buffer_ring buffers(context, 8, 64);
+    accepted_pair connection(context);
+    auto incoming = connection.server.receive(buffers);
+    connection.send("first");
+    ringio::cancellation stop;
+    std::error_code error;
+    auto wait_more = [&]() -> ringio::task<> {
+        const ringio::buffer_lease chunk = co_await incoming.next().cancel_on(stop).into(error);
+    };
+    auto first_then_cancel = [&]() -> ringio::task<> {
+        const ringio::buffer_lease chunk = co_await incoming.next();
+        CHECK(chunk.text() == "first");
+        ringio::spawn(context, wait_more());
+        stop.cancel();
+    };
+    ringio::sync_wait(context, first_then_cancel());
+    connection.send("second");
+    settle(context);
+    CHECK(error == std::errc::operation_canceled);
+    CHECK(unread(connection.server.native_handle()) == 6); // nobody asked: nothing armed
+    auto chunk = ringio::sync_wait(context, take(incoming, 1));
+    CHECK(chunk.at(0).text() == "second");
+}
+
+TEST_CASE("receive: re-armed and dropped in one loop turn, it takes nothing more", "[tcp_stream]") {
+    ringio::io_context context;
+    ringio::buffer_ring buffers(context, 8, 64);
+    accepted_pair connection(context);
+    auto incoming = connection.server.receive(buffers);
+    connection.send("first");
+    auto wait_more = [&]() -> ringio::task<> {
+        const ringio::buffer_lease chunk = co_await incoming.next(); // never woken: dropped
+    };
+    auto first_then_drop = [&]() -> ringio::task<> {
+        const ringio::buffer_lease chunk = co_await incoming.next();
+        CHECK(chunk.text() == "first");
+        ringio::spawn(context, wait_more());
+        const auto gone = std::move(incoming);
+    };
+    ringio::sync_wait(context, first_then_drop());
+    connection.send("second");
+    settle(context);
+    CHECK(unread(connection.server.native_handle()) == 6);
+    CHECK(context.in_flight() == 0);
+}
+
 TEST_CASE("receive: a reset is an error naming the peer", "[tcp_stream]") {
     ringio::io_context context;
     ringio::buffer_ring buffers(context, 8, 64);

@@ -3,6 +3,7 @@
 // ring: one io_uring and what runs it (SQEs, submission, reaping, dispatch to completions).
 
 #include <ringio/detail/error.hpp>
+#include <ringio/detail/ring_setup.hpp>
 #include <ringio/detail/storage.hpp>
 #include <ringio/detail/valgrind.hpp>
 
@@ -21,6 +22,8 @@
 
 namespace ringio::detail {
 
+class slot;
+
 /// Receives completions: its address is the `user_data` of the SQEs it submits, and `complete`
 /// is called once per CQE. Bit 0 of `user_data` is free for the owner to tag a second SQE.
 struct completion {
@@ -34,35 +37,6 @@ struct completion {
         return reinterpret_cast<std::uintptr_t>(this);
     }
 };
-
-/// The setup flags to try, fastest first; the last is a plain ring every kernel accepts.
-inline std::span<const unsigned> candidate_setup_flags(bool fast) noexcept {
-    // DEFER_TASKRUN (6.1) runs completion work only when this thread waits, keeping it off other
-    // threads; R_DISABLED lets the loop thread, not the constructing one, be the single issuer.
-    static constexpr unsigned fastest[] = {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
-                                               IORING_SETUP_R_DISABLED | IORING_SETUP_SUBMIT_ALL,
-                                           IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG |
-                                               IORING_SETUP_SUBMIT_ALL,
-                                           IORING_SETUP_SUBMIT_ALL, 0};
-    static constexpr unsigned plain[] = {0};
-    return fast ? std::span<const unsigned>(fastest) : std::span<const unsigned>(plain);
-}
-
-/// What a failed io_uring_setup means for the user, in words (`result` is -errno).
-inline std::string setup_failure(int result) {
-    switch (-result) {
-    case EPERM:
-        return "io_context: io_uring is not permitted here (sysctl kernel.io_uring_disabled "
-               "or a seccomp filter)";
-    case ENOSYS:
-        return "io_context: this kernel has no io_uring (Linux 5.1 or newer is needed)";
-    case ENOMEM:
-        return "io_context: not enough locked memory for the ring (raise ulimit -l or use "
-               "fewer entries)";
-    default:
-        return "io_context: io_uring_setup";
-    }
-}
 
 /// One io_uring, used by one thread: SQEs are taken and prepared, submitted together once per
 /// loop turn, and each CQE is handed to the `completion` its `user_data` names.
@@ -154,6 +128,16 @@ public:
     /// True when SQEs were prepared that the kernel has not been given yet.
     [[nodiscard]] bool unsubmitted() const noexcept {
         return ring_.sq.sqe_tail != ring_.sq.sqe_head;
+    }
+    /// True while completions are dispatched: an SQE prepared now is submitted after them.
+    [[nodiscard]] bool dispatching() const noexcept { return dispatching_; }
+    /// Queues `request` to be armed by `arm_late` once the dispatch ends, behind the SQEs the
+    /// dispatch prepares, in the order queued; `next` is its link.
+    void arm_after_dispatch(slot* request, slot*& next,
+                            void (*arm_late)(slot* first) noexcept) noexcept {
+        *late_end_ = request;
+        late_end_ = &next;
+        arm_late_ = arm_late;
     }
     /// True while the owner shuts down: completions must not resume coroutines.
     [[nodiscard]] bool draining() const noexcept { return draining_; }
@@ -317,9 +301,23 @@ private:
         }
     }
 
+    // Dispatches what is ready, then arms what the dispatch deferred: a receive re-armed
+    // behind the sends of the same turn finds what the peer answered to those before it, and
+    // does not wait for it in the kernel.
+    void reap() noexcept {
+        dispatching_ = true;
+        reap_ready();
+        dispatching_ = false;
+        if (late_end_ != &late_) {
+            *late_end_ = nullptr;
+            late_end_ = &late_;
+            arm_late_(late_);
+        }
+    }
+
     // Dispatches a snapshot of the ready CQEs, then advances the head once; completions posted
     // meanwhile are taken by the next turn, whose enter does not wait while any is ready.
-    void reap() noexcept {
+    void reap_ready() noexcept {
         io_uring_cq& cq = ring_.cq;
         for (;;) {
             const unsigned tail = io_uring_smp_load_acquire(cq.ktail);
@@ -386,6 +384,10 @@ private:
     const void* owner_ = nullptr; // this_thread() of the thread that enabled the ring
     bool enabled_ = false;
     bool draining_ = false;
+    bool dispatching_ = false;
+    slot* late_ = nullptr;     // requests to arm once the dispatch ends, the first queued first
+    slot** late_end_ = &late_; // the link the next one queued is written to
+    void (*arm_late_)(slot* first) noexcept = nullptr;
     std::atomic<bool> accepting_{false};
     std::atomic<std::size_t> incoming_{0};
     context_storage storage_;

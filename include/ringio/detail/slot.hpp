@@ -6,48 +6,17 @@
 #include <ringio/detail/fifo.hpp>
 #include <ringio/detail/ring.hpp>
 #include <ringio/detail/tracked.hpp>
+#include <ringio/detail/waiter.hpp>
 
 #include <liburing.h>
 
 #include <cerrno>
-#include <coroutine>
 #include <cstdint>
 #include <cstring>
 #include <new>
 #include <utility>
 
 namespace ringio::detail {
-
-/// One CQE, kept until its consumer takes it.
-struct entry {
-    int result;
-    std::uint32_t flags;
-};
-
-/// The flag of the entry a cancelled wait gets: an error of that wait, not of the stream.
-inline constexpr std::uint32_t wait_cancelled = 1U << 15;
-
-/// A consumer suspended on a slot; it lives in its awaitable, in the coroutine frame, and is
-/// written when it waits. Whatever resumes it hands it `got` first.
-struct waiter {
-    void* frame; ///< the address of the suspended coroutine
-    waiter* next;
-    entry got;
-    const void* under; ///< the signal whose cancel stops it through its owner, or null
-
-    void resume() const { std::coroutine_handle<>::from_address(frame).resume(); }
-};
-
-class slot;
-
-/// What one kind of stream contributes; plain function pointers, so that slots are not templates.
-struct slot_kind {
-    void (*arm)(slot& self, io_uring_sqe* sqe) noexcept;    ///< fills the arming SQE, but addr3
-    void (*release)(slot& self, const entry& got) noexcept; ///< frees what nobody took
-    void (*starve)(slot& self) noexcept;                    ///< ENOBUFS: wait for buffers
-    void (*forget)(slot& self) noexcept;                    ///< stop waiting for buffers
-    bool multishot;                                         ///< else re-armed per completion
-};
 
 /// The state of one stream of completions. An entry goes straight to a waiting consumer, else
 /// queues in order. `budget` bounds the entries held (queued, or lent out until `returned()`):
@@ -74,7 +43,8 @@ public:
         while (!queue_.empty()) {
             drop(queue_.pop());
         }
-        if ((flags_ & (armed | pausing)) == armed) { // a second cancel would walk for nothing
+        if ((flags_ & (armed | pausing | late)) == armed) { // else none, or one cancelled
+
             ring_->cancel(user_data());
         }
         free_if_done();
@@ -153,7 +123,7 @@ public:
     /// True once the descriptor was closed (or the slot orphaned).
     [[nodiscard]] bool closed() const noexcept { return core == nullptr; }
 
-    /// Links for the pool's list of starving slots.
+    /// Links in its pool's starving slots, or (`starved_next`) in its ring's late requests.
     slot* starved_prev = nullptr;
     slot* starved_next = nullptr;
 
@@ -169,6 +139,7 @@ private:
     static constexpr unsigned closed_fd = 128;        // the descriptor was closed
     static constexpr unsigned queued = 256;           // `queue_` holds an entry
     static constexpr unsigned ended = 512;            // ready for good, with nothing queued
+    static constexpr unsigned late = 1024;            // armed once the ring's dispatch ends
     static constexpr unsigned unarmable = armed | starved | orphaned | closed_fd;
 
     slot(ring& r, descriptor_core& socket, const slot_kind& kind, void* owner, unsigned budget,
@@ -193,7 +164,18 @@ private:
         std::memcpy(arming_, &sqe, sizeof arming_);
     }
 
+    // A request armed again per completion waits for the dispatch's end (see ring::reap), and
+    // what happens to it meanwhile (orphaned, closed, paused) is settled then, in `arm_late`.
     void arm() noexcept {
+        if ((flags_ & multishot_request) == 0 && ring_->dispatching()) {
+            flags_ |= armed | late;
+            ring_->arm_after_dispatch(this, starved_next, &arm_late);
+            return;
+        }
+        arm_now();
+    }
+
+    void arm_now() noexcept {
         flags_ |= armed;
         auto* sqe = reinterpret_cast<unsigned char*>(ring_->get_sqe());
         std::memcpy(sqe, arming_, sizeof arming_);
@@ -201,10 +183,8 @@ private:
     }
 
     [[gnu::noinline]] void returned_unarmed() noexcept {
-        if ((flags_ & orphaned) == 0) {
-            arm_if_allowed();
-        }
-        free_if_done(); // only once orphaned
+        arm_if_allowed(); // not for an orphaned slot
+        free_if_done();   // only once orphaned
     }
 
     // Closed, the number may name another file by now: EBADF is handed over at once.
@@ -216,6 +196,29 @@ private:
         w.next = waiters_;
         waiters_ = &w;
         return true;
+    }
+
+    static void arm_late(slot* first) noexcept {
+        while (first != nullptr) {
+            slot& s = *std::exchange(first, first->starved_next);
+            s.flags_ &= ~late;
+            if ((s.flags_ & (orphaned | closed_fd | pausing)) == 0) [[likely]] {
+                s.arm_now();
+            } else {
+                s.settle_late();
+            }
+        }
+    }
+
+    // What happened while the request waited to be armed: an orphaned slot is freed, a closed
+    // one wakes its consumers, a paused one arms only for a consumer that came back.
+    [[gnu::noinline]] void settle_late() noexcept {
+        flags_ &= ~(armed | pausing);
+        if ((flags_ & closed_fd) != 0) {
+            wake_when_closed(*this); // not for an orphaned slot
+        }
+        arm_if_allowed(); // not for an orphaned or closed one
+        free_if_done();   // only once orphaned
     }
 
     bool arm_if_allowed() noexcept {
@@ -266,18 +269,13 @@ private:
 
     // Pauses a multishot request at the budget, else arms the request for the others waiting.
     [[gnu::noinline]] void go_on(const waiter& w, bool more) noexcept {
-        if (more) {
-            pause();
-        } else {
-            arm_if_allowed();
-        }
+        more ? pause() : void(arm_if_allowed());
         w.resume();
     }
 
-    // The descriptor closed while consumers wait and nothing is armed (the ring ran dry, or
-    // the budget is spent), so no completion would come to wake them. A read of descriptor -1
-    // completes with EBADF and wakes them from the loop, as any completion does, rather than
-    // from inside close().
+    // The descriptor closed while consumers wait and nothing is armed (the ring ran dry, or the
+    // budget is spent): a read of descriptor -1 completes with EBADF and wakes them from the
+    // loop, as any completion does, rather than from inside close().
     static void wake_when_closed(tracked& self) noexcept {
         auto& s = static_cast<slot&>(self);
         s.flags_ |= closed_fd;
@@ -365,7 +363,9 @@ private:
     void pause() noexcept {
         if ((flags_ & pausing) == 0) {
             flags_ |= pausing;
-            ring_->cancel(user_data());
+            if ((flags_ & late) == 0) {
+                ring_->cancel(user_data());
+            }
         }
     }
 
