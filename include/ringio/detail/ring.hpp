@@ -131,14 +131,14 @@ public:
     }
     /// True while completions are dispatched: an SQE prepared now is submitted after them.
     [[nodiscard]] bool dispatching() const noexcept { return dispatching_; }
-    /// Queues `request` to be armed by `arm_late` once the dispatch ends, behind the SQEs the
-    /// dispatch prepares, in the order queued; `next` is its link.
-    void arm_after_dispatch(slot* request, slot*& next,
-                            void (*arm_late)(slot* first) noexcept) noexcept {
+    /// Queues `request` to be armed once the dispatch ends, behind the SQEs the dispatch
+    /// prepares, in the order queued; `next` is its link.
+    void arm_after_dispatch(slot* request, slot*& next) noexcept {
         *late_end_ = request;
         late_end_ = &next;
-        arm_late_ = arm_late;
     }
+    /// What arms the requests queued by `arm_after_dispatch`, given the first.
+    void arm_late_with(void (*arm_late)(slot* first) noexcept) noexcept { arm_late_ = arm_late; }
     /// True while the owner shuts down: completions must not resume coroutines.
     [[nodiscard]] bool draining() const noexcept { return draining_; }
     /// The `IORING_SETUP_*` flags the ring was created with.

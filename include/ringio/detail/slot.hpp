@@ -28,6 +28,7 @@ public:
                         unsigned budget, int param) {
         static_assert(sizeof(slot) <= context_storage::slot_size);
         ring& r = socket.owner();
+        r.arm_late_with(&arm_late);
         return ::new (r.storage().allocate_slot()) slot(r, socket, kind, owner, budget, param);
     }
 
@@ -86,7 +87,6 @@ public:
         return false;
     }
 
-    /// The ring the slot's requests go through.
     [[nodiscard]] ring& owner_ring() const noexcept { return *ring_; }
 
     /// The oldest entry queued, else none: a stream that has ended is ready with nothing
@@ -164,19 +164,19 @@ private:
         std::memcpy(arming_, &sqe, sizeof arming_);
     }
 
-    // A request armed again per completion waits for the dispatch's end (see ring::reap), and
-    // what happens to it meanwhile (orphaned, closed, paused) is settled then, in `arm_late`.
+    // A request armed while the ring dispatches waits for the dispatch's end (see ring::reap),
+    // and what happens to it meanwhile (orphaned, closed, paused) is settled then.
     void arm() noexcept {
-        if ((flags_ & multishot_request) == 0 && ring_->dispatching()) {
+        if (ring_->dispatching()) {
             flags_ |= armed | late;
-            ring_->arm_after_dispatch(this, starved_next, &arm_late);
+            ring_->arm_after_dispatch(this, starved_next);
             return;
         }
-        arm_now();
+        flags_ |= armed;
+        fill_arming();
     }
 
-    void arm_now() noexcept {
-        flags_ |= armed;
+    void fill_arming() noexcept {
         auto* sqe = reinterpret_cast<unsigned char*>(ring_->get_sqe());
         std::memcpy(sqe, arming_, sizeof arming_);
         std::memset(sqe + sizeof arming_, 0, sizeof(io_uring_sqe) - sizeof arming_);
@@ -200,18 +200,18 @@ private:
 
     static void arm_late(slot* first) noexcept {
         while (first != nullptr) {
-            slot& s = *std::exchange(first, first->starved_next);
+            slot& s = *first;
+            first = s.starved_next;
             s.flags_ &= ~late;
             if ((s.flags_ & (orphaned | closed_fd | pausing)) == 0) [[likely]] {
-                s.arm_now();
+                s.fill_arming();
             } else {
                 s.settle_late();
             }
         }
     }
 
-    // What happened while the request waited to be armed: an orphaned slot is freed, a closed
-    // one wakes its consumers, a paused one arms only for a consumer that came back.
+    // Orphaned meanwhile, it is freed; closed, it wakes its consumers; paused, it arms for one.
     [[gnu::noinline]] void settle_late() noexcept {
         flags_ &= ~(armed | pausing);
         if ((flags_ & closed_fd) != 0) {
