@@ -100,8 +100,10 @@ public:
         }
     }
 
-    /// Queues a cancel of the request whose `user_data` is `target`; its own CQE still comes.
+    /// Queues a cancel of the request whose `user_data` is `target`, after the requests left to
+    /// arm once the dispatch ends, which it may name; its own CQE still comes.
     void cancel(std::uint64_t target) noexcept {
+        arm_late();
         io_uring_prep_cancel64(get_sqe_unwatched(), target, 0);
     }
 
@@ -129,7 +131,7 @@ public:
     [[nodiscard]] bool unsubmitted() const noexcept {
         return ring_.sq.sqe_tail != ring_.sq.sqe_head;
     }
-    /// True while completions are dispatched: an SQE prepared now is submitted after them.
+    /// True while completions are dispatched, which may `arm_after_dispatch`.
     [[nodiscard]] bool dispatching() const noexcept { return dispatching_; }
     /// Queues `request` to be armed once the dispatch ends, behind the SQEs the dispatch
     /// prepares, in the order queued; `next` is its link.
@@ -138,7 +140,7 @@ public:
         late_end_ = &next;
     }
     /// What arms the requests queued by `arm_after_dispatch`, given the first.
-    void arm_late_with(void (*arm_late)(slot* first) noexcept) noexcept { arm_late_ = arm_late; }
+    void arm_late_with(void (*arm)(slot* first) noexcept) noexcept { arm_late_ = arm; }
     /// True while the owner shuts down: completions must not resume coroutines.
     [[nodiscard]] bool draining() const noexcept { return draining_; }
     /// The `IORING_SETUP_*` flags the ring was created with.
@@ -301,13 +303,16 @@ private:
         }
     }
 
-    // Dispatches what is ready, then arms what the dispatch deferred: a receive re-armed
-    // behind the sends of the same turn finds what the peer answered to those before it, and
-    // does not wait for it in the kernel.
+    // Dispatches what is ready, then arms what the dispatch deferred: a recv behind the sends
+    // of its turn finds what the peer answered to them, and arms no poll in the kernel.
     void reap() noexcept {
         dispatching_ = true;
         reap_ready();
         dispatching_ = false;
+        arm_late();
+    }
+
+    void arm_late() noexcept {
         if (late_end_ != &late_) {
             *late_end_ = nullptr;
             late_end_ = &late_;

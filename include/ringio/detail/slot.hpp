@@ -44,8 +44,7 @@ public:
         while (!queue_.empty()) {
             drop(queue_.pop());
         }
-        if ((flags_ & (armed | pausing | late)) == armed) { // else none, or one cancelled
-
+        if ((flags_ & (armed | pausing)) == armed) { // a second cancel would walk for nothing
             ring_->cancel(user_data());
         }
         free_if_done();
@@ -139,7 +138,6 @@ private:
     static constexpr unsigned closed_fd = 128;        // the descriptor was closed
     static constexpr unsigned queued = 256;           // `queue_` holds an entry
     static constexpr unsigned ended = 512;            // ready for good, with nothing queued
-    static constexpr unsigned late = 1024;            // armed once the ring's dispatch ends
     static constexpr unsigned unarmable = armed | starved | orphaned | closed_fd;
 
     slot(ring& r, descriptor_core& socket, const slot_kind& kind, void* owner, unsigned budget,
@@ -164,15 +162,14 @@ private:
         std::memcpy(arming_, &sqe, sizeof arming_);
     }
 
-    // A request armed while the ring dispatches waits for the dispatch's end (see ring::reap),
-    // and what happens to it meanwhile (orphaned, closed, paused) is settled then.
+    // Armed while the ring dispatches, the request waits for the dispatch's end (see
+    // ring::reap), or for a cancel, which the ring makes follow it.
     void arm() noexcept {
+        flags_ |= armed;
         if (ring_->dispatching()) {
-            flags_ |= armed | late;
             ring_->arm_after_dispatch(this, starved_next);
             return;
         }
-        flags_ |= armed;
         fill_arming();
     }
 
@@ -202,23 +199,8 @@ private:
         while (first != nullptr) {
             slot& s = *first;
             first = s.starved_next;
-            s.flags_ &= ~late;
-            if ((s.flags_ & (orphaned | closed_fd | pausing)) == 0) [[likely]] {
-                s.fill_arming();
-            } else {
-                s.settle_late();
-            }
+            s.fill_arming();
         }
-    }
-
-    // Orphaned meanwhile, it is freed; closed, it wakes its consumers; paused, it arms for one.
-    [[gnu::noinline]] void settle_late() noexcept {
-        flags_ &= ~(armed | pausing);
-        if ((flags_ & closed_fd) != 0) {
-            wake_when_closed(*this); // not for an orphaned slot
-        }
-        arm_if_allowed(); // not for an orphaned or closed one
-        free_if_done();   // only once orphaned
     }
 
     bool arm_if_allowed() noexcept {
@@ -363,9 +345,7 @@ private:
     void pause() noexcept {
         if ((flags_ & pausing) == 0) {
             flags_ |= pausing;
-            if ((flags_ & late) == 0) {
-                ring_->cancel(user_data());
-            }
+            ring_->cancel(user_data());
         }
     }
 
