@@ -133,8 +133,7 @@ public:
     }
     /// True while completions are dispatched, which may `arm_after_dispatch`.
     [[nodiscard]] bool dispatching() const noexcept { return dispatching_; }
-    /// Queues `request` to be armed once the dispatch ends, behind the SQEs the dispatch
-    /// prepares, in the order queued; `next` is its link.
+    /// Queues `request` (linked by `next`) to be armed, in order, once the dispatch ends.
     void arm_after_dispatch(slot* request, slot*& next) noexcept {
         *late_end_ = request;
         late_end_ = &next;
