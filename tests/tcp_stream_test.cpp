@@ -142,6 +142,31 @@ struct flooded {
     }
 };
 
+// A receive with a first chunk, "first", on its way. A receive re-armed while the loop
+// dispatches completions goes out after what the dispatch queues, so that it finds the peer's
+// answer to those sends; a close, cancel or drop meanwhile must find it as one already in the
+// kernel.
+struct rearmed {
+    ringio::io_context context;
+    ringio::buffer_ring buffers{context, 8, 64};
+    accepted_pair connection{context};
+    ringio::multishot<ringio::buffer_lease> incoming = connection.server.receive(buffers);
+
+    rearmed() { connection.send("first"); }
+
+    // Takes "first" in a coroutine that the dispatch resumes, spawns `waiter` (whose wait
+    // re-arms the receive), then calls `act`, all before that dispatch ends.
+    template <class Act>
+    void take_first_then(ringio::task<> waiter, Act act) {
+        ringio::sync_wait(context, [&]() -> ringio::task<> {
+            const ringio::buffer_lease chunk = co_await incoming.next();
+            CHECK(chunk.text() == "first");
+            ringio::spawn(context, std::move(waiter));
+            act();
+        }());
+    }
+};
+
 } // namespace
 
 TEST_CASE("connect: reaches a listener over IPv4 and IPv6", "[tcp_stream]") {
@@ -1009,53 +1034,30 @@ TEST_CASE("receive: waiting for its budget when its stream closes, it is woken w
     CHECK(held.size() == 2);
 }
 
-// A receive re-armed while the loop dispatches completions goes out after what the dispatch
-// queues, so that it finds the peer's answer to those sends; a close, cancel or drop meanwhile
-// must find it as one already in the kernel.
-TEST_CASE("receive: re-armed and closed in one loop turn, its recv is cancelled", "[tcp_stream]") {
-    ringio::io_context context;
-    ringio::buffer_ring buffers(context, 8, 64);
-    accepted_pair connection(context);
-    auto incoming = connection.server.receive(buffers);
-    connection.send("first");
+TEST_CASE_METHOD(rearmed, "receive: re-armed and closed in one loop turn, its recv is cancelled",
+                 "[tcp_stream]") {
     std::error_code error;
     bool woken = false;
     auto wait_more = [&]() -> ringio::task<> {
         const ringio::buffer_lease chunk = co_await incoming.next().into(error);
         woken = true;
     };
-    auto first_then_close = [&]() -> ringio::task<> {
-        const ringio::buffer_lease chunk = co_await incoming.next(); // resumed by the dispatch
-        CHECK(chunk.text() == "first");
-        ringio::spawn(context, wait_more()); // arms the recv again, late
-        connection.server.close();
-    };
-    ringio::sync_wait(context, first_then_close());
+    take_first_then(wait_more(), [&] { connection.server.close(); });
     context.run();
     CHECK(woken);
     CHECK(error == std::errc::operation_canceled); // as for a recv already in the kernel
     CHECK(context.in_flight() == 0);
 }
 
-TEST_CASE("receive: re-armed and cancelled in one loop turn, it takes nothing until asked",
-          "[tcp_stream]") {
-    ringio::io_context context;
-    ringio::buffer_ring buffers(context, 8, 64);
-    accepted_pair connection(context);
-    auto incoming = connection.server.receive(buffers);
-    connection.send("first");
+TEST_CASE_METHOD(rearmed,
+                 "receive: re-armed and cancelled in one loop turn, it takes nothing until asked",
+                 "[tcp_stream]") {
     ringio::cancellation stop;
     std::error_code error;
     auto wait_more = [&]() -> ringio::task<> {
         const ringio::buffer_lease chunk = co_await incoming.next().cancel_on(stop).into(error);
     };
-    auto first_then_cancel = [&]() -> ringio::task<> {
-        const ringio::buffer_lease chunk = co_await incoming.next();
-        CHECK(chunk.text() == "first");
-        ringio::spawn(context, wait_more());
-        stop.cancel();
-    };
-    ringio::sync_wait(context, first_then_cancel());
+    take_first_then(wait_more(), [&] { stop.cancel(); });
     context.poll(); // the recv and its cancel reach the kernel
     connection.send("second");
     settle(context);
@@ -1065,22 +1067,12 @@ TEST_CASE("receive: re-armed and cancelled in one loop turn, it takes nothing un
     CHECK(chunk.at(0).text() == "second");
 }
 
-TEST_CASE("receive: re-armed and dropped in one loop turn, it takes nothing more", "[tcp_stream]") {
-    ringio::io_context context;
-    ringio::buffer_ring buffers(context, 8, 64);
-    accepted_pair connection(context);
-    auto incoming = connection.server.receive(buffers);
-    connection.send("first");
+TEST_CASE_METHOD(rearmed, "receive: re-armed and dropped in one loop turn, it takes nothing more",
+                 "[tcp_stream]") {
     auto wait_more = [&]() -> ringio::task<> {
         const ringio::buffer_lease chunk = co_await incoming.next(); // never woken: dropped
     };
-    auto first_then_drop = [&]() -> ringio::task<> {
-        const ringio::buffer_lease chunk = co_await incoming.next();
-        CHECK(chunk.text() == "first");
-        ringio::spawn(context, wait_more());
-        const auto gone = std::move(incoming);
-    };
-    ringio::sync_wait(context, first_then_drop());
+    take_first_then(wait_more(), [&] { const auto gone = std::move(incoming); });
     context.poll();
     connection.send("second");
     settle(context);
