@@ -17,7 +17,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <exception>
-#include <span>
 #include <string>
 
 namespace ringio::detail {

@@ -11,7 +11,6 @@
 #include <liburing.h>
 
 #include <cerrno>
-#include <cstdint>
 #include <cstring>
 #include <new>
 #include <utility>
