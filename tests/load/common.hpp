@@ -23,7 +23,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace load {
@@ -37,6 +39,63 @@ using clock_type = std::chrono::steady_clock;
 
 [[noreturn]] inline void fail_errno(const std::string& what) {
     fail(what + ": " + std::strerror(errno));
+}
+
+// What the kernel says of the server's end of TCP connection `fd`, for a stall's report: its
+// state, the bytes it has not read, and whether a process holds it (inode 0: still in the
+// listener's accept queue), and how often listeners dropped a handshake for a full queue.
+inline std::string server_end_of(int fd) {
+    sockaddr_storage mine{};
+    sockaddr_storage peer{};
+    socklen_t size = sizeof mine;
+    socklen_t peer_size = sizeof peer;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&mine), &size) != 0 ||
+        ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_size) != 0) {
+        return "no server end: " + std::string(std::strerror(errno));
+    }
+    const auto port = [](const sockaddr_storage& a) {
+        return ntohs(a.ss_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6&>(a).sin6_port
+                                             : reinterpret_cast<const sockaddr_in&>(a).sin_port);
+    };
+    char wanted[32];
+    std::snprintf(wanted, sizeof wanted, ":%04X", port(peer));
+    char remote[32];
+    std::snprintf(remote, sizeof remote, ":%04X", port(mine));
+    std::string found = "no server end in /proc/net/tcp{,6}";
+    for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+        std::ifstream in(table);
+        std::string line;
+        while (std::getline(in, line)) {
+            char local[64];
+            char rem[64];
+            unsigned state = 0;
+            char queues[32];
+            unsigned long inode = 0;
+            if (std::sscanf(line.c_str(), "%*d: %63s %63s %x %31s %*s %*s %*d %*d %lu", local, rem,
+                            &state, queues, &inode) == 5 &&
+                std::string_view(local).ends_with(wanted) &&
+                std::string_view(rem).ends_with(remote)) {
+                found = "server end: state " + std::to_string(state) + " (1 established, 3 " +
+                        "syn_recv), tx:rx queues " + queues + ", inode " + std::to_string(inode) +
+                        (inode == 0 ? " (not accepted)" : " (accepted)");
+            }
+        }
+    }
+    std::ifstream netstat("/proc/net/netstat");
+    std::string names;
+    std::string values;
+    while (std::getline(netstat, names) && std::getline(netstat, values)) {
+        if (names.starts_with("TcpExt:")) {
+            std::istringstream n(names);
+            std::istringstream v(values);
+            for (std::string name, value; n >> name && v >> value;) {
+                if (name == "ListenOverflows" || name == "ListenDrops") {
+                    found += ", " + name + " " + value;
+                }
+            }
+        }
+    }
+    return found;
 }
 
 inline double seconds_since(clock_type::time_point start) {

@@ -276,7 +276,8 @@ private:
                           : "in round " + std::to_string(c.round) + ": sent " +
                                 std::to_string(c.sent) + ", received " +
                                 std::to_string(c.received) + " of " + std::to_string(size_)) +
-                     " for " + std::to_string(quiet) + " s");
+                     " for " + std::to_string(quiet) + " s" +
+                     (udp_ || c.connecting ? "" : "; " + server_end_of(c.fd)));
             }
         }
     }
