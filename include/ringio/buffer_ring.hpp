@@ -50,15 +50,11 @@ class buffer_lease {
 public:
     buffer_lease() noexcept = default;
     buffer_lease(buffer_lease&& other) noexcept : lent_(std::exchange(other.lent_, {})) {}
-    buffer_lease& operator=(buffer_lease&& other) noexcept {
-        if (this != &other) {
-            release();
-            lent_ = std::exchange(other.lent_, {});
-        }
+    /// Gives back the buffer it held (when `other`, which holds it by then, goes).
+    buffer_lease& operator=(buffer_lease other) noexcept {
+        std::swap(lent_, other.lent_);
         return *this;
     }
-    buffer_lease(const buffer_lease&) = delete;
-    buffer_lease& operator=(const buffer_lease&) = delete;
     ~buffer_lease() { release(); }
 
     /// The received bytes.

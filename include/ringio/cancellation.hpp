@@ -3,6 +3,7 @@
 // cancellation: a signal that cancels every operation awaited with `cancel_on` it, from any
 // coroutine of the context's thread.
 
+#include <system_error>
 #include <utility>
 
 namespace ringio {
@@ -96,5 +97,45 @@ inline bool detail::watch(cancellation& signal, cancel_link& node) noexcept {
     signal.list_.link(node);
     return true;
 }
+
+namespace detail {
+
+/// The adaptors of an awaitable that `co_await` turns into a separate awaiter (a multishot's
+/// `next()`, a stream's `flush()`): each returns the temporary itself, not a copy, since g++
+/// gives each copy a place in the frame and copies into it at every wait.
+template <class Self>
+class adaptors {
+public:
+    /// Stores an error in `error` instead of throwing it.
+    [[nodiscard]] Self&& into(std::error_code& error) && noexcept {
+        error_ = &error;
+        return static_cast<Self&&>(*this);
+    }
+    /// Fails with `ECANCELED` when `signal` is cancelled while it waits.
+    [[nodiscard]] Self&& cancel_on(cancellation& signal) && noexcept {
+        signal_ = &signal;
+        return static_cast<Self&&>(*this);
+    }
+
+protected:
+    std::error_code* error_ = nullptr;
+    cancellation* signal_ = nullptr;
+};
+
+/// What such an awaiter keeps while it waits: the adaptors' choices and its link under the
+/// signal, unlinked at the end of the co_await, so that a frame destroyed while it waits (at
+/// the context's shutdown) leaves no dangling link.
+struct adapted_wait {
+    adapted_wait(std::error_code* to, cancellation* under) noexcept : error(to), signal(under) {}
+    adapted_wait(const adapted_wait&) = delete;
+    adapted_wait& operator=(const adapted_wait&) = delete;
+    ~adapted_wait() { cancellation_list::unlink(link); }
+
+    std::error_code* error;
+    cancellation* signal;
+    cancel_link link;
+};
+
+} // namespace detail
 
 } // namespace ringio

@@ -37,10 +37,10 @@ namespace ringio {
 template <class T>
 concept channel_record = mappable<T> && !std::is_array_v<T> && alignof(T) <= 4096;
 
-template <channel_record T>
-class channel_sender;
-template <channel_record T>
-class channel_receiver;
+namespace detail {
+template <class T, channel_role Role>
+class channel_port;
+} // namespace detail
 
 /// A queue of `T` records in shared memory (a file, a memfd or anonymous memory), for one
 /// sender and one receiver, usually in two processes. Move it into a `channel_sender` or a
@@ -117,8 +117,8 @@ public:
     explicit operator bool() const noexcept { return memory_.header() != nullptr; }
 
 private:
-    friend class channel_sender<T>;
-    friend class channel_receiver<T>;
+    template <class, detail::channel_role>
+    friend class detail::channel_port;
 
     explicit channel(detail::channel_memory memory) noexcept : memory_(std::move(memory)) {
         detail::start_lifetime_as_array<T>(memory_.records(), capacity());
@@ -143,14 +143,38 @@ private:
     detail::channel_memory memory_;
 };
 
+namespace detail {
+
+/// One end of a channel, held by this process: what `channel_sender` and `channel_receiver`
+/// share.
+template <class T, channel_role Role>
+class channel_port {
+public:
+    /// Claims this end of `source` for this process; EBUSY if another process holds or held it.
+    explicit channel_port(channel<T>&& source) : end_(std::move(source.memory_), Role) {}
+
+    /// Lets go of the end; the other end sees it, and operations awaiting on this one fail
+    /// with EBADF.
+    void close() noexcept { end_.close(); }
+    /// True until closed or moved from.
+    [[nodiscard]] bool is_open() const noexcept { return end_.is_open(); }
+    /// The channel's name, as errors say it.
+    [[nodiscard]] const std::string& name() const noexcept { return end_.name(); }
+
+protected:
+    channel_end end_;
+};
+
+} // namespace detail
+
 /// The sending end of a channel in this process. Not thread-safe: one thread at a time.
 template <channel_record T>
-class channel_sender {
+class channel_sender : public detail::channel_port<T, detail::channel_role::sender> {
+    using port = detail::channel_port<T, detail::channel_role::sender>;
+    using port::end_;
+
 public:
-    /// Claims the sending end of `source` for this process; EBUSY if another process holds or
-    /// held it.
-    explicit channel_sender(channel<T>&& source)
-        : end_(std::move(source.memory_), detail::channel_role::sender) {}
+    using port::port;
 
     /// Publishes `record` if there is room; false when the channel is full. EPIPE if the receiver
     /// has closed.
@@ -203,27 +227,20 @@ public:
         return operation<detail::channel_send_op<T>>(context, end_, record,
                                                      detail::ring_of(context));
     }
-
-    /// Lets go of the end: the receiver takes what was sent, then sees the end of the channel;
-    /// sends awaiting on it fail with EBADF.
-    void close() noexcept { end_.close(); }
-    /// True until closed or moved from.
-    [[nodiscard]] bool is_open() const noexcept { return end_.is_open(); }
-    /// The channel's name, as errors say it.
-    [[nodiscard]] const std::string& name() const noexcept { return end_.name(); }
-
-private:
-    detail::channel_end end_;
 };
+
+/// A sender of the channel's record type.
+template <class T>
+channel_sender(channel<T>&&) -> channel_sender<T>;
 
 /// The receiving end of a channel in this process. Not thread-safe: one thread at a time.
 template <channel_record T>
-class channel_receiver {
+class channel_receiver : public detail::channel_port<T, detail::channel_role::receiver> {
+    using port = detail::channel_port<T, detail::channel_role::receiver>;
+    using port::end_;
+
 public:
-    /// Claims the receiving end of `source` for this process; EBUSY if another process holds or
-    /// held it.
-    explicit channel_receiver(channel<T>&& source)
-        : end_(std::move(source.memory_), detail::channel_role::receiver) {}
+    using port::port;
 
     /// The next record if one is there; never waits, and says nothing of the sender.
     std::optional<T> try_receive() {
@@ -278,17 +295,10 @@ public:
     auto receive(io_context& context) {
         return operation<detail::channel_receive_op<T>>(context, end_, detail::ring_of(context));
     }
-
-    /// Lets go of the end: the sender's next send fails with EPIPE; receives awaiting on it
-    /// fail with EBADF.
-    void close() noexcept { end_.close(); }
-    /// True until closed or moved from.
-    [[nodiscard]] bool is_open() const noexcept { return end_.is_open(); }
-    /// The channel's name, as errors say it.
-    [[nodiscard]] const std::string& name() const noexcept { return end_.name(); }
-
-private:
-    detail::channel_end end_;
 };
+
+/// A receiver of the channel's record type.
+template <class T>
+channel_receiver(channel<T>&&) -> channel_receiver<T>;
 
 } // namespace ringio

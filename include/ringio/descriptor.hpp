@@ -357,31 +357,33 @@ inline detail::descriptor_core& detail::core_of(descriptor& owner) noexcept {
     return owner.core_;
 }
 
-/// Reads from descriptor `fd` (not owned: closing it does not cancel the read).
+// The same on any descriptor by number, not owned: closing it does not cancel them.
+
+/// Reads from descriptor `fd`.
 template <detail::mutable_byte_range R>
 auto read(io_context& context, int fd, R&& buffer) {
     return operation<detail::read_op>(context, fd, detail::writable_bytes_of(buffer));
-}
-/// Reads from descriptor `fd` at byte `offset`.
-template <detail::mutable_byte_range R>
-auto read_at(io_context& context, int fd, std::uint64_t offset, R&& buffer) {
-    return operation<detail::read_op>(context, fd, detail::writable_bytes_of(buffer), offset);
-}
-/// Reads from descriptor `fd` until `buffer` is full.
-template <detail::mutable_byte_range R>
-auto read_exact(io_context& context, int fd, R&& buffer) {
-    return operation<detail::whole<detail::read_op>>(
-        context, detail::read_op{fd, detail::writable_bytes_of(buffer)});
 }
 /// Writes to descriptor `fd`; the count may be short.
 template <detail::byte_range R>
 auto write(io_context& context, int fd, R&& buffer) {
     return operation<detail::write_op>(context, fd, detail::bytes_of(buffer));
 }
+/// Reads from descriptor `fd` at byte `offset`.
+template <detail::mutable_byte_range R>
+auto read_at(io_context& context, int fd, std::uint64_t offset, R&& buffer) {
+    return operation<detail::read_op>(context, fd, detail::writable_bytes_of(buffer), offset);
+}
 /// Writes to descriptor `fd` at byte `offset`.
 template <detail::byte_range R>
 auto write_at(io_context& context, int fd, std::uint64_t offset, R&& buffer) {
     return operation<detail::write_op>(context, fd, detail::bytes_of(buffer), offset);
+}
+/// Reads from descriptor `fd` until `buffer` is full.
+template <detail::mutable_byte_range R>
+auto read_exact(io_context& context, int fd, R&& buffer) {
+    return operation<detail::whole<detail::read_op>>(
+        context, detail::read_op{fd, detail::writable_bytes_of(buffer)});
 }
 /// Writes all of `buffer` to descriptor `fd`.
 template <detail::byte_range R>

@@ -48,19 +48,13 @@ public:
     ~multishot() { reset(); }
 
     /// The awaitable of `next()`: `co_await` produces a `T`. A few pointers until awaited.
-    class [[nodiscard]] next_operation {
+    class [[nodiscard]] next_operation : public detail::adaptors<next_operation> {
         // A consumer waiting in `next()`: its place in the slot's list, and under its signal
         // (through the multishot's link, else its own).
         class [[nodiscard]] waiting : private detail::completion, private detail::waiter {
         public:
             explicit waiting(const next_operation& from) noexcept
-                : owner_(from.owner_), error_(from.error_), signal_(from.signal_) {}
-            waiting(const waiting&) = delete;
-            waiting& operator=(const waiting&) = delete;
-            // Unlinked here, at the end of the co_await, not in await_resume: no code of the
-            // caller's runs in between, and a frame destroyed while it waits (at the context's
-            // shutdown) leaves no dangling link either.
-            ~waiting() { detail::cancellation_list::unlink(link_); }
+                : owner_(from.owner_), wait_(from.error_, from.signal_) {}
 
             // What it finds ready it takes now: every way to the end of the co_await then hands
             // over `got`, which `await_resume` reads without a test.
@@ -73,9 +67,9 @@ public:
             }
             bool await_suspend(std::coroutine_handle<> consumer) noexcept {
                 frame = consumer.address();
-                under = signal_;
+                under = wait_.signal;
                 // A loop of waits under one signal finds the multishot linked under it already.
-                if (signal_ != owner_->watching_ && signal_ != nullptr) [[unlikely]] {
+                if (wait_.signal != owner_->watching_ && wait_.signal != nullptr) [[unlikely]] {
                     if (!watch()) {
                         got = {-ECANCELED, detail::wait_cancelled};
                         return false;
@@ -83,7 +77,9 @@ public:
                 }
                 return owner_->slot_->wait(*this);
             }
-            T await_resume() { return Policy::take(*owner_->slot_, owner_->state_, got, error_); }
+            T await_resume() {
+                return Policy::take(*owner_->slot_, owner_->state_, got, wait_.error);
+            }
 
         private:
             bool policy_ready() const noexcept {
@@ -94,8 +90,8 @@ public:
                 }
             }
 
-            // Links the multishot under `signal_`, unless waits under its current signal need
-            // it there: this wait then links itself. False when `signal_` is cancelled.
+            // Links the multishot under the wait's signal, unless waits under its current
+            // signal need it there: this wait then links itself. False when it is cancelled.
             [[gnu::noinline]] bool watch() noexcept {
                 multishot& owner = *owner_;
                 const detail::waiter* w =
@@ -103,19 +99,19 @@ public:
                 for (; w != nullptr; w = w->next) {
                     if (w->under == owner.watching_) {
                         under = nullptr;
-                        link_.cancel = &on_cancel;
-                        link_.target = this;
-                        return detail::watch(*signal_, link_);
+                        wait_.link.cancel = &on_cancel;
+                        wait_.link.target = this;
+                        return detail::watch(*wait_.signal, wait_.link);
                     }
                 }
                 detail::cancellation_list::unlink(owner.watch_);
                 owner.watching_ = nullptr;
                 owner.watch_.cancel = &on_signal;
                 owner.watch_.target = &owner;
-                if (!detail::watch(*signal_, owner.watch_)) {
+                if (!detail::watch(*wait_.signal, owner.watch_)) {
                     return false;
                 }
-                owner.watching_ = signal_;
+                owner.watching_ = wait_.signal;
                 return true;
             }
 
@@ -153,25 +149,10 @@ public:
             }
 
             multishot* owner_;
-            std::error_code* error_;
-            cancellation* signal_;
-            detail::cancel_link link_; // linked only when the multishot's link is taken
+            detail::adapted_wait wait_; // its link is taken only when the multishot's is
         };
 
     public:
-        // The adaptors return the temporary itself, not a copy: g++ gives each copy a place
-        // in the frame and copies into it at every wait. The awaiter is `waiting`, never this.
-
-        /// Stores an error in `error` instead of throwing it.
-        [[nodiscard]] next_operation&& into(std::error_code& error) && noexcept {
-            error_ = &error;
-            return std::move(*this);
-        }
-        /// Fails with `ECANCELED` when `signal` is cancelled while it waits.
-        [[nodiscard]] next_operation&& cancel_on(cancellation& signal) && noexcept {
-            signal_ = &signal;
-            return std::move(*this);
-        }
         /// What `co_await` suspends in, in the coroutine frame.
         waiting operator co_await() const noexcept { return waiting{*this}; }
 
@@ -180,8 +161,6 @@ public:
         explicit next_operation(multishot& owner) noexcept : owner_(&owner) {}
 
         multishot* owner_;
-        std::error_code* error_ = nullptr;
-        cancellation* signal_ = nullptr;
     };
 
     /// The next `T`.

@@ -122,18 +122,11 @@ public:
     explicit task(std::coroutine_handle<promise_type> frame) noexcept : frame_(frame) {}
 
     task(task&& other) noexcept : frame_(std::exchange(other.frame_, {})) {}
-
-    task& operator=(task&& other) noexcept {
-        if (this != &other) {
-            reset();
-            frame_ = std::exchange(other.frame_, {});
-        }
+    /// Destroys the frame it held (when `other`, which holds it by then, goes).
+    task& operator=(task other) noexcept {
+        std::swap(frame_, other.frame_);
         return *this;
     }
-
-    task(const task&) = delete;
-    task& operator=(const task&) = delete;
-
     ~task() { reset(); }
 
     /// Awaiting starts the task by symmetric transfer and produces its value, or rethrows its

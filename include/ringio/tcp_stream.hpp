@@ -52,11 +52,9 @@ struct multishot_policy<buffer_lease> {
     };
     static void arm(slot& self, io_uring_sqe* sqe) noexcept {
         io_uring_prep_recv(sqe, self.fd(), nullptr, 0, 0);
-        sqe->flags |= IOSQE_BUFFER_SELECT;
-        sqe->buf_group = static_cast<buffer_pool*>(self.owner())->group();
+        buffer_pool::select(self, sqe);
     }
-    static constexpr slot_kind kind{&arm, &buffer_pool::release, &buffer_pool::starve,
-                                    &buffer_pool::forget, false};
+    static constexpr slot_kind kind = buffer_pool::kind(&arm, false);
 
     static multishot<buffer_lease> open(descriptor_core& socket, buffer_pool& pool, unsigned budget,
                                         state initial) {
@@ -196,31 +194,28 @@ public:
 private:
     friend detail::multishot_policy<buffer_lease>;
 
-    // The awaitable of `flush`: a few pointers until awaited. Its adaptors return the temporary
-    // itself, as a multishot's next() does, and `waiting` holds what it needs while it waits.
-    class [[nodiscard]] flush_operation {
+    // The awaitable of `flush`: a few pointers until awaited, as a multishot's next() is;
+    // `waiting` holds what it needs while it waits.
+    class [[nodiscard]] flush_operation : public detail::adaptors<flush_operation> {
         class [[nodiscard]] waiting {
         public:
             explicit waiting(const flush_operation& from) noexcept
-                : owner_(from.owner_), error_(from.error_), signal_(from.signal_) {}
-            waiting(const waiting&) = delete;
-            waiting& operator=(const waiting&) = delete;
-            ~waiting() { detail::cancellation_list::unlink(link_); }
+                : owner_(from.owner_), wait_(from.error_, from.signal_) {}
 
             bool await_ready() const noexcept { return owner_->pending_sends() == 0; }
             void await_suspend(std::coroutine_handle<> waiter) noexcept {
                 owner_->sends_->on_drained(waiter);
-                if (signal_ != nullptr) {
-                    link_.cancel = &on_cancel;
-                    link_.target = owner_->sends_;
-                    if (!detail::watch(*signal_, link_)) {
+                if (wait_.signal != nullptr) {
+                    wait_.link.cancel = &on_cancel;
+                    wait_.link.target = owner_->sends_;
+                    if (!detail::watch(*wait_.signal, wait_.link)) {
                         on_cancel(owner_->sends_);
                     }
                 }
             }
             void await_resume() {
-                detail::cancellation_list::unlink(link_);
-                owner_->report_sends(error_);
+                detail::cancellation_list::unlink(wait_.link);
+                owner_->report_sends(wait_.error);
             }
 
         private:
@@ -229,28 +224,15 @@ private:
             }
 
             tcp_stream* owner_;
-            std::error_code* error_;
-            cancellation* signal_;
-            detail::cancel_link link_;
+            detail::adapted_wait wait_;
         };
 
     public:
         explicit flush_operation(tcp_stream& owner) noexcept : owner_(&owner) {}
-        [[nodiscard]] flush_operation&& into(std::error_code& error) && noexcept {
-            error_ = &error;
-            return static_cast<flush_operation&&>(*this); // the temporary itself
-        }
-        /// Cancels the sends (`ECANCELED`) when `signal` is cancelled while it waits.
-        [[nodiscard]] flush_operation&& cancel_on(cancellation& signal) && noexcept {
-            signal_ = &signal;
-            return static_cast<flush_operation&&>(*this); // the temporary itself
-        }
         waiting operator co_await() const noexcept { return waiting{*this}; }
 
     private:
         tcp_stream* owner_;
-        std::error_code* error_ = nullptr;
-        cancellation* signal_ = nullptr;
     };
 
     // Nothing in flight, no error, the stream open: send at once.

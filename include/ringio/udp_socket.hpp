@@ -120,11 +120,9 @@ struct multishot_policy<datagram> {
     }
     static void arm(slot& self, io_uring_sqe* sqe) noexcept {
         io_uring_prep_recvmsg_multishot(sqe, self.fd(), layout(self.param()), MSG_TRUNC);
-        sqe->flags |= IOSQE_BUFFER_SELECT;
-        sqe->buf_group = static_cast<buffer_pool*>(self.owner())->group();
+        buffer_pool::select(self, sqe);
     }
-    static constexpr slot_kind kind{&arm, &buffer_pool::release, &buffer_pool::starve,
-                                    &buffer_pool::forget, true};
+    static constexpr slot_kind kind = buffer_pool::kind(&arm, true);
 
     static multishot<datagram> open(descriptor_core& socket, buffer_pool& pool, unsigned budget,
                                     int family) {

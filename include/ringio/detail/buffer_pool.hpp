@@ -99,6 +99,16 @@ public:
         lender.returned(); // may free the slot: the pool stays
     }
 
+    /// Makes the request in `sqe` take its buffer from `self`'s pool (a slot kind's `arm`).
+    static void select(slot& self, io_uring_sqe* sqe) noexcept {
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = static_cast<buffer_pool*>(self.owner())->group();
+    }
+    /// The kind of slot whose requests, filled by `arm`, take buffers from a pool.
+    static constexpr slot_kind kind(void (*arm)(slot&, io_uring_sqe*) noexcept, bool multishot) {
+        return {arm, &release, &starve, &forget, multishot};
+    }
+
     /// Gives back the buffer an entry nobody took carries (a slot kind's `release`).
     static void release(slot& self, const entry& got) noexcept {
         if ((got.flags & IORING_CQE_F_BUFFER) != 0) {
