@@ -141,12 +141,13 @@ private:
     // Published at once, one store to the tail: gathering the tails of a loop turn would cost
     // as much in bookkeeping. io_uring_buf_ring_add and _advance, with the tail read once
     // (liburing's reads it again, since the entries share their memory with it).
-    // The id is stored first, so that computing the address may take its register.
+    // The id is stored first, so that computing the address may take its register. Every
+    // entry's length is the buffer size from the first fill on: the kernel only reads entries
+    // (it writes them for incremental consumption and bundles, which the pool never asks for).
     void put(unsigned id) noexcept {
         const unsigned short tail = buffers_->tail;
         io_uring_buf& entry = buffers_->bufs[tail & mask_];
         entry.bid = static_cast<unsigned short>(id);
-        entry.len = static_cast<std::uint32_t>(size_);
         entry.addr = reinterpret_cast<std::uintptr_t>(buffer(id));
         io_uring_smp_store_release(&buffers_->tail, static_cast<unsigned short>(tail + 1));
     }

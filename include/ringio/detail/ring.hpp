@@ -85,6 +85,20 @@ public:
         return sqe;
     }
 
+    /// The free SQEs, contiguous from the next one up to `stop` (at least one: a full queue is
+    /// submitted first); `take_sqes(count)` takes the first `count` of them.
+    io_uring_sqe* free_sqes(io_uring_sqe*& stop) noexcept {
+        if (next_sqe_ == sqe_stop_) [[unlikely]] {
+            refill_sqes();
+        }
+        stop = sqe_stop_;
+        return next_sqe_;
+    }
+    void take_sqes(unsigned count) noexcept {
+        next_sqe_ += count;
+        ring_.sq.sqe_tail += count;
+    }
+
     /// An SQE whose completion nobody waits for (a cancel, a close): `user_data` `unwatched`.
     io_uring_sqe* get_sqe_unwatched() noexcept {
         io_uring_sqe* sqe = get_sqe();
@@ -99,8 +113,8 @@ public:
         }
     }
 
-    /// Queues a cancel of the request whose `user_data` is `target`, after the requests left to
-    /// arm once the dispatch ends, which it may name; its own CQE still comes.
+    /// Queues a cancel of the request whose `user_data` is `target`, after the requests queued
+    /// to arm, which it may name; its own CQE still comes.
     void cancel(std::uint64_t target) noexcept {
         arm_late();
         io_uring_prep_cancel64(get_sqe_unwatched(), target, 0);
@@ -108,7 +122,7 @@ public:
 
     /// SQEs taken whose final completion has not been reaped.
     [[nodiscard]] std::size_t in_flight() const noexcept {
-        return ring_.sq.sqe_tail - (dispatched_ - passing_);
+        return ring_.sq.sqe_tail - (dispatched_ - passing_) + queued_;
     }
     /// Said by the completion of a CQE with `IORING_CQE_F_MORE`: its request is still in
     /// flight (the loop counts every CQE as its request's last, testing nothing).
@@ -128,16 +142,16 @@ public:
     }
     /// True when SQEs were prepared that the kernel has not been given yet.
     [[nodiscard]] bool unsubmitted() const noexcept {
-        return ring_.sq.sqe_tail != ring_.sq.sqe_head;
+        return ring_.sq.sqe_tail != ring_.sq.sqe_head || queued_ != 0;
     }
-    /// True while completions are dispatched, which may `arm_after_dispatch`.
-    [[nodiscard]] bool dispatching() const noexcept { return dispatching_; }
-    /// Queues `request` (linked by `next`) to be armed, in order, once the dispatch ends.
-    void arm_after_dispatch(slot* request, slot*& next) noexcept {
+    /// Queues `request` (linked by `next`) to be armed, in order, before the ring submits: at
+    /// the end of a dispatch, behind the SQEs the dispatch prepared (see `reap`).
+    void arm_later(slot* request, slot*& next) noexcept {
         *late_end_ = request;
         late_end_ = &next;
+        ++queued_;
     }
-    /// What arms the requests queued by `arm_after_dispatch`, given the first.
+    /// What arms the requests queued by `arm_later`, given the first.
     void arm_late_with(void (*arm)(slot* first) noexcept) noexcept { arm_late_ = arm; }
     /// True while the owner shuts down: completions must not resume coroutines.
     [[nodiscard]] bool draining() const noexcept { return draining_; }
@@ -164,6 +178,7 @@ public:
 
     /// `turn`, on the thread `check_thread` accepted (a run loop checks once).
     void turn_on_own_thread(bool wait) {
+        arm_late();
         const int result =
             running_on_valgrind() && wait ? submit_and_wait_in_slice(ring_) : enter(wait ? 1U : 0U);
         // EINTR: a signal; EBUSY/EAGAIN: the kernel wants completions reaped first.
@@ -196,6 +211,7 @@ public:
     /// resume anyone: `draining()` is true) until nothing is left.
     void drain() noexcept {
         draining_ = true;
+        arm_late(); // so that the cancel finds them
         if (in_flight() == 0) {
             return;
         }
@@ -218,6 +234,7 @@ public:
     /// Submits without waiting; from inside `await_suspend`, so it cannot throw. A failure here
     /// means the ring itself is unusable and no operation could ever complete.
     void submit_pending() noexcept {
+        arm_late();
         try {
             if (!enabled_) {
                 enable();
@@ -287,6 +304,10 @@ private:
 
     // The SQEs free from the tail on: up to the array's end, and short of the kernel's head.
     [[gnu::noinline]] io_uring_sqe* get_sqe_after_submit() noexcept {
+        refill_sqes();
+        return get_sqe();
+    }
+    [[gnu::noinline]] void refill_sqes() noexcept {
         io_uring_sq& sq = ring_.sq;
         for (;;) {
             const unsigned free =
@@ -295,25 +316,24 @@ private:
                 const unsigned at = sq.sqe_tail & sq.ring_mask;
                 next_sqe_ = &sq.sqes[at];
                 sqe_stop_ = next_sqe_ + (free < sq.ring_entries - at ? free : sq.ring_entries - at);
-                return get_sqe();
+                return;
             }
             submit_pending();
         }
     }
 
-    // Dispatches what is ready, then arms what the dispatch deferred: a recv behind the sends
+    // Dispatches what is ready, then arms what the dispatch queued: a recv behind the sends
     // of its turn finds what the peer answered to them, and arms no poll in the kernel.
     void reap() noexcept {
-        dispatching_ = true;
         reap_ready();
-        dispatching_ = false;
         arm_late();
     }
 
     void arm_late() noexcept {
-        if (late_end_ != &late_) {
+        if (queued_ != 0) {
             *late_end_ = nullptr;
             late_end_ = &late_;
+            queued_ = 0;
             arm_late_(late_);
         }
     }
@@ -387,8 +407,8 @@ private:
     const void* owner_ = nullptr; // this_thread() of the thread that enabled the ring
     bool enabled_ = false;
     bool draining_ = false;
-    bool dispatching_ = false;
-    slot* late_ = nullptr;     // requests to arm once the dispatch ends, the first queued first
+    unsigned queued_ = 0;      // requests queued to arm, counted in `in_flight()`
+    slot* late_ = nullptr;     // those requests, the first queued first
     slot** late_end_ = &late_; // the link the next one queued is written to
     void (*arm_late_)(slot* first) noexcept = nullptr;
     std::atomic<bool> accepting_{false};

@@ -161,19 +161,15 @@ private:
         std::memcpy(arming_, &sqe, sizeof arming_);
     }
 
-    // Armed while the ring dispatches, the request waits for the dispatch's end (see
+    // The request waits for the ring's next submission, at the end of a dispatch (see
     // ring::reap), or for a cancel, which the ring makes follow it.
     void arm() noexcept {
         flags_ |= armed;
-        if (ring_->dispatching()) {
-            ring_->arm_after_dispatch(this, starved_next);
-            return;
-        }
-        fill_arming();
+        ring_->arm_later(this, starved_next);
     }
 
-    void fill_arming() noexcept {
-        auto* sqe = reinterpret_cast<unsigned char*>(ring_->get_sqe());
+    void fill_arming(io_uring_sqe* into) const noexcept {
+        auto* sqe = reinterpret_cast<unsigned char*>(into);
         std::memcpy(sqe, arming_, sizeof arming_);
         std::memset(sqe + sizeof arming_, 0, sizeof(io_uring_sqe) - sizeof arming_);
     }
@@ -194,11 +190,20 @@ private:
         return true;
     }
 
+    // Into the free SQEs a stretch at a time: the copies may alias the ring's fields, which a
+    // get_sqe per request would load and store again each time.
     static void arm_late(slot* first) noexcept {
+        ring& r = *first->ring_; // one ring's queue
         while (first != nullptr) {
-            slot& s = *first;
-            first = s.starved_next;
-            s.fill_arming();
+            io_uring_sqe* stop = nullptr;
+            io_uring_sqe* const start = r.free_sqes(stop);
+            io_uring_sqe* at = start;
+            for (; first != nullptr && at != stop; ++at) {
+                slot& s = *first;
+                first = s.starved_next;
+                s.fill_arming(at);
+            }
+            r.take_sqes(static_cast<unsigned>(at - start));
         }
     }
 
