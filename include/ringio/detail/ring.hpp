@@ -2,6 +2,7 @@
 
 // ring: one io_uring and what runs it (SQEs, submission, reaping, dispatch to completions).
 
+#include <ringio/detail/completion.hpp>
 #include <ringio/detail/error.hpp>
 #include <ringio/detail/ring_setup.hpp>
 #include <ringio/detail/storage.hpp>
@@ -22,20 +23,6 @@
 namespace ringio::detail {
 
 class slot;
-
-/// Receives completions: its address is the `user_data` of the SQEs it submits, and `complete`
-/// is called once per CQE. Bit 0 of `user_data` is free for the owner to tag a second SQE.
-struct completion {
-    // Not noexcept, so that a completion can end in a jump to a coroutine's resumption (a
-    // noexcept one must catch what a call throws); a task keeps its exceptions in its promise.
-    using complete_fn = void (*)(completion* self, const io_uring_cqe& cqe);
-    complete_fn complete;
-
-    /// This completion's `user_data`.
-    [[nodiscard]] std::uint64_t user_data() const noexcept {
-        return reinterpret_cast<std::uintptr_t>(this);
-    }
-};
 
 /// One io_uring, used by one thread: SQEs are taken and prepared, submitted together once per
 /// loop turn, and each CQE is handed to the `completion` its `user_data` names.
@@ -72,13 +59,12 @@ public:
         io_uring_queue_exit(&ring_);
     }
 
-    /// An SQE, never null: a full queue is submitted first. Each SQE taken is submitted, and
-    /// its CQE counted in `in_flight()`.
+    /// An SQE, never null, submitted with the next batch: the kernel's head is read, and a full
+    /// queue submitted, only once the stretch known to be free is used up.
     [[gnu::always_inline]] io_uring_sqe* get_sqe() noexcept {
-        // Keeps the next SQE's address, and reads the kernel's head only when it looks full.
         io_uring_sqe* sqe = next_sqe_;
         if (sqe == sqe_stop_) [[unlikely]] {
-            return get_sqe_after_submit();
+            sqe = refill_sqes();
         }
         next_sqe_ = sqe + 1;
         ++ring_.sq.sqe_tail; // counted in `in_flight()` by that
@@ -88,11 +74,9 @@ public:
     /// The free SQEs, contiguous from the next one up to `stop` (at least one: a full queue is
     /// submitted first); `take_sqes(count)` takes the first `count` of them.
     io_uring_sqe* free_sqes(io_uring_sqe*& stop) noexcept {
-        if (next_sqe_ == sqe_stop_) [[unlikely]] {
-            refill_sqes();
-        }
+        io_uring_sqe* first = next_sqe_ != sqe_stop_ ? next_sqe_ : refill_sqes();
         stop = sqe_stop_;
-        return next_sqe_;
+        return first;
     }
     void take_sqes(unsigned count) noexcept {
         next_sqe_ += count;
@@ -303,11 +287,8 @@ private:
     }
 
     // The SQEs free from the tail on: up to the array's end, and short of the kernel's head.
-    [[gnu::noinline]] io_uring_sqe* get_sqe_after_submit() noexcept {
-        refill_sqes();
-        return get_sqe();
-    }
-    [[gnu::noinline]] void refill_sqes() noexcept {
+    // Returns the first, not taken.
+    [[gnu::noinline]] io_uring_sqe* refill_sqes() noexcept {
         io_uring_sq& sq = ring_.sq;
         for (;;) {
             const unsigned free =
@@ -316,7 +297,7 @@ private:
                 const unsigned at = sq.sqe_tail & sq.ring_mask;
                 next_sqe_ = &sq.sqes[at];
                 sqe_stop_ = next_sqe_ + (free < sq.ring_entries - at ? free : sq.ring_entries - at);
-                return;
+                return next_sqe_;
             }
             submit_pending();
         }
