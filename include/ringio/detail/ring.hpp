@@ -2,6 +2,7 @@
 
 // ring: one io_uring and what runs it (SQEs, submission, reaping, dispatch to completions).
 
+#include <ringio/detail/arm_queue.hpp>
 #include <ringio/detail/completion.hpp>
 #include <ringio/detail/error.hpp>
 #include <ringio/detail/ring_setup.hpp>
@@ -64,7 +65,7 @@ public:
     [[gnu::always_inline]] io_uring_sqe* get_sqe() noexcept {
         io_uring_sqe* sqe = next_sqe_;
         if (sqe == sqe_stop_) [[unlikely]] {
-            sqe = refill_sqes();
+            return get_sqe_after_submit(); // a jump: the common path keeps no register
         }
         next_sqe_ = sqe + 1;
         ++ring_.sq.sqe_tail; // counted in `in_flight()` by that
@@ -100,13 +101,13 @@ public:
     /// Queues a cancel of the request whose `user_data` is `target`, after the requests queued
     /// to arm, which it may name; its own CQE still comes.
     void cancel(std::uint64_t target) noexcept {
-        arm_late();
+        later_.arm_all();
         io_uring_prep_cancel64(get_sqe_unwatched(), target, 0);
     }
 
     /// SQEs taken whose final completion has not been reaped.
     [[nodiscard]] std::size_t in_flight() const noexcept {
-        return ring_.sq.sqe_tail - (dispatched_ - passing_) + queued_;
+        return ring_.sq.sqe_tail - (dispatched_ - passing_) + later_.size();
     }
     /// Said by the completion of a CQE with `IORING_CQE_F_MORE`: its request is still in
     /// flight (the loop counts every CQE as its request's last, testing nothing).
@@ -126,17 +127,11 @@ public:
     }
     /// True when SQEs were prepared that the kernel has not been given yet.
     [[nodiscard]] bool unsubmitted() const noexcept {
-        return ring_.sq.sqe_tail != ring_.sq.sqe_head || queued_ != 0;
+        return ring_.sq.sqe_tail != ring_.sq.sqe_head || later_.size() != 0;
     }
-    /// Queues `request` (linked by `next`) to be armed, in order, before the ring submits: at
-    /// the end of a dispatch, behind the SQEs the dispatch prepared (see `reap`).
-    void arm_later(slot* request, slot*& next) noexcept {
-        *late_end_ = request;
-        late_end_ = &next;
-        ++queued_;
-    }
-    /// What arms the requests queued by `arm_later`, given the first.
-    void arm_late_with(void (*arm)(slot* first) noexcept) noexcept { arm_late_ = arm; }
+    /// The slot requests to arm before the ring submits: at the end of a dispatch, behind the
+    /// SQEs the dispatch prepared (see `reap`); counted in `in_flight()`.
+    [[nodiscard]] arm_queue& later() noexcept { return later_; }
     /// True while the owner shuts down: completions must not resume coroutines.
     [[nodiscard]] bool draining() const noexcept { return draining_; }
     /// The `IORING_SETUP_*` flags the ring was created with.
@@ -162,7 +157,7 @@ public:
 
     /// `turn`, on the thread `check_thread` accepted (a run loop checks once).
     void turn_on_own_thread(bool wait) {
-        arm_late();
+        later_.arm_all();
         const int result =
             running_on_valgrind() && wait ? submit_and_wait_in_slice(ring_) : enter(wait ? 1U : 0U);
         // EINTR: a signal; EBUSY/EAGAIN: the kernel wants completions reaped first.
@@ -195,7 +190,7 @@ public:
     /// resume anyone: `draining()` is true) until nothing is left.
     void drain() noexcept {
         draining_ = true;
-        arm_late(); // so that the cancel finds them
+        later_.arm_all(); // so that the cancel finds them
         if (in_flight() == 0) {
             return;
         }
@@ -218,7 +213,7 @@ public:
     /// Submits without waiting; from inside `await_suspend`, so it cannot throw. A failure here
     /// means the ring itself is unusable and no operation could ever complete.
     void submit_pending() noexcept {
-        arm_late();
+        later_.arm_all();
         try {
             if (!enabled_) {
                 enable();
@@ -286,6 +281,10 @@ private:
         throw_error(error_from_result(result), "io_context: io_uring_enter");
     }
 
+    [[gnu::noinline]] io_uring_sqe* get_sqe_after_submit() noexcept {
+        refill_sqes();
+        return get_sqe();
+    }
     // The SQEs free from the tail on: up to the array's end, and short of the kernel's head.
     // Returns the first, not taken.
     [[gnu::noinline]] io_uring_sqe* refill_sqes() noexcept {
@@ -307,16 +306,7 @@ private:
     // of its turn finds what the peer answered to them, and arms no poll in the kernel.
     void reap() noexcept {
         reap_ready();
-        arm_late();
-    }
-
-    void arm_late() noexcept {
-        if (queued_ != 0) {
-            *late_end_ = nullptr;
-            late_end_ = &late_;
-            queued_ = 0;
-            arm_late_(late_);
-        }
+        later_.arm_all();
     }
 
     // Dispatches a snapshot of the ready CQEs, then advances the head once; completions posted
@@ -388,10 +378,7 @@ private:
     const void* owner_ = nullptr; // this_thread() of the thread that enabled the ring
     bool enabled_ = false;
     bool draining_ = false;
-    unsigned queued_ = 0;      // requests queued to arm, counted in `in_flight()`
-    slot* late_ = nullptr;     // those requests, the first queued first
-    slot** late_end_ = &late_; // the link the next one queued is written to
-    void (*arm_late_)(slot* first) noexcept = nullptr;
+    arm_queue later_;
     std::atomic<bool> accepting_{false};
     std::atomic<std::size_t> incoming_{0};
     context_storage storage_;

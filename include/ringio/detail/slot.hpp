@@ -27,7 +27,7 @@ public:
                         unsigned budget, int param) {
         static_assert(sizeof(slot) <= context_storage::slot_size);
         ring& r = socket.owner();
-        r.arm_late_with(&arm_late);
+        r.later().arm = &arm_late;
         return ::new (r.storage().allocate_slot()) slot(r, socket, kind, owner, budget, param);
     }
 
@@ -165,7 +165,7 @@ private:
     // ring::reap), or for a cancel, which the ring makes follow it.
     void arm() noexcept {
         flags_ |= armed;
-        ring_->arm_later(this, starved_next);
+        ring_->later().push(this, starved_next);
     }
 
     void fill_arming(io_uring_sqe* into) const noexcept {
