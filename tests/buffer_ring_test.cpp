@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <memory>
+#include <set>
 #include <string>
 #include <system_error>
 #include <type_traits>
@@ -274,5 +275,115 @@ TEST_CASE("buffer_ring: a starved ring feeds waiting connections oldest first", 
     for (const auto& other : others) {
         other->server.close();
     }
+    context.run();
+}
+
+TEST_CASE("buffer_ring: the buffers that go round are as few as the load needs", "[buffer_ring]") {
+    // One chunk at a time on one connection: a ring that handed the kernel every buffer would
+    // lend each of its 1,024 once before any came round again.
+    ringio::io_context context;
+    ringio::buffer_ring ring(context, 1024, 64);
+    pair one(context);
+    auto incoming = one.server.receive(ring);
+    std::set<const std::byte*> lent;
+    for (int i = 0; i < 300; ++i) {
+        const std::string text = "chunk " + std::to_string(i);
+        one.send(text);
+        const ringio::buffer_lease chunk = ringio::sync_wait(
+            context, [](stream_of_leases& r) -> ringio::task<ringio::buffer_lease> {
+                co_return co_await r.next();
+            }(incoming));
+        REQUIRE(chunk.text() == text);
+        lent.insert(chunk.bytes().data());
+    }
+    CHECK(lent.size() <= 32);
+    one.server.close();
+    context.run();
+}
+
+TEST_CASE("buffer_ring: hands over more buffers when more are held at once, up to all of them",
+          "[buffer_ring]") {
+    // 64 connections each hold a chunk at once, then take turns: the ring grows to what was
+    // held, once for the burst (not once for each receive the burst found short), and every
+    // byte arrives.
+    ringio::io_context context;
+    ringio::buffer_ring ring(context, 4096, 16);
+    std::vector<std::unique_ptr<pair>> pairs;
+    std::vector<stream_of_leases> streams;
+    for (std::size_t i = 0; i < 64; ++i) {
+        pairs.push_back(std::make_unique<pair>(context));
+        streams.push_back(pairs.back()->server.receive(ring));
+    }
+    std::set<const std::byte*> lent;
+    auto take_all = [&](std::size_t round) {
+        for (std::size_t i = 0; i < 64; ++i) {
+            pairs[i]->send("r" + std::to_string(round) + " c" + std::to_string(i));
+        }
+        std::vector<ringio::buffer_lease> held(64);
+        for (std::size_t i = 0; i < 64; ++i) {
+            ringio::spawn(context,
+                          [](stream_of_leases& r, ringio::buffer_lease& into) -> ringio::task<> {
+                              into = co_await r.next();
+                          }(streams[i], held[i]));
+        }
+        context.run();
+        for (std::size_t i = 0; i < 64; ++i) {
+            REQUIRE(held[i].text() == "r" + std::to_string(round) + " c" + std::to_string(i));
+            lent.insert(held[i].bytes().data());
+        }
+    };
+    for (std::size_t round = 0; round < 20; ++round) {
+        take_all(round);
+    }
+    CHECK(lent.size() >= 64);
+    CHECK(lent.size() <= 128);
+    // A ring of 64 for 64 connections at once: the last issue hands over all, and the receives
+    // that found the ring short before it arm again rather than wait for a buffer back.
+    ringio::buffer_ring exact(context, 64, 16);
+    std::vector<std::unique_ptr<pair>> more;
+    std::vector<stream_of_leases> more_streams;
+    for (std::size_t i = 0; i < 64; ++i) {
+        more.push_back(std::make_unique<pair>(context));
+        more_streams.push_back(more.back()->server.receive(exact));
+        more.back()->send("c" + std::to_string(i));
+    }
+    std::vector<ringio::buffer_lease> exact_held(64);
+    for (std::size_t i = 0; i < 64; ++i) {
+        ringio::spawn(context,
+                      [](stream_of_leases& r, ringio::buffer_lease& into) -> ringio::task<> {
+                          into = co_await r.next();
+                      }(more_streams[i], exact_held[i]));
+    }
+    context.run();
+    for (std::size_t i = 0; i < 64; ++i) {
+        CHECK(exact_held[i].text() == "c" + std::to_string(i));
+    }
+    for (auto& p : more) {
+        p->server.close();
+    }
+    // Held all at once, every buffer is lent, and each one only once.
+    ringio::buffer_ring small(context, 256, 8);
+    pair all(context);
+    auto everything = all.server.receive(small, 0);
+    const std::string sent = ringio::testing::pattern(256 * 8);
+    all.send(sent);
+    std::vector<ringio::buffer_lease> held;
+    std::string got;
+    std::set<const std::byte*> distinct;
+    while (got.size() < sent.size()) {
+        held.push_back(ringio::sync_wait(
+            context, [](stream_of_leases& r) -> ringio::task<ringio::buffer_lease> {
+                co_return co_await r.next();
+            }(everything)));
+        got += held.back().text();
+        distinct.insert(held.back().bytes().data());
+    }
+    CHECK(got == sent);
+    CHECK(distinct.size() == held.size());
+    CHECK(held.size() >= 256);
+    for (auto& p : pairs) {
+        p->server.close();
+    }
+    all.server.close();
     context.run();
 }

@@ -9,6 +9,7 @@
 #include <liburing.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -17,8 +18,9 @@
 namespace ringio::detail {
 
 /// A provided-buffer ring: `count` buffers of `size` bytes that the kernel fills as data
-/// arrives. Kept by the context's storage, so that it outlives every completion naming a
-/// buffer. Slots that ran dry wait in a list and are fed, oldest first, as buffers come back.
+/// arrives, handed to it as the load needs them. Kept by the context's storage, so that it
+/// outlives every completion naming a buffer. Once every buffer is handed over, slots that ran
+/// dry wait in a list and are fed, oldest first, as buffers come back.
 class buffer_pool {
 public:
     buffer_pool(ring& owner, unsigned count, std::size_t size)
@@ -58,12 +60,10 @@ public:
             ::munmap(buffers_, ring_bytes_);
             throw_error(error_from_result(result), "buffer_ring: register (Linux 5.19 or newer)");
         }
-        for (unsigned id = 0; id < count; ++id) {
-            io_uring_buf_ring_add(buffers_, buffer(id), static_cast<unsigned>(size_),
-                                  static_cast<unsigned short>(id), io_uring_buf_ring_mask(count),
-                                  static_cast<int>(id));
+        for (unsigned at = 0; at < count; ++at) { // for good: see put
+            buffers_->bufs[at].len = static_cast<std::uint32_t>(size);
         }
-        io_uring_buf_ring_advance(buffers_, static_cast<int>(count));
+        issue(std::min(count, first_issue));
     }
 
     buffer_pool(const buffer_pool&) = delete;
@@ -117,9 +117,22 @@ public:
         }
     }
 
-    /// Records `hungry` as waiting for a buffer (a slot kind's `starve`).
+    /// Records `hungry` as waiting for a buffer (a slot kind's `starve`), unless some were never
+    /// handed to the kernel: as many again are, and it arms again.
     static void starve(slot& hungry) noexcept {
         auto& pool = *static_cast<buffer_pool*>(hungry.owner());
+        // A failure posted before the last issue found the ring as it was then, and arms again;
+        // only a later one says that the buffers issued since are not enough.
+        const unsigned at = pool.ring_->dispatched() - 1; // this one's place in the CQ
+        if (at - pool.stale_from_ < pool.stale_count_ || pool.issued_ < pool.count_) {
+            if (at - pool.stale_from_ >= pool.stale_count_) {
+                pool.issue(std::min(pool.issued_, pool.count_ - pool.issued_));
+                pool.stale_from_ = at + 1;
+                pool.stale_count_ = pool.ring_->posted() - pool.stale_from_;
+            }
+            hungry.fed();
+            return;
+        }
         hungry.starved_prev = pool.starved_tail_;
         hungry.starved_next = nullptr;
         (pool.starved_tail_ != nullptr ? pool.starved_tail_->starved_next : pool.starved_) =
@@ -138,11 +151,30 @@ public:
     }
 
 private:
+    // The kernel takes buffers in the order they were given (first given, first taken), so the
+    // pool hands it a few at first, and as many again whenever a receive finds none left: the
+    // buffers that circulate are the fewest the load needs, and a buffer comes round again
+    // while the cache still holds it (all `count` in circulation, a buffer would be cold at
+    // every turn under any load). Those never handed over are never touched, nor resident.
+    static constexpr unsigned first_issue = 32;
+
+    // Hands the kernel `more` buffers never lent yet, with one store to the tail.
+    void issue(unsigned more) noexcept {
+        const unsigned short tail = buffers_->tail;
+        for (unsigned i = 0; i < more; ++i) {
+            io_uring_buf& entry = buffers_->bufs[(tail + i) & mask_];
+            entry.bid = static_cast<unsigned short>(issued_ + i);
+            entry.addr = reinterpret_cast<std::uintptr_t>(buffer(issued_ + i));
+        }
+        issued_ += more;
+        io_uring_smp_store_release(&buffers_->tail, static_cast<unsigned short>(tail + more));
+    }
+
     // Published at once, one store to the tail: gathering the tails of a loop turn would cost
     // as much in bookkeeping. io_uring_buf_ring_add and _advance, with the tail read once
     // (liburing's reads it again, since the entries share their memory with it).
     // The id is stored first, so that computing the address may take its register. Every
-    // entry's length is the buffer size from the first fill on: the kernel only reads entries
+    // entry's length is the buffer size from construction on: the kernel only reads entries
     // (it writes them for incremental consumption and bundles, which the pool never asks for).
     void put(unsigned id) noexcept {
         const unsigned short tail = buffers_->tail;
@@ -174,6 +206,9 @@ private:
     unsigned count_;
     std::size_t mask_ = count_ - 1; // count_ is a power of two; wide, as an index is
     std::size_t size_;
+    unsigned issued_ = 0;      // buffers handed to the kernel so far: ids 0 to issued_ - 1
+    unsigned stale_from_ = 0;  // the CQEs posted, not yet dispatched, when they were last
+    unsigned stale_count_ = 0; // issued: from this place in the CQ, this many
     unsigned short group_;
     io_uring_buf_ring* buffers_ = nullptr;
     std::size_t ring_bytes_ = 0;

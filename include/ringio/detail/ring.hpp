@@ -125,6 +125,11 @@ public:
         }
         return at == tail;
     }
+    /// The CQ positions after the completion being dispatched, and after the last one posted.
+    [[nodiscard]] unsigned dispatched() const noexcept { return dispatched_; }
+    [[nodiscard]] unsigned posted() const noexcept {
+        return io_uring_smp_load_acquire(ring_.cq.ktail);
+    }
     /// True when SQEs were prepared that the kernel has not been given yet.
     [[nodiscard]] bool unsubmitted() const noexcept {
         return ring_.sq.sqe_tail != ring_.sq.sqe_head || later_.size() != 0;
