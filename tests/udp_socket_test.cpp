@@ -21,6 +21,7 @@
 #include <array>
 #include <chrono>
 #include <memory>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -558,6 +559,40 @@ TEST_CASE("receive_from: a dry buffer ring loses no datagram", "[udp_socket]") {
     for (int i = 0; i < total; ++i) {
         CHECK(got[static_cast<std::size_t>(i)] == "d" + std::to_string(i));
     }
+}
+
+TEST_CASE("receive_from: a burst larger than the buffers handed over so far loses nothing",
+          "[udp_socket]") {
+    if (!has_multishot_recvmsg()) {
+        return;
+    }
+    // The ring hands the kernel 32 buffers at first: a burst of 60 held at once ends the
+    // multishot recvmsg for want of buffers, the ring hands over more, and it goes on. The
+    // later bursts need no more than the first did.
+    ringio::io_context context;
+    ringio::testing::receiving_socket receiver(context, 1024, 128);
+    auto& [buffers, socket, incoming, peer] = receiver;
+    constexpr std::size_t burst = 60;
+    std::set<const std::byte*> lent;
+    for (int round = 0; round < 4; ++round) {
+        for (std::size_t i = 0; i < burst; ++i) {
+            peer.send(std::to_string(round) + "/" + std::to_string(i));
+        }
+        auto hold_all = [&]() -> ringio::task<std::vector<ringio::datagram>> {
+            std::vector<ringio::datagram> held;
+            while (held.size() < burst) {
+                held.push_back(co_await incoming.next());
+            }
+            co_return held;
+        };
+        const std::vector<ringio::datagram> held = ringio::sync_wait(context, hold_all());
+        for (std::size_t i = 0; i < burst; ++i) {
+            CHECK(held[i].payload.text() == std::to_string(round) + "/" + std::to_string(i));
+            lent.insert(held[i].payload.bytes().data());
+        }
+    }
+    CHECK(lent.size() >= burst);
+    CHECK(lent.size() <= 128);
 }
 
 // A burst already waiting when the request is armed can exceed the budget: the kernel's
