@@ -124,20 +124,20 @@ public:
         // A failure posted before the last issue found the ring as it was then, and arms again;
         // only a later one says that the buffers issued since are not enough.
         const unsigned at = pool.ring_->dispatched() - 1; // this one's place in the CQ
-        if (at - pool.stale_from_ < pool.stale_count_ || pool.issued_ < pool.count_) {
-            if (at - pool.stale_from_ >= pool.stale_count_) {
-                pool.issue(std::min(pool.issued_, pool.count_ - pool.issued_));
-                pool.stale_from_ = at + 1;
-                pool.stale_count_ = pool.ring_->posted() - pool.stale_from_;
+        if (at - pool.stale_from_ >= pool.stale_count_) {
+            if (pool.issued_ == pool.count_) {
+                hungry.starved_prev = pool.starved_tail_;
+                hungry.starved_next = nullptr;
+                (pool.starved_tail_ != nullptr ? pool.starved_tail_->starved_next : pool.starved_) =
+                    &hungry;
+                pool.starved_tail_ = &hungry;
+                return;
             }
-            hungry.fed();
-            return;
+            pool.issue(std::min(pool.issued_, pool.count_ - pool.issued_));
+            pool.stale_from_ = at + 1;
+            pool.stale_count_ = pool.ring_->posted() - pool.stale_from_;
         }
-        hungry.starved_prev = pool.starved_tail_;
-        hungry.starved_next = nullptr;
-        (pool.starved_tail_ != nullptr ? pool.starved_tail_->starved_next : pool.starved_) =
-            &hungry;
-        pool.starved_tail_ = &hungry;
+        hungry.fed();
     }
 
     /// Forgets `gone` if it waits for a buffer (a slot kind's `forget`).
