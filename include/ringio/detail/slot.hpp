@@ -85,6 +85,7 @@ public:
         return false;
     }
 
+    /// The ring the slot's requests go through.
     [[nodiscard]] ring& owner_ring() const noexcept { return *ring_; }
 
     /// The oldest entry queued, else none: a stream that has ended is ready with nothing
