@@ -102,28 +102,43 @@ inline void watch_hold::release(ring& r) noexcept {
 /// error found before any request (submitted as a NOP that fails with it), and its place in the
 /// end's list, so that closing, moving or destroying the end reaches it.
 struct channel_wait : end_waiter {
+    /// What only a wait that did not succeed at once needs: made by `prime`.
+    struct sleep_state {
+        bool native = true;  // until the first sleep asks the kernel: most operations never sleep
+        bool probed = false; // whether that sleep has come
+        std::uint32_t rung = 0;
+        poll_tick tick;
+        watch_hold hold;
+        spinner spin;
+    };
+
     ring* via;
-    bool native = true;  // until the first sleep asks the kernel: most operations never sleep
-    bool probed = false; // whether that sleep has come
     int error = 0;
-    std::uint32_t rung = 0;
-    poll_tick tick;
-    watch_hold hold;
+    bool primed = false; // whether `state` was made
+    union {
+        sleep_state state;
+    };
 
     channel_wait(channel_end& e, ring& r) noexcept : end_waiter{&e, &closing_end}, via(&r) {}
-    // Only before it is awaited, as the operation that holds it: never listed then.
+    // Only before it is awaited, as the operation that holds it: never primed then.
     channel_wait(channel_wait&& other) noexcept
         : end_waiter{other.end, &closing_end}, via(other.via) {}
     channel_wait(const channel_wait&) = delete;
     channel_wait& operator=(const channel_wait&) = delete;
     channel_wait& operator=(channel_wait&&) = delete;
     ~channel_wait() {
-        hold.release(*via);
-        if (listed && end != nullptr) {
-            end->unlink(*this);
+        if (primed) [[unlikely]] {
+            unprime();
         }
     }
 
+    /// Makes the sleep state, once: the first attempt found nothing to do.
+    void prime() noexcept {
+        if (!primed) {
+            ::new (&state) sleep_state();
+            primed = true;
+        }
+    }
     /// Lists it on its end (once awaited, it no longer moves).
     void enlist() noexcept {
         if (!listed && end != nullptr) {
@@ -133,8 +148,8 @@ struct channel_wait : end_waiter {
     /// Its end is closing: the watch goes, and a futex wait still in the submission queue is
     /// submitted, so that the wake-up that follows reaches it before the memory is unmapped.
     void interrupt() noexcept {
-        hold.release(*via);
-        if (native) {
+        state.hold.release(*via);
+        if (state.native) {
             via->submit_pending();
         }
     }
@@ -142,51 +157,62 @@ struct channel_wait : end_waiter {
     void prepare(io_uring_sqe* sqe) noexcept {
         if (error != 0) {
             io_uring_prep_nop(sqe);
-        } else if (native) {
-            prep_futex_wait(sqe, &end->bell().rings, rung);
+        } else if (state.native) {
+            prep_futex_wait(sqe, &end->bell().rings, state.rung);
         } else {
-            tick.prepare(sqe);
+            state.tick.prepare(sqe);
         }
     }
     [[nodiscard]] int translate(int result) const noexcept {
         if (error != 0) {
             return -error;
         }
-        return result == (native ? -EAGAIN : -ETIME) ? 0 : result;
+        return result == (state.native ? -EAGAIN : -ETIME) ? 0 : result;
     }
     /// Says the end may sleep; false when it must not after all (something changed).
     bool sleep() noexcept {
-        if (!probed) {
-            probed = true;
-            native = futex_support::available();
+        sleep_state& s = state;
+        if (!s.probed) {
+            s.probed = true;
+            s.native = futex_support::available();
         }
-        rung = end->arm();
+        s.rung = end->arm();
         if (end->refresh() || end->peer_state() == end_state::closed) {
             return false;
         }
-        if (native) {
+        if (s.native) {
             // The other end's process is watched once it is known; its attaching rings this
             // bell, so that a sleep that began before comes back here to watch it.
             const int pidfd = end->peer_pidfd();
             // No storage for the watch, or a known peer without a pidfd here: the timer, which
             // checks at each tick.
-            if (pidfd >= 0 ? !hold.arm(*via, pidfd, end->bell()) : end->peer_pid() > 0) {
-                native = false;
+            if (pidfd >= 0 ? !s.hold.arm(*via, pidfd, end->bell()) : end->peer_pid() > 0) {
+                s.native = false;
             }
         }
         return true;
     }
     /// Whether the other end's process has ended: told by the watch, or checked at each tick.
-    bool peer_ended() noexcept { return hold.peer_ended || (!native && end->peer_gone()); }
+    bool peer_ended() noexcept {
+        return primed && (state.hold.peer_ended || (!state.native && end->peer_gone()));
+    }
     /// After a wake-up that changed nothing it waits again; the timer waits a little longer.
     void again() noexcept {
-        if (!native) {
-            tick.next();
+        if (!state.native) {
+            state.tick.next();
         }
     }
 
 private:
     static void closing_end(end_waiter& w) noexcept { static_cast<channel_wait&>(w).interrupt(); }
+
+    [[gnu::noinline]] void unprime() noexcept {
+        state.hold.release(*via);
+        if (listed && end != nullptr) {
+            end->unlink(*this);
+        }
+        state.~sleep_state();
+    }
 };
 
 /// What `step` returns when the operation is done.
@@ -201,6 +227,16 @@ struct channel_op {
     channel_op(channel_end& end, ring& r) noexcept : wait(end, r) {}
 
     bool ready() noexcept {
+        // One step in line: most operations find room or a record at once.
+        channel_end* end = wait.end;
+        if (end != nullptr && end->is_open() && self().step(*end) == channel_done) [[likely]] {
+            return true;
+        }
+        return suspends();
+    }
+    // Out of line: the spin and the sleep would cost every operation their registers.
+    [[gnu::noinline]] bool suspends() noexcept {
+        wait.prime();
         if (attempt()) {
             return true;
         }
@@ -234,10 +270,11 @@ struct channel_op {
         if (!wait.via->idle()) {
             return false;
         }
-        if (!spinner_.started() && wait.via->unsubmitted()) {
+        spinner& spin = wait.state.spin;
+        if (!spin.started() && wait.via->unsubmitted()) {
             wait.via->submit_pending(); // what others asked for goes before the spin
         }
-        return spinner_.more();
+        return spin.more();
     }
     void prepare(io_uring_sqe* sqe) noexcept { wait.prepare(sqe); }
     [[nodiscard]] int translate(int result) const noexcept { return wait.translate(result); }
@@ -255,8 +292,6 @@ struct channel_op {
 
 private:
     Derived& self() noexcept { return static_cast<Derived&>(*this); }
-
-    spinner spinner_;
 };
 
 /// A sending step of an awaited operation: EPIPE once the receiver has closed or its process has
