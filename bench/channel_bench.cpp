@@ -9,7 +9,8 @@
 //                                                  median and 99th percentile round trip
 //   channel_bench futex_peer PATH COUNT DELAY_US   the other side of futex_waiter (below)
 //   channel_bench futex_waiter PATH COUNT MODE     waits COUNT times on the integer in PATH,
-//                                                  `blocking` or `awaited`, for callgrind
+//                                                  `blocking`, `awaited` or `raw` (a bare
+//                                                  io_uring), for callgrind
 //
 // METHOD: channel_blocking, channel_batch and channel_in_place (throughput only),
 // channel_awaited, unix_socket, pipe, eventfd_shm, boost_mq. SIZE: 64 or 4096 bytes. The parent
@@ -28,16 +29,20 @@
 #endif
 
 #include <fcntl.h>
+#include <liburing.h>
+#include <linux/futex.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -911,6 +916,37 @@ ringio::task<> wait_awaited(ringio::io_context& context,
     }
 }
 
+// The floor of any wait through io_uring, for comparison: the same waits on a bare ring, written
+// by hand with no loop, coroutine or error reporting around them: one SQE filled from the
+// kernel's ABI (IORING_OP_FUTEX_WAIT, FUTEX2_SIZE_U32, shared), one submit-and-wait, one CQE.
+void wait_raw(std::uint32_t* word, std::uint32_t count) {
+    constexpr int op_futex_wait = 51;
+    constexpr int futex2_u32 = 0x02;
+    io_uring ring;
+    if (::io_uring_queue_init(8, &ring, 0) != 0) {
+        die("io_uring_queue_init");
+    }
+    for (std::uint32_t i = 0; i < count; ++i) {
+        while (__atomic_load_n(word, __ATOMIC_ACQUIRE) != 2 * i + 1) {
+            io_uring_sqe* sqe = ::io_uring_get_sqe(&ring);
+            ::io_uring_prep_rw(op_futex_wait, sqe, futex2_u32, word, 0, 2 * i);
+            sqe->addr3 = FUTEX_BITSET_MATCH_ANY;
+            io_uring_cqe* cqe = nullptr;
+            if (::io_uring_submit_and_wait(&ring, 1) < 0 || ::io_uring_peek_cqe(&ring, &cqe) != 0) {
+                die("io_uring_submit_and_wait");
+            }
+            const int result = cqe->res;
+            ::io_uring_cqe_seen(&ring, cqe);
+            if (result < 0 && result != -EAGAIN) {
+                die("IORING_OP_FUTEX_WAIT: " + std::string(std::strerror(-result)));
+            }
+        }
+        __atomic_store_n(word, 2 * i + 2, __ATOMIC_RELEASE);
+        ::syscall(SYS_futex, word, FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
+    }
+    ::io_uring_queue_exit(&ring);
+}
+
 void futex_waiter(const char* path, std::uint32_t count, std::string_view how) {
     ringio::shared_atomic_ref word{*map_word(path)};
     pin_to(0);
@@ -920,6 +956,8 @@ void futex_waiter(const char* path, std::uint32_t count, std::string_view how) {
             word.store(2 * i + 2, std::memory_order_release);
             word.notify_all();
         }
+    } else if (how == "raw") {
+        wait_raw(word.address(), count);
     } else {
         ringio::io_context context;
         ringio::sync_wait(context, wait_awaited(context, word, count));
@@ -966,7 +1004,7 @@ int main(int argc, char* argv[]) {
     std::fputs("usage: channel_bench all [--quick] [--no-pin]\n"
                "       channel_bench throughput|pingpong METHOD 64|4096 SECONDS [--no-pin]\n"
                "       channel_bench futex_peer PATH COUNT DELAY_US\n"
-               "       channel_bench futex_waiter PATH COUNT blocking|awaited\n",
+               "       channel_bench futex_waiter PATH COUNT blocking|awaited|raw\n",
                stderr);
     return 2;
 }

@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -1201,6 +1202,63 @@ TEST_CASE("channel: threads, one awaited and one blocking, and batches", "[chann
     CHECK(got.count == 50'000);
     CHECK(got.in_order);
     CHECK(got.ended);
+}
+
+// What one of several coroutines receiving on one end took: its records' numbers, and whether it
+// saw the end only after the sender closed.
+struct share {
+    std::vector<std::uint64_t> numbers;
+    bool whole = true;
+    bool ended_after_close = true;
+};
+
+ringio::task<> receive_share(ringio::io_context& context, receiver& in,
+                             const std::atomic<bool>& closing, share& out) {
+    while (const auto record = co_await in.receive(context)) {
+        out.numbers.push_back(record->sequence);
+        out.whole = out.whole && whole(*record);
+        if (record->sequence % 3 == 0) {
+            co_await ringio::sleep_for(context, 1us); // the other one's turn
+        }
+    }
+    out.ended_after_close = closing.load();
+}
+
+TEST_CASE("channel: two coroutines awaiting receive on one end take each record once, in order, "
+          "and see the end only after the close",
+          "[channel]") {
+    // Both sleep on the same bell and wake together: the one resumed first must not leave the
+    // other a record that is gone, nor give it one twice.
+    constexpr std::uint64_t total = 20'000;
+    auto [out, in] = local_ends(4);
+    std::atomic<bool> closing{false};
+    std::thread sending([&out, &closing] {
+        for (std::uint64_t n = 1; n <= total; ++n) {
+            out.send(record_number(n));
+        }
+        closing.store(true);
+        out.close();
+    });
+    ringio::io_context context;
+    std::array<share, 2> shares;
+    for (share& s : shares) {
+        ringio::spawn(context, receive_share(context, in, closing, s));
+    }
+    context.run();
+    sending.join();
+    std::vector<std::uint64_t> all;
+    for (const share& s : shares) {
+        CHECK(s.whole);
+        CHECK(s.ended_after_close);
+        CHECK(!s.numbers.empty());
+        CHECK(std::is_sorted(s.numbers.begin(), s.numbers.end()));
+        all.insert(all.end(), s.numbers.begin(), s.numbers.end());
+    }
+    std::sort(all.begin(), all.end());
+    REQUIRE(all.size() == total);
+    for (std::uint64_t n = 1; n <= total; ++n) {
+        REQUIRE(all[n - 1] == n);
+    }
 }
 
 TEST_CASE("channel: no heap allocation per record, blocking, awaited or in place", "[channel]") {

@@ -28,6 +28,8 @@ METHODS = [
 ]
 # Waits counted by the waiter under callgrind (K1, K2): the slope between them is per wait.
 FUTEX_COUNTS = {False: (1000, 3000), True: (200, 600)}
+# blocking: futex(2); awaited: ringio's; raw: the floor of any io_uring wait (no loop around it).
+WAITS = ("blocking", "awaited", "raw")
 FUTEX_DELAY_US = 500  # before each of the peer's writes, so that the waiter is surely asleep
 
 
@@ -61,7 +63,7 @@ def futex_instructions(ctx):
     k1, k2 = FUTEX_COUNTS[ctx.cfg.quick]
     reps = 1 if ctx.cfg.quick else 3
     out = {"counts": [k1, k2], "delay_us": FUTEX_DELAY_US, "reps": reps}
-    for how in ("blocking", "awaited"):
+    for how in WAITS:
         totals = {k1: [], k2: []}
         native = True
         for _ in range(reps):
@@ -72,11 +74,21 @@ def futex_instructions(ctx):
         per_wait = (min(totals[k2]) - min(totals[k1])) / (k2 - k1)
         out[how] = {"totals": {str(k): v for k, v in totals.items()}, "ir_per_wait": per_wait,
                     "native": native}
-        through = ("futex(2)" if how == "blocking"
-                   else "IORING_OP_FUTEX_WAIT" if native else "the timer fallback")
-        log(f"channel: {how} futex wait, {per_wait:,.0f} instructions per wait ({through})")
+        log(f"channel: {how} futex wait, {per_wait:,.0f} instructions per wait "
+            f"({through(how, native)})")
     out["ratio"] = out["awaited"]["ir_per_wait"] / out["blocking"]["ir_per_wait"]
+    out["raw_ratio"] = out["awaited"]["ir_per_wait"] / out["raw"]["ir_per_wait"]
+    out["floor_ratio"] = out["raw"]["ir_per_wait"] / out["blocking"]["ir_per_wait"]
     return out
+
+
+def through(how, native):
+    """What a wait of kind `how` goes through."""
+    if how == "blocking":
+        return "futex(2)"
+    if how == "raw":
+        return "IORING_OP_FUTEX_WAIT on a bare ring, liburing by hand"
+    return "IORING_OP_FUTEX_WAIT" if native else "the timer fallback"
 
 
 def run(ctx):
@@ -155,7 +167,10 @@ def targets(res, ctx):
         (rows[1], per_size("p50", lambda x: x <= LATENCY_TARGET), ""),
         (rows[2], f"{fx['awaited']['ir_per_wait']:,.0f} against "
                   f"{fx['blocking']['ir_per_wait']:,.0f}, {fmt_ratio(fx['ratio'])}x: "
-                  f"{verdict(fx['ratio'] <= WAIT_TARGET)}", ""),
+                  f"{verdict(fx['ratio'] <= WAIT_TARGET)}"
+                  + (f"; a bare io_uring wait alone costs {fx['raw']['ir_per_wait']:,.0f} "
+                     f"({fmt_ratio(fx['floor_ratio'])}x the blocking one), ringio's "
+                     f"{fmt_ratio(fx['raw_ratio'])}x that" if "raw" in fx else ""), ""),
     ]
 
 
@@ -177,11 +192,11 @@ def report(res, ctx):
                          f"{pp['p99_ns'] / 1e3:,.2f}" if pp else "-",
                          fmt_ratio(pp["p50_ns"] / sock_p50) if pp else "-"])
     fx = ch["futex"]
-    futex_rows = [[how, f"{fx[how]['ir_per_wait']:,.0f}",
-                   "IORING_OP_FUTEX_WAIT" if fx[how]["native"] and how == "awaited"
-                   else ("timer fallback" if how == "awaited" else "futex(2)")]
-                  for how in ("blocking", "awaited")]
+    futex_rows = [[how, f"{fx[how]['ir_per_wait']:,.0f}", through(how, fx[how]["native"])]
+                  for how in WAITS if how in fx]
     rounds = len([m for m in ch["measurements"]
                   if m["method"] == REFERENCE and m["mode"] == "throughput" and m["size"] == 64])
     return dict(ch, rows=rows, futex_rows=futex_rows, ratio=fmt_ratio(fx["ratio"]),
+                raw_ratio=fmt_ratio(fx["raw_ratio"]) if "raw" in fx else None,
+                floor_ratio=fmt_ratio(fx["floor_ratio"]) if "raw" in fx else None,
                 rounds=rounds, targets=targets(res, ctx))

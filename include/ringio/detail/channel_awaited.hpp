@@ -343,20 +343,27 @@ struct channel_send_op : channel_op<channel_send_op<T>> {
     }
 };
 
-/// An awaited receive: taken at once if a record is there, else after a sleep on the receiver's
-/// bell; nullopt at the end of the channel.
+/// An awaited receive: done at once if a record is there, else after a sleep on the receiver's
+/// bell; nullopt at the end of the channel. The record is copied out once, as the coroutine
+/// resumes, straight into its result: nothing runs between the step that found it and the
+/// resumption, so no other receive on the end can take it meanwhile.
 template <class T>
 struct channel_receive_op : channel_op<channel_receive_op<T>> {
     using channel_op<channel_receive_op<T>>::wait;
-    std::optional<T> record;
 
     channel_receive_op(channel_end& end, ring& r) noexcept
         : channel_op<channel_receive_op<T>>(end, r) {}
 
     int step(channel_end& end) noexcept {
-        return receive_step(end, wait, [&] { return take_record(end, record); });
+        return receive_step(end, wait, [&] { return end.available(1) != 0; });
     }
-    std::optional<T> complete(int /*result*/) noexcept { return std::move(record); }
+    std::optional<T> complete(int /*result*/) noexcept {
+        std::optional<T> record;
+        if (wait.end != nullptr) {
+            take_record(*wait.end, record);
+        }
+        return record;
+    }
     [[nodiscard]] std::string describe() const {
         return channel_failure(wait.end, "receive from", wait.error);
     }
