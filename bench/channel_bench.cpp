@@ -13,8 +13,9 @@
 //                                                  io_uring), for callgrind
 //
 // METHOD: channel_blocking, channel_batch and channel_in_place (throughput only),
-// channel_awaited, unix_socket, pipe, eventfd_shm, boost_mq. SIZE: 64 or 4096 bytes. The parent
-// runs on CPU 0 and its child on CPU 1 (--no-pin: anywhere). Every record carries its sequence
+// channel_awaited, unix_socket, pipe, eventfd_shm, shm_floor (throughput only: a hand-written
+// spinning ring, the floor of any shared-memory transport), boost_mq. SIZE: 64 or 4096 bytes.
+// The parent runs on CPU 0 and its child on CPU 1 (--no-pin: anywhere). Every record carries its sequence
 // number in every 8-byte word, checked on arrival: a wrong, torn or missing record fails the run
 // (status 1). Output: one JSON object per measurement on stdout.
 
@@ -679,6 +680,91 @@ measurement throughput_in_place(double seconds) {
     return channel_throughput<Size>("channel_in_place", receive, send, seconds);
 }
 
+// The floor of any shared-memory transport, for comparison: a ring of 64 slots in anonymous
+// shared memory, written by hand, both ends spinning (no system call at all, no liveness, no
+// closing), records written and checked in place in spans of up to 16, each end's count
+// published once a span: what is left is writing each record, reading it, and moving its cache
+// lines between the cores.
+template <std::size_t Size>
+struct spin_ring {
+    alignas(64) std::atomic<std::uint64_t> sent{0};
+    alignas(64) std::atomic<std::uint64_t> taken{0};
+    alignas(64) record<Size> slots[64];
+};
+
+inline void spin_pause() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+template <std::size_t Size>
+measurement throughput_floor(double seconds) {
+    shared_result* result = shared_block();
+    void* memory = ::mmap(nullptr, sizeof(spin_ring<Size>), PROT_READ | PROT_WRITE,
+                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (memory == MAP_FAILED) {
+        die("shm_floor: mmap");
+    }
+    auto* ring = ::new (memory) spin_ring<Size>;
+    const pid_t child = ::fork();
+    if (child == 0) {
+        bound_time(seconds);
+        pin_to(1);
+        std::uint64_t n = 0;
+        std::uint64_t at = 0;
+        for (bool end = false; !end;) {
+            std::uint64_t sent = 0;
+            while ((sent = ring->sent.load(std::memory_order_acquire)) == at) {
+                spin_pause();
+            }
+            const std::uint64_t upto = std::min(sent, at + 16);
+            for (; at < upto && !end; ++at) {
+                const record<Size>& r = ring->slots[at % 64];
+                if (holds(r, 0)) {
+                    end = true;
+                } else if (!holds(r, ++n)) {
+                    result->failed = 1;
+                    end = true;
+                }
+            }
+            ring->taken.store(at, std::memory_order_release);
+        }
+        result->records = n;
+        result->end_ns = now_ns();
+        ::_exit(0);
+    }
+    pin_to(0);
+    const std::int64_t start = now_ns();
+    const std::int64_t stop = start + to_ns(seconds);
+    std::uint64_t n = 0;
+    std::uint64_t at = 0;
+    const auto room = [ring, &at] {
+        std::uint64_t taken = 0;
+        while (at - (taken = ring->taken.load(std::memory_order_acquire)) == 64) {
+            spin_pause();
+        }
+        return taken + 64;
+    };
+    do {
+        const std::uint64_t upto = std::min(room(), at + 16);
+        for (; at < upto; ++at) {
+            fill(ring->slots[at % 64], ++n);
+        }
+        ring->sent.store(at, std::memory_order_release);
+    } while (now_ns() < stop);
+    room();
+    fill(ring->slots[at % 64], 0);
+    ring->sent.store(++at, std::memory_order_release);
+    if (wait_for(child) != 0 || result->failed != 0 || result->records != n) {
+        die("shm_floor: the receiver failed or found a wrong record");
+    }
+    const measurement m = throughput_of("shm_floor", Size, n, start, *result);
+    ::munmap(result, sizeof *result);
+    ::munmap(memory, sizeof(spin_ring<Size>));
+    return m;
+}
+
 template <std::size_t Size>
 ringio::task<> echo_awaited(ringio::io_context& context, ringio::channel_receiver<record<Size>>& in,
                             ringio::channel_sender<record<Size>>& out) {
@@ -746,7 +832,7 @@ measurement pingpong_awaited(double seconds) {
 
 constexpr std::string_view methods[] = {
     "channel_blocking", "channel_batch", "channel_in_place", "channel_awaited",
-    "unix_socket",      "pipe",          "eventfd_shm",
+    "unix_socket",      "pipe",          "eventfd_shm",      "shm_floor",
 #if CHANNEL_BENCH_BOOST
     "boost_mq",
 #endif
@@ -771,6 +857,12 @@ measurement run(std::string_view mode, std::string_view method, double seconds) 
             die("channel_in_place measures throughput only: a ping-pong has one record to send");
         }
         return throughput_in_place<Size>(seconds);
+    }
+    if (method == "shm_floor") {
+        if (!through) {
+            die("shm_floor measures throughput only");
+        }
+        return throughput_floor<Size>(seconds);
     }
     if (method == "channel_batch") {
         if (!through) {
@@ -830,7 +922,8 @@ void run_all(double seconds, int rounds) {
             for (const std::string_view mode : {"throughput", "pingpong"}) {
                 for (const std::string_view method : methods) {
                     if (mode == "pingpong" &&
-                        (method == "channel_batch" || method == "channel_in_place")) {
+                        (method == "channel_batch" || method == "channel_in_place" ||
+                         method == "shm_floor")) {
                         continue;
                     }
                     all.push_back(run_sized(mode, method, size, seconds));

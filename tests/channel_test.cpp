@@ -1125,6 +1125,49 @@ TEST_CASE("channel: an awaited send waits while full and goes on when the receiv
     CHECK(got.ended);
 }
 
+TEST_CASE("channel: a full sender (blocking or awaited) fills the one slot freed without waiting "
+          "for more",
+          "[channel]") {
+    // While it spins, a full sender waits for a stretch of free slots; once asleep, or once the
+    // spin ends, a single one will do.
+    for (const bool awaited : {false, true}) {
+        auto [out, in] = local_ends(64);
+        for (std::uint64_t n = 1; n <= 64; ++n) {
+            out.send(record_number(n));
+        }
+        std::atomic<bool> done{false};
+        std::thread sending([&out, &done, awaited] {
+            if (awaited) {
+                ringio::io_context context;
+                ringio::sync_wait(context,
+                                  [](ringio::io_context& ctx, sender& to) -> ringio::task<> {
+                                      co_await to.send(ctx, record_number(65));
+                                  }(context, out));
+            } else {
+                out.send(record_number(65));
+            }
+            done.store(true);
+        });
+        std::this_thread::sleep_for(30ms);
+        CHECK_FALSE(done.load());
+        const auto first = in.receive();
+        REQUIRE(first);
+        CHECK(first->sequence == 1);
+        const auto until = std::chrono::steady_clock::now() + 5s;
+        while (!done.load() && std::chrono::steady_clock::now() < until) {
+            std::this_thread::sleep_for(1ms);
+        }
+        CHECK(done.load());
+        bool in_order = true;
+        for (std::uint64_t n = 2; n <= 65; ++n) { // frees a stuck sender too, before the join
+            const auto record = in.receive();
+            in_order = in_order && record && record->sequence == n && whole(*record);
+        }
+        sending.join();
+        CHECK(in_order);
+    }
+}
+
 TEST_CASE("channel: destroying the context while a receive awaits cancels it", "[channel]") {
     for (const bool fallback : {false, true}) {
         if (!runs(fallback)) {

@@ -259,6 +259,9 @@ struct channel_op {
                 wait.error = result == channel_done ? 0 : result;
                 return result == channel_done;
             }
+            if (end->is_sender() && wait_for_room(*end, [this] { return spin(); })) {
+                continue;
+            }
             if (!spin() && wait.sleep()) {
                 return false;
             }

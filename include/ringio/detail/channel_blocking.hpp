@@ -67,6 +67,9 @@ void send_when(channel_end& end, const std::chrono::steady_clock::time_point* de
         if (attempt()) {
             return;
         }
+        if (wait_for_room(end, [&spin] { return spin.more(); })) {
+            continue;
+        }
         const blocked why = block(end, spin, deadline);
         if (why == blocked::timed_out && attempt()) {
             return;
