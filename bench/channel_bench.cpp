@@ -15,9 +15,9 @@
 // METHOD: channel_blocking, channel_batch and channel_in_place (throughput only),
 // channel_awaited, unix_socket, pipe, eventfd_shm, shm_floor (throughput only: a hand-written
 // spinning ring, the floor of any shared-memory transport), boost_mq. SIZE: 64 or 4096 bytes.
-// The parent runs on CPU 0 and its child on CPU 1 (--no-pin: anywhere). Every record carries its sequence
-// number in every 8-byte word, checked on arrival: a wrong, torn or missing record fails the run
-// (status 1). Output: one JSON object per measurement on stdout.
+// The parent runs on CPU 0 and its child on CPU 1 (--no-pin: anywhere). Every record carries its
+// sequence number in every 8-byte word, checked on arrival: a wrong, torn or missing record fails
+// the run (status 1). Output: one JSON object per measurement on stdout.
 
 #include <ringio/channel.hpp>
 #include <ringio/futex.hpp>
