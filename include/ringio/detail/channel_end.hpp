@@ -283,12 +283,12 @@ private:
     lent_slots lent_;
 };
 
-/// A full sender's spin: until the receiver has freed a stretch of the ring (an eighth, at most
-/// 16 slots), or `more()` says stop; true if there is room by then. Each look pulls the
-/// receiver's count over, and each record sent moves a slot the receiver reads next: looking
-/// again only once a stretch is free lets the receiver drain it undisturbed.
+/// A full sender's spin, until an eighth of the ring (at most 16 slots) is free or `more()` says
+/// stop; true if there is room by then.
 template <class More>
 bool wait_for_room(channel_end& end, More more) noexcept {
+    // Each look pulls the receiver's count over, and each record sent moves a slot the receiver
+    // reads next: looking again only once a stretch is free lets the receiver drain undisturbed.
     const std::uint32_t stretch = std::min<std::uint32_t>((end.mask() + 1) / 8, 16);
     while (stretch > 1 && end.available(stretch) < stretch && more()) {
     }
