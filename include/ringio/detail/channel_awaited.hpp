@@ -347,9 +347,7 @@ struct channel_send_op : channel_op<channel_send_op<T>> {
 };
 
 /// An awaited receive: done at once if a record is there, else after a sleep on the receiver's
-/// bell; nullopt at the end of the channel. The record is copied out once, as the coroutine
-/// resumes, straight into its result: nothing runs between the step that found it and the
-/// resumption, so no other receive on the end can take it meanwhile.
+/// bell; nullopt at the end of the channel.
 template <class T>
 struct channel_receive_op : channel_op<channel_receive_op<T>> {
     using channel_op<channel_receive_op<T>>::wait;
@@ -360,6 +358,8 @@ struct channel_receive_op : channel_op<channel_receive_op<T>> {
     int step(channel_end& end) noexcept {
         return receive_step(end, wait, [&] { return end.available(1) != 0; });
     }
+    // The record is copied out once, straight into the coroutine's result: nothing runs between
+    // the step that found it and the resumption, so no other receive on the end takes it first.
     std::optional<T> complete(int /*result*/) noexcept {
         std::optional<T> record;
         if (wait.end != nullptr) {
