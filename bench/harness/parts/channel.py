@@ -165,11 +165,12 @@ def targets(res, ctx):
 
     fx = ch["futex"]
     md = medians(ch)
-    floor = "; ".join(
-        f"{size} B {fmt_ratio(md[key]['records_per_second'] / md[ref]['records_per_second'])}x"
-        for size in (64, 4096)
-        for key, ref in [(("throughput", "shm_floor", size), ("throughput", REFERENCE, size))]
-        if key in md)
+
+    def rate(method, size):
+        return md[("throughput", method, size)]["records_per_second"]
+
+    floor = "; ".join(f"{size} B {fmt_ratio(rate('shm_floor', size) / rate(REFERENCE, size))}x"
+                      for size in (64, 4096) if ("throughput", "shm_floor", size) in md)
     return [
         (rows[0], per_size("throughput", lambda x: x >= THROUGHPUT_TARGET)
          + (f"; the floor of any shared-memory transport (`shm_floor`, written by hand): {floor}"
