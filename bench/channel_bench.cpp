@@ -11,6 +11,9 @@
 //   channel_bench futex_waiter PATH COUNT MODE     waits COUNT times on the integer in PATH,
 //                                                  `blocking`, `awaited` or `raw` (a bare
 //                                                  io_uring), for callgrind
+//   channel_bench local ROUNDS MODE                both ends in this process, ROUNDS times 64
+//                                                  sends then 64 receives, `blocking` or
+//                                                  `awaited`, for callgrind
 //
 // METHOD: channel_blocking, channel_batch and channel_in_place (throughput only),
 // channel_awaited, unix_socket, pipe, eventfd_shm, shm_floor (throughput only: a hand-written
@@ -1060,6 +1063,54 @@ void futex_waiter(const char* path, std::uint32_t count, std::string_view how) {
                 ringio::detail::futex_support::available() ? "true" : "false");
 }
 
+// ---------------------------------------------------------------------------------------------
+// Both ends in one process, for callgrind: ROUNDS times, 64 sends then 64 receives through a
+// channel of 64, so that no call waits; the slope between two counts of rounds is what a send and
+// a receive cost in user-space instructions.
+
+ringio::task<> local_awaited(ringio::io_context& context, ringio::channel_sender<record<64>>& out,
+                             ringio::channel_receiver<record<64>>& in, std::uint64_t rounds,
+                             std::uint64_t& sum) {
+    record<64> r{};
+    for (std::uint64_t k = 0; k < rounds; ++k) {
+        for (std::uint64_t i = 0; i < 64; ++i) {
+            r.words[0] = i;
+            co_await out.send(context, r);
+        }
+        for (int i = 0; i < 64; ++i) {
+            sum += (co_await in.receive(context))->words[0];
+        }
+    }
+}
+
+void local_pairs(std::uint64_t rounds, std::string_view how) {
+    auto first = ringio::channel<record<64>>::memfd("channel_bench", 64);
+    auto second = ringio::channel<record<64>>::open(first.fd());
+    ringio::channel_sender out(std::move(first));
+    ringio::channel_receiver in(std::move(second));
+    std::uint64_t sum = 0;
+    if (how == "awaited") {
+        ringio::io_context context;
+        ringio::sync_wait(context, local_awaited(context, out, in, rounds, sum));
+    } else {
+        record<64> r{};
+        for (std::uint64_t k = 0; k < rounds; ++k) {
+            for (std::uint64_t i = 0; i < 64; ++i) {
+                r.words[0] = i;
+                out.send(r);
+            }
+            for (int i = 0; i < 64; ++i) {
+                sum += in.receive()->words[0];
+            }
+        }
+    }
+    if (sum != rounds * (63 * 64 / 2)) {
+        die("local: a record went missing");
+    }
+    std::printf("{\"mode\": \"local\", \"how\": \"%.*s\", \"rounds\": %llu}\n",
+                static_cast<int>(how.size()), how.data(), static_cast<unsigned long long>(rounds));
+}
+
 } // namespace
 
 int main(int argc, char* argv[]) {
@@ -1086,6 +1137,11 @@ int main(int argc, char* argv[]) {
                        static_cast<unsigned>(std::strtoul(argv[4], nullptr, 10)));
             return 0;
         }
+        if (args.size() == 3 && args[0] == "local" &&
+            (args[2] == "blocking" || args[2] == "awaited")) {
+            local_pairs(std::strtoull(argv[2], nullptr, 10), args[2]);
+            return 0;
+        }
         if (args.size() == 4 && args[0] == "futex_waiter") {
             futex_waiter(argv[2], static_cast<std::uint32_t>(std::strtoul(argv[3], nullptr, 10)),
                          args[3]);
@@ -1097,7 +1153,8 @@ int main(int argc, char* argv[]) {
     std::fputs("usage: channel_bench all [--quick] [--no-pin]\n"
                "       channel_bench throughput|pingpong METHOD 64|4096 SECONDS [--no-pin]\n"
                "       channel_bench futex_peer PATH COUNT DELAY_US\n"
-               "       channel_bench futex_waiter PATH COUNT blocking|awaited|raw\n",
+               "       channel_bench futex_waiter PATH COUNT blocking|awaited|raw\n"
+               "       channel_bench local ROUNDS blocking|awaited\n",
                stderr);
     return 2;
 }
