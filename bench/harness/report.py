@@ -37,6 +37,19 @@ def wrap(text, width=100):
                          break_long_words=False) + "\n"
 
 
+def provenance(updates):
+    """The runs that measured the figures shown: each part under the last run that measured it,
+    and a run whose parts were all measured again later left out."""
+    seen = set()
+    shown = []
+    for u in reversed(updates):
+        left = [p for p in u["parts"] if p not in seen]
+        seen.update(u["parts"])
+        if left:
+            shown.append(dict(u, parts=left))
+    return shown[::-1]
+
+
 def render(res, ctx, parts, targets, out_md):
     # Imported here: bench/run installs python3-jinja2 before it gets this far.
     import jinja2
@@ -54,6 +67,7 @@ def render(res, ctx, parts, targets, out_md):
         rows += part.targets(res, ctx)
     rows.insert(3, allocation_target())
     text = env.get_template("performance.md.j2").render(
-        res=res, cfg=ctx.cfg, sections=sections, targets=rows, png=ctx.png_name)
+        res=res, cfg=ctx.cfg, sections=sections, targets=rows, png=ctx.png_name,
+        updates=provenance(res.get("updates", [])))
     Path(out_md).parent.mkdir(parents=True, exist_ok=True)
     Path(out_md).write_text(text)
