@@ -47,13 +47,15 @@ inline std::error_code make_error_code(resolve_errc e) noexcept {
     return {static_cast<int>(e), resolve_category()};
 }
 
-/// What `resolve` asks `getaddrinfo` for; fields in the order of the C hints.
+/// How `resolve` (`getaddrinfo`) and `name_of` (`getnameinfo`) translate; each reads the fields
+/// that have a flag of its own.
 struct resolve_hints {
-    int family = AF_UNSPEC;       ///< `ai_family`: `AF_UNSPEC`, `AF_INET` or `AF_INET6`.
-    int type = SOCK_STREAM;       ///< `ai_socktype`: `SOCK_STREAM` (TCP) or `SOCK_DGRAM` (UDP).
-    bool passive = false;         ///< `AI_PASSIVE`: an empty host gives the wildcard, to bind.
-    bool numeric_host = false;    ///< `AI_NUMERICHOST`: the host must be an address, no lookup.
-    bool numeric_service = false; ///< `AI_NUMERICSERV`: the service must be a port number.
+    int family = AF_UNSPEC;       ///< resolve: `AF_UNSPEC`, `AF_INET` or `AF_INET6`.
+    int type = SOCK_STREAM;       ///< `SOCK_STREAM` (TCP) or `SOCK_DGRAM` (UDP, `NI_DGRAM`).
+    bool passive = false;         ///< resolve, `AI_PASSIVE`: an empty host is the wildcard.
+    bool numeric_host = false;    ///< `AI_`/`NI_NUMERICHOST`: an address, never a lookup.
+    bool numeric_service = false; ///< `AI_`/`NI_NUMERICSERV`: a port number, never a name.
+    bool name_required = false;   ///< name_of, `NI_NAMEREQD`: fail rather than give the address.
 };
 
 /// Looks up `host` and `service` and returns every endpoint `getaddrinfo` gives, in its order
@@ -72,20 +74,12 @@ struct host_and_service {
     std::string service; ///< A service name such as "http", or the port number.
 };
 
-/// How `name_of` names an endpoint; each field is a `getnameinfo` flag.
-struct name_flags {
-    bool numeric_host = false;    ///< `NI_NUMERICHOST`: the address as text, no lookup.
-    bool numeric_service = false; ///< `NI_NUMERICSERV`: the port as a number, no lookup.
-    bool name_required = false;   ///< `NI_NAMEREQD`: fail rather than fall back to the address.
-    bool datagram = false;        ///< `NI_DGRAM`: name the port as a UDP service.
-};
-
 /// Names an endpoint's host and port with `getnameinfo`.
-inline host_and_service name_of(const endpoint& e, name_flags flags = {});
+inline host_and_service name_of(const endpoint& e, resolve_hints hints = {});
 
 /// Like `name_of` above, but reports an error through `ec` and returns empty names instead of
 /// throwing.
-inline host_and_service name_of(const endpoint& e, name_flags flags, std::error_code& ec);
+inline host_and_service name_of(const endpoint& e, resolve_hints hints, std::error_code& ec);
 
 namespace detail {
 
@@ -216,13 +210,13 @@ inline std::vector<endpoint> resolve(std::string_view host, std::string_view ser
     return endpoints;
 }
 
-inline host_and_service name_of(const endpoint& e, name_flags flags, std::error_code& ec) {
+inline host_and_service name_of(const endpoint& e, resolve_hints hints, std::error_code& ec) {
     ec.clear();
     std::array<char, detail::max_host_name> host{};
     std::array<char, detail::max_service_name> service{};
-    const int ni_flags = (flags.numeric_host ? NI_NUMERICHOST : 0) |
-                         (flags.numeric_service ? NI_NUMERICSERV : 0) |
-                         (flags.name_required ? NI_NAMEREQD : 0) | (flags.datagram ? NI_DGRAM : 0);
+    const int ni_flags =
+        (hints.numeric_host ? NI_NUMERICHOST : 0) | (hints.numeric_service ? NI_NUMERICSERV : 0) |
+        (hints.name_required ? NI_NAMEREQD : 0) | (hints.type == SOCK_DGRAM ? NI_DGRAM : 0);
     const int status =
         ::getnameinfo(e.data(), e.size(), host.data(), static_cast<socklen_t>(host.size()),
                       service.data(), static_cast<socklen_t>(service.size()), ni_flags);
@@ -233,9 +227,9 @@ inline host_and_service name_of(const endpoint& e, name_flags flags, std::error_
     return {host.data(), service.data()};
 }
 
-inline host_and_service name_of(const endpoint& e, name_flags flags) {
+inline host_and_service name_of(const endpoint& e, resolve_hints hints) {
     std::error_code ec;
-    auto names = name_of(e, flags, ec);
+    auto names = name_of(e, hints, ec);
     if (ec) {
         detail::throw_error(ec,
                             e.empty() ? "name_of an empty endpoint" : "name_of " + e.to_string());
