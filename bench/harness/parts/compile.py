@@ -1,5 +1,7 @@
-"""compile: compile time of each server's source file on its own, timed by hyperfine."""
+"""compile: compile time of each server's source file on its own, timed by hyperfine, and the
+weight of the headers (their lines, the public types) that the suite bounds too."""
 
+import importlib.util
 import json
 import os
 import shlex
@@ -14,6 +16,19 @@ TARGET_RATIO = 0.40
 ASIO = "Asio echo (epoll)"
 EXAMPLE = "ringio echo_server"
 PEER_PROGRAM = "ringio, the Asio peer's program"
+TARGET_HEADER_LINES = 4500
+TARGET_PUBLIC_TYPES = 30
+
+
+def shape():
+    """The suite's own count (tests/docs/api_shape.py), so that the two never disagree."""
+    spec = importlib.util.spec_from_file_location("api_shape", ROOT / "tests" / "docs" / "api_shape.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    measured = module.measure(ROOT)
+    return {"header_lines": measured["header_lines"], "headers": measured["headers"],
+            "largest_header": measured["largest_header"], "public_types": measured["public_types"],
+            "max_header_lines": module.MAX_HEADER_LINES}
 
 
 def units():
@@ -74,7 +89,7 @@ def run(ctx):
             shown[-1] = "x.o"
             entry["command"] = shlex.join(shown)
         log(f"compile {name} {key}: {timing['min']:.2f} s (fastest of {len(timing['times'])})")
-    return {"reps": cfg.compile_reps, "cpu": SERVER_CPU, "units": results}
+    return {"reps": cfg.compile_reps, "cpu": SERVER_CPU, "units": results, "shape": shape()}
 
 
 def targets(res, ctx):
@@ -84,8 +99,21 @@ def targets(res, ctx):
         return [(target, "not measured in this run", "")]
     asio = comp[ASIO]["seconds"]
     v = comp[EXAMPLE]["seconds"]
-    return [(target, f"{v:.2f} s, {v / asio:.2f}x Asio's: {verdict(v <= asio * TARGET_RATIO)}",
+    rows = [(target, f"{v:.2f} s, {v / asio:.2f}x Asio's: {verdict(v <= asio * TARGET_RATIO)}",
              f"Asio {asio:.2f} s, so at most {asio * TARGET_RATIO:.2f} s")]
+    weight = res[NAME].get("shape")
+    if weight:
+        name, largest = weight["largest_header"]
+        lines = weight["header_lines"]
+        fits = lines <= TARGET_HEADER_LINES and largest <= weight["max_header_lines"]
+        rows.append((f"headers <= {TARGET_HEADER_LINES:,} lines in all, each <= "
+                     f"{weight['max_header_lines']}",
+                     f"{lines:,} lines in {weight['headers']} headers, the largest {largest} "
+                     f"({name}): {verdict(fits)}", ""))
+        types = len(weight["public_types"])
+        rows.append((f"<= {TARGET_PUBLIC_TYPES} public types", f"{types}: "
+                     f"{verdict(types <= TARGET_PUBLIC_TYPES)}", ""))
+    return rows
 
 
 def report(res, ctx):
@@ -98,4 +126,4 @@ def report(res, ctx):
             for name, v in unit.items()]
     example, peer = unit[EXAMPLE], unit[PEER_PROGRAM]
     return {"reps": comp["reps"], "cpu": comp["cpu"], "rows": rows, "asio": asio,
-            "example": example, "peer": peer, "target": TARGET_RATIO}
+            "example": example, "peer": peer, "target": TARGET_RATIO, "shape": comp.get("shape")}

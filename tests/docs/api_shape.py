@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""The size of the library's surface, counted from its headers: the lines of every header, and
+the public types (each class, struct, union, enum or alias defined directly in namespace ringio;
+a nested type belongs to its owner, and detail:: is not public).
+
+Usage: api_shape.py REPO_ROOT [--check]. Prints the figures as JSON; with --check, also prints
+each limit exceeded (a header over MAX_HEADER_LINES, more than MAX_PUBLIC_TYPES public types)
+and exits 1 if any."""
+
+import json
+import pathlib
+import re
+import sys
+
+MAX_HEADER_LINES = 400
+MAX_PUBLIC_TYPES = 30
+
+# A quote after a digit is a digit separator (4'096), not a character.
+COMMENT_OR_TEXT = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|(?<!\w)\'(?:\\.|[^\'\\\n])*\'',
+                             re.S)
+TOKEN = re.compile(r'namespace\s+([A-Za-z_][\w:]*)\s*\{|[{};]')
+TYPE = re.compile(r'(?:^|[;}>\s])(?:class|struct|union|enum(?:\s+class)?)\s+(?:\[\[[^\]]*\]\]\s*)*([a-z_]\w*)'
+                  r'(?:\s+final)?\s*(?::[^;{]*)?\{|\busing\s+([a-z_]\w*)\s*=')
+
+
+def public_types_of(text):
+    """The names of the types `text` defines directly in namespace ringio."""
+    code = COMMENT_OR_TEXT.sub(lambda m: " " if m.group(0).startswith("/") else '""', text)
+    scopes, names, start = [], [], 0
+    for match in TOKEN.finditer(code):
+        if scopes == ["ringio"]:
+            # The text since the last scope change or statement, up to and including this token.
+            for found in TYPE.finditer(code[start:match.end()]):
+                names.append(found.group(1) or found.group(2))
+        if match.group(1):
+            scopes.extend(match.group(1).split("::"))
+        elif match.group(0) == "{":
+            scopes.append("{")
+        elif match.group(0) == "}" and scopes:
+            scopes.pop()
+        start = match.end()
+    return names
+
+
+def measure(root):
+    include = pathlib.Path(root) / "include" / "ringio"
+    headers = sorted(include.rglob("*.hpp"))
+    lines = {str(h.relative_to(include.parent)): len(h.read_text().splitlines()) for h in headers}
+    types = set()
+    for header in headers:
+        if header.parent.name != "detail":
+            types.update(public_types_of(header.read_text()))
+    return {"header_lines": sum(lines.values()), "headers": len(lines),
+            "largest_header": max(lines.items(), key=lambda item: item[1]),
+            "lines": lines, "public_types": sorted(types)}
+
+
+def main():
+    shape = measure(sys.argv[1])
+    print(json.dumps({k: v for k, v in shape.items() if k != "lines"}))
+    if "--check" not in sys.argv[2:]:
+        return 0
+    problems = [f"{name}: {count} lines, more than {MAX_HEADER_LINES}"
+                for name, count in shape["lines"].items() if count > MAX_HEADER_LINES]
+    if len(shape["public_types"]) > MAX_PUBLIC_TYPES:
+        problems.append(f"{len(shape['public_types'])} public types, more than {MAX_PUBLIC_TYPES}")
+    for problem in problems:
+        print(problem)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
