@@ -101,8 +101,9 @@ inline bool detail::watch(cancellation& signal, cancel_link& node) noexcept {
 namespace detail {
 
 /// The adaptors of an awaitable that `co_await` turns into a separate awaiter (a multishot's
-/// `next()`, a stream's `flush()`): each returns the temporary itself, not a copy, since g++
-/// gives each copy a place in the frame and copies into it at every wait.
+/// `next()`, a stream's `flush()`).
+// Each returns the temporary itself, not a copy: g++ gives each copy a place in the frame and
+// copies into it at every wait.
 template <class Self>
 class adaptors {
 public:
@@ -122,9 +123,9 @@ protected:
     cancellation* signal_ = nullptr;
 };
 
-/// What such an awaiter keeps while it waits: the adaptors' choices and its link under the
-/// signal, unlinked at the end of the co_await, so that a frame destroyed while it waits (at
-/// the context's shutdown) leaves no dangling link.
+/// What such an awaiter keeps while it waits: the adaptors' choices and its link under the signal.
+// The link is undone at the end of the co_await, so that a frame destroyed while it waits (at
+// the context's shutdown) leaves no dangling link.
 struct adapted_wait {
     adapted_wait(std::error_code* to, cancellation* under) noexcept : error(to), signal(under) {}
     adapted_wait(const adapted_wait&) = delete;

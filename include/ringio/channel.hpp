@@ -42,9 +42,8 @@ template <class T, channel_role Role>
 class channel_port;
 } // namespace detail
 
-/// A queue of `T` records in shared memory (a file, a memfd or anonymous memory), for one
-/// sender and one receiver, usually in two processes. Move it into a `channel_sender` or a
-/// `channel_receiver` to use it.
+/// A queue of `T` records in shared memory for one sender and one receiver, usually in two
+/// processes; moved into a `channel_sender` or a `channel_receiver` to be used.
 template <channel_record T>
 class channel {
 public:

@@ -17,9 +17,9 @@ namespace ringio {
 namespace detail {
 
 /// What a stream of `T` adds to its slot: `kind` (how to arm and release), `state` (what its
-/// errors name, and its end), `take(slot, state, entry, error)`, and optionally `ready(state)`,
-/// true when a wait finds a value without an entry (a stream that ended says so to its slot
-/// instead).
+/// errors name, and its end), `take(slot, state, entry, error)`, and optionally `ready(state)`.
+// `ready` is true when a wait finds a value without an entry; a stream that ended says so to its
+// slot instead.
 template <class T>
 struct multishot_policy;
 

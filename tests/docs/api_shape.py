@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""The size of the library's surface, counted from its headers: the lines of every header, and
-the public types (each class, struct, union, enum or alias defined directly in namespace ringio;
-a nested type belongs to its owner, and detail:: is not public).
+"""The size of the library's surface, counted from its headers: the lines of every header, the
+public types (each class, struct, union, enum or alias defined directly in namespace ringio; a
+nested type belongs to its owner, and detail:: is not public), and the `///` comments longer than
+MAX_DOC_LINES (the full contract lives in docs/reference.md, once).
 
 Usage: api_shape.py REPO_ROOT [--check]. Prints the figures as JSON; with --check, also prints
-each limit exceeded (a header over MAX_HEADER_LINES, more than MAX_PUBLIC_TYPES public types)
-and exits 1 if any."""
+each limit exceeded and exits 1 if any."""
 
 import json
 import pathlib
@@ -14,6 +14,7 @@ import sys
 
 MAX_HEADER_LINES = 400
 MAX_PUBLIC_TYPES = 30
+MAX_DOC_LINES = 2
 
 # A quote after a digit is a digit separator (4'096), not a character.
 COMMENT_OR_TEXT = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|(?<!\w)\'(?:\\.|[^\'\\\n])*\'',
@@ -42,17 +43,32 @@ def public_types_of(text):
     return names
 
 
+def long_doc_comments(lines):
+    """The first line number of each run of `///` lines longer than MAX_DOC_LINES."""
+    found, run = [], 0
+    for number, line in enumerate(lines + [""], start=1):
+        if line.lstrip().startswith("///"):
+            run += 1
+        else:
+            if run > MAX_DOC_LINES:
+                found.append(number - run)
+            run = 0
+    return found
+
+
 def measure(root):
     include = pathlib.Path(root) / "include" / "ringio"
     headers = sorted(include.rglob("*.hpp"))
     lines = {str(h.relative_to(include.parent)): len(h.read_text().splitlines()) for h in headers}
+    long_docs = [f"{h.relative_to(include.parent)}:{n}" for h in headers
+                 for n in long_doc_comments(h.read_text().splitlines())]
     types = set()
     for header in headers:
         if header.parent.name != "detail":
             types.update(public_types_of(header.read_text()))
     return {"header_lines": sum(lines.values()), "headers": len(lines),
             "largest_header": max(lines.items(), key=lambda item: item[1]),
-            "lines": lines, "public_types": sorted(types)}
+            "lines": lines, "public_types": sorted(types), "long_doc_comments": long_docs}
 
 
 def main():
@@ -64,6 +80,8 @@ def main():
                 for name, count in shape["lines"].items() if count > MAX_HEADER_LINES]
     if len(shape["public_types"]) > MAX_PUBLIC_TYPES:
         problems.append(f"{len(shape['public_types'])} public types, more than {MAX_PUBLIC_TYPES}")
+    problems += [f"{where}: a /// comment of more than {MAX_DOC_LINES} lines (the contract goes "
+                 "to docs/reference.md, a why to a // comment)" for where in shape["long_doc_comments"]]
     for problem in problems:
         print(problem)
     return 1 if problems else 0

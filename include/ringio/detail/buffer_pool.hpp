@@ -18,9 +18,10 @@
 namespace ringio::detail {
 
 /// A provided-buffer ring: `count` buffers of `size` bytes that the kernel fills as data
-/// arrives, handed to it as the load needs them. Kept by the context's storage, so that it
-/// outlives every completion naming a buffer. Once every buffer is handed over, slots that ran
-/// dry wait in a list and are fed, oldest first, as buffers come back.
+/// arrives, handed to it as the load needs them.
+// Kept by the context's storage, so that it outlives every completion naming a buffer. Once every
+// buffer is handed over, slots that ran dry wait in a list and are fed, oldest first, as buffers
+// come back.
 class buffer_pool {
 public:
     buffer_pool(ring& owner, unsigned count, std::size_t size)
@@ -87,9 +88,9 @@ public:
         }
     }
 
-    /// Hands buffer `id` back, then its place in `lender`'s budget (the buffer first: a slot
-    /// that starved for one is armed before the lender's own next receive, else a busy
-    /// connection would take back every buffer it returns).
+    /// Hands buffer `id` back, then its place in `lender`'s budget.
+    // The buffer first: a slot that starved for one is armed before the lender's own next
+    // receive, else a busy connection would take back every buffer it returns.
     void give_back(unsigned id, slot& lender) noexcept {
         put(id);
         if (starved_ != nullptr) [[unlikely]] {

@@ -40,8 +40,9 @@ struct watch_hold {
 };
 
 /// A poll on the other end's pidfd while an operation sleeps: when that process ends, it rings
-/// the bell the operation sleeps on. It lives in the context's storage, not in the operation: its
-/// cancellation completes after the operation may have gone.
+/// the bell the operation sleeps on.
+// It lives in the context's storage, not in the operation: its cancellation completes after the
+// operation may have gone.
 class peer_watch final : public completion {
 public:
     explicit peer_watch(ring& r, watch_hold& hold) noexcept
@@ -97,10 +98,10 @@ inline void watch_hold::release(ring& r) noexcept {
     }
 }
 
-/// What an awaited send or receive keeps while it waits: the sleep on its end's bell (a futex
-/// wait through the ring, or the fallback's timer), the watch on the other end's process, the
-/// error found before any request (submitted as a NOP that fails with it), and its place in the
-/// end's list, so that closing, moving or destroying the end reaches it.
+/// What an awaited send or receive keeps while it waits: the sleep on its end's bell, the watch
+/// on the other end's process, an error found before any request, and its place in the end's list.
+// The sleep is a futex wait through the ring, or the fallback's timer; an early error is submitted
+// as a NOP that fails with it; the list lets closing, moving or destroying the end reach it.
 struct channel_wait : end_waiter {
     /// What only a wait that did not succeed at once needs: made by `prime`.
     struct sleep_state {

@@ -26,8 +26,8 @@ inline ::timespec timespec_at(std::chrono::steady_clock::time_point deadline) no
 }
 
 /// The blocking sleep of an end that found nothing to do: on its bell, for at most a liveness
-/// slice or until `deadline`. True when the time ran out (the caller looks at its deadline and at
-/// its peer's life), false when woken or when there is already something to look at.
+/// slice or until `deadline`; true when the time ran out, false when woken or not needed.
+// On true the caller looks at its deadline and at its peer's life.
 inline bool doze(channel_end& end, const std::chrono::steady_clock::time_point* deadline) noexcept {
     const std::uint32_t rung = end.arm();
     if (end.refresh() || end.peer_state() == end_state::closed) {
@@ -80,9 +80,8 @@ void send_when(channel_end& end, const std::chrono::steady_clock::time_point* de
     }
 }
 
-/// Waits until `attempt()` succeeds, as a blocking receive does: false once the sender has closed
-/// and every record it sent was taken, ECONNRESET if its process ended without closing, ETIME at
-/// `deadline` (none if null).
+/// Waits until `attempt()` succeeds, as a blocking receive does: false once the sender closed and
+/// all it sent was taken; ECONNRESET if its process ended unclosed, ETIME at `deadline` (if any).
 template <class Attempt>
 bool receive_when(channel_end& end, const std::chrono::steady_clock::time_point* deadline,
                   Attempt attempt) {

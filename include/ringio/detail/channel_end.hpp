@@ -24,17 +24,17 @@
 
 namespace ringio::detail {
 
-/// Bumps `bell` and wakes whoever sleeps on it, at once. (Not through the ring: a wake-up queued
-/// there waits for the loop's next submission, which a program that stops its loop after its
-/// last send would never make.)
+/// Bumps `bell` and wakes whoever sleeps on it, at once.
+// Not through the ring: a wake-up queued there waits for the loop's next submission, which a
+// program that stops its loop after its last send would never make.
 inline void ring_bell(channel_bell& bell) noexcept {
     shared(bell.rings).fetch_add(1, std::memory_order_seq_cst);
     futex_wake(&bell.rings, INT32_MAX);
 }
 
-/// Rings `bell` if its end said it may sleep. With the seq_cst index store before it and the
-/// sleeper's seq_cst `waiting` store and index load, one of the two sees the other: no lost
-/// wake-up, and no system call while the sleeper is awake.
+/// Rings `bell` if its end said it may sleep.
+// With the seq_cst index store before it and the sleeper's seq_cst `waiting` store and index
+// load, one of the two sees the other: no lost wake-up, and no system call while it is awake.
 inline void wake_if_waiting(channel_bell& bell) noexcept {
     const auto waiting = shared(bell.waiting);
     if (waiting.load(std::memory_order_seq_cst) != 0 &&
@@ -118,9 +118,8 @@ public:
         forget_waits();
     }
 
-    /// Lets go of the end: its awaiting operations wake and fail with EBADF, the other end sees
-    /// it closed (and is woken), then the memory is unmapped. Only the process that attached
-    /// closes it: a forked copy just unmaps.
+    /// Lets go of the end: its awaiting operations fail with EBADF, the other end sees it closed
+    /// (and is woken), then the memory is unmapped; a forked copy only unmaps.
     void close() noexcept {
         if (memory_.header() == nullptr) {
             return;
@@ -162,8 +161,8 @@ public:
     }
 
     /// How many records this end can move now, at most `wanted`: free slots for the sender,
-    /// records sent for the receiver. Reads the other end's count again only when the count last
-    /// read leaves fewer.
+    /// records sent for the receiver.
+    // Reads the other end's count again only when the count last read leaves fewer.
     std::uint32_t available(std::size_t wanted) noexcept {
         std::uint32_t n = movable();
         if (n < wanted && refresh()) {
@@ -201,9 +200,9 @@ public:
     /// This end's bell.
     [[nodiscard]] channel_bell& bell() const noexcept { return header().bell[self()]; }
     /// Reads its bell, then says this end may sleep: sleep only on that value, after checking
-    /// again that there is nothing to do. Only the other end clears the flag, as it rings: a
-    /// sleeper that clears it could clear it under another coroutine asleep on the same end,
-    /// and a flag left set costs one needless wake-up at most.
+    /// again that there is nothing to do.
+    // Only the other end clears the flag, as it rings: a sleeper that clears it could clear it
+    // under another coroutine asleep on the same end; a flag left set costs one needless wake-up.
     std::uint32_t arm() noexcept {
         // The bell first: a wake-up meant for a record this end has taken already may clear the
         // flag just set; it rings after this read, so the sleep ends at once and arms again.

@@ -47,9 +47,8 @@ public:
 
     ~mapping() { unmap(); }
 
-    /// Maps what `r` asks for, then calls `fill(view, bytes)` to put objects there. Every failure
-    /// goes through `out` (or is thrown) and returns an empty mapping, having closed and unmapped
-    /// everything and removed a new file; so does an exception from `fill`, which propagates.
+    /// Maps what `r` asks for, then calls `fill(view, bytes)` to put objects there; a failure
+    /// (through `out`, or thrown, or from `fill`) leaves nothing open, mapped or newly created.
     template <class Fill>
     static mapping make(const map_request& r, std::error_code* out, Fill&& fill) {
         mapping m(r);

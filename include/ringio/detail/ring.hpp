@@ -172,9 +172,8 @@ public:
         reap();
     }
 
-    /// Posts a CQE tagged `message_arrived` for `message` into `target`'s ring, which another
-    /// thread runs. If the kernel cannot deliver it, this ring dispatches it tagged
-    /// `message_failed` instead. Errors: EAGAIN naming `what` if `target` has not run yet.
+    /// Posts a CQE tagged `message_arrived` for `message` into `target`'s ring (another thread's);
+    /// one the kernel cannot deliver comes back here as `message_failed`. EAGAIN before it runs.
     void send_message(ring& target, completion& message, const char* what) {
         if (!target.accepting_.load(std::memory_order_acquire)) {
             throw_error(std::make_error_code(std::errc::resource_unavailable_try_again),

@@ -19,10 +19,10 @@
 
 namespace ringio::detail {
 
-/// The leases a stream sends: one send in flight (two sends waiting for room in one socket may
-/// be served out of order), the rest queued, and the first error. Kept in the context's storage,
-/// since the send's completion may come after the stream is gone; tracked by the stream, whose
-/// close cancels the send in flight.
+/// The leases a stream sends: one send in flight, the rest queued, and the first error.
+// One in flight: two sends waiting for room in one socket may be served out of order. Kept in
+// the context's storage, since the send's completion may come after the stream is gone; tracked
+// by the stream, whose close cancels the send in flight.
 class send_queue : private tracked {
 public:
     static send_queue* create(descriptor_core& socket) {

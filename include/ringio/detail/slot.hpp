@@ -17,10 +17,10 @@
 
 namespace ringio::detail {
 
-/// The state of one stream of completions. An entry goes straight to a waiting consumer, else
-/// queues in order. `budget` bounds the entries held (queued, or lent out until `returned()`):
-/// at the budget the request is not armed again (and a multishot one is cancelled), so one
-/// owner never holds more than its share of a shared buffer ring.
+/// The state of one stream of completions: an entry goes straight to a waiting consumer, else
+/// queues in order; `budget` bounds the entries held (queued, or lent out until `returned()`).
+// At the budget the request is not armed again (and a multishot one is cancelled), so one owner
+// never holds more than its share of a shared buffer ring.
 class slot : private tracked {
 public:
     static slot* create(descriptor_core& socket, const slot_kind& kind, void* owner,

@@ -20,8 +20,8 @@ struct tracked_links {
 };
 
 /// A completion that its descriptor can find: linked into the descriptor's list while the
-/// request is in flight (an operation) or while its owner lives (a multishot slot). The links
-/// and `core` are written when it is linked; `on_close` by its owner, before.
+/// request is in flight (an operation) or while its owner lives (a multishot slot).
+// The links and `core` are written when it is linked; `on_close` by its owner, before.
 struct tracked : completion, tracked_links {
     descriptor_core* core; ///< Null when untracked, or once the descriptor is closed.
     /// Told when the descriptor closes, once unlisted; null when the cancel says enough.
