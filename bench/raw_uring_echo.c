@@ -10,9 +10,24 @@
  * descriptors save. Accepted sockets inherit TCP_NODELAY from the listener, since a direct
  * descriptor has no number for setsockopt.
  *
+ * Built a third time with RAW_BOUNDED=1 (raw_uring_echo_bounded): the same server under ringio's
+ * bound, so that what the bound costs is measured apart from what ringio costs. Each connection
+ * holds at most BOUND buffers (received and not yet sent back), through a single-shot recv per
+ * chunk armed only below that budget (a multishot recv cannot be bounded: the kernel takes a buffer
+ * per chunk before user space sees any); the recvs of a turn are armed at its end, behind its
+ * sends, as ringio arms them.
+ *
+ * Built a fourth time with RAW_BOUNDED=2 (raw_uring_echo_polled): the same bound, but each
+ * connection keeps a multishot poll armed and its recv goes in only once the poll said readable,
+ * with MSG_DONTWAIT (an empty socket answers -EAGAIN and the poll waits on), and again at once
+ * while the recv said more data is queued (IORING_CQE_F_SOCK_NONEMPTY). A recv that finds no data
+ * arms a poll of its own in the kernel and disarms it on completion, every round trip; the
+ * multishot poll stays armed.
+ *
  * Usage: raw_uring_echo PORT [--cpu C] */
 #include "uring_peer.h"
 
+#include <poll.h>
 #include <stdint.h>
 
 enum {
@@ -20,6 +35,7 @@ enum {
     op_recv = 2,
     op_send = 3,
     op_backoff = 4,
+    op_poll = 5,
 };
 
 /* 4 KiB holds the largest message of the grid in one buffer. 2048 of them are far more than 500
@@ -34,6 +50,15 @@ enum {
 #ifndef RAW_DIRECT
 #define RAW_DIRECT 0
 #endif
+#ifndef RAW_BOUNDED
+#define RAW_BOUNDED 0
+#endif
+#if RAW_BOUNDED && RAW_DIRECT
+#error "the bounded builds use plain descriptors"
+#endif
+#define RAW_POLLED (RAW_BOUNDED == 2)
+/* The bounded build's buffers per connection: ringio's default budget. */
+#define BOUND 2
 /* Slots of the registered file table in direct mode: more than the 10,000 idle connections. */
 #define DIRECT_SLOTS 65536
 
@@ -48,6 +73,11 @@ struct conn {
     uint8_t send_busy;  /* a send of send_head is in flight */
     uint8_t dead;       /* peer gone or error: drop what arrives, close once nothing is in flight */
     uint8_t starved;    /* the recv ended with -ENOBUFS; re-armed when buffers come back */
+    uint8_t held;       /* bounded build: buffers received and not yet given back */
+    uint8_t wanted;     /* bounded build: in the list of recvs to arm at the end of the turn */
+    uint8_t polled;     /* polled build: the multishot poll is armed */
+    uint8_t removing;   /* polled build: its removal is asked for */
+    uint8_t readable;   /* polled build: the poll said readable, and no recv found it empty since */
 };
 
 static struct io_uring ring;
@@ -63,6 +93,8 @@ static struct conn* conns;
 static int max_fds;
 static int* starved_fds;
 static int starved_count;
+static int* wanted_fds; /* bounded build: connections whose recv is armed at the end of the turn */
+static int wanted_count;
 static int listen_fd;
 static struct __kernel_timespec backoff = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
 
@@ -82,11 +114,52 @@ static void arm_accept(void) {
 
 static void arm_recv(int fd) {
     struct io_uring_sqe* sqe = uring_peer_get_sqe(&ring);
+#if RAW_BOUNDED
+    io_uring_prep_recv(sqe, fd, NULL, BUF_SIZE, RAW_POLLED ? MSG_DONTWAIT : 0);
+#else
     io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+#endif
     sqe->flags |= IOSQE_BUFFER_SELECT | (RAW_DIRECT ? IOSQE_FIXED_FILE : 0);
     sqe->buf_group = BUF_GROUP;
     io_uring_sqe_set_data64(sqe, make_user_data(op_recv, fd));
     conns[fd].recv_armed = 1;
+}
+
+/* Bounded build: asks for the connection's next recv, armed at the end of the turn if it is still
+ * open, idle and below its budget then. */
+static void want_recv(int fd) {
+    struct conn* c = &conns[fd];
+    if (!c->wanted && !c->recv_armed && !c->dead && c->held < BOUND &&
+        (!RAW_POLLED || c->readable)) {
+        c->wanted = 1;
+        wanted_fds[wanted_count++] = fd;
+    }
+}
+
+static void arm_wanted(void) {
+    for (int i = 0; i < wanted_count; ++i) {
+        struct conn* c = &conns[wanted_fds[i]];
+        c->wanted = 0;
+        if (c->open && !c->recv_armed && !c->dead && !c->starved && c->held < BOUND &&
+            (!RAW_POLLED || c->readable)) {
+            arm_recv(wanted_fds[i]);
+        }
+    }
+    wanted_count = 0;
+}
+
+static void arm_poll(int fd) {
+    struct io_uring_sqe* sqe = uring_peer_get_sqe(&ring);
+    io_uring_prep_poll_multishot(sqe, fd, POLLIN);
+    io_uring_sqe_set_data64(sqe, make_user_data(op_poll, fd));
+    conns[fd].polled = 1;
+}
+
+/* Polled build: ends the connection's poll; its last completion comes without IORING_CQE_F_MORE. */
+static void remove_poll(int fd) {
+    struct io_uring_sqe* sqe = uring_peer_get_sqe(&ring);
+    io_uring_prep_poll_remove(sqe, make_user_data(op_poll, fd));
+    io_uring_sqe_set_data64(sqe, 0);
 }
 
 static void recycle(int bid) {
@@ -143,6 +216,7 @@ static void drop_queue(struct conn* c) {
         int bid = c->send_head;
         c->send_head = buf_next[bid];
         recycle(bid);
+        --c->held;
     }
     c->send_tail = -1;
 }
@@ -151,7 +225,11 @@ static void drop_queue(struct conn* c) {
  * later accept that reuses the number cannot receive a stale completion. */
 static void maybe_close(int fd) {
     struct conn* c = &conns[fd];
-    if (c->dead && c->open && !c->recv_armed && !c->send_busy) {
+    if (c->dead && c->open && c->polled && !c->removing) {
+        c->removing = 1;
+        remove_poll(fd);
+    }
+    if (c->dead && c->open && !c->recv_armed && !c->send_busy && !c->polled) {
         drop_queue(c);
         c->open = 0;
         c->starved = 0;
@@ -173,7 +251,13 @@ static void on_accept(const struct io_uring_cqe* cqe) {
             if (!RAW_DIRECT) {
                 peer_nodelay(res);
             }
-            arm_recv(res);
+            if (RAW_POLLED) {
+                c->readable = 1; /* data may have come with the connection: look once */
+                arm_poll(res);
+                want_recv(res);
+            } else {
+                arm_recv(res);
+            }
         }
     } else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
         resource_error = 1;
@@ -226,8 +310,17 @@ static void on_recv(const struct io_uring_cqe* cqe, int fd) {
         if (res <= 0 || c->dead) {
             recycle(bid);
         } else {
+            ++c->held;
             queue_send(fd, bid, res);
         }
+    }
+    if (RAW_POLLED && res == -EAGAIN) {
+        c->readable = 0; /* the poll tells when data comes */
+        maybe_close(fd);
+        return;
+    }
+    if (RAW_POLLED && res > 0 && !(flags & IORING_CQE_F_SOCK_NONEMPTY)) {
+        c->readable = 0;
     }
     if (res == -ENOBUFS) {
         /* The ring ran dry; the bytes are still in the socket. Re-arm once buffers return. */
@@ -242,8 +335,28 @@ static void on_recv(const struct io_uring_cqe* cqe, int fd) {
             conn_shutdown(fd);
         }
     } else if (!more && !c->dead) {
-        /* The kernel may end a multishot recv that delivered data (CQ overflow): re-arm it. */
-        arm_recv(fd);
+        /* The kernel may end a multishot recv that delivered data (CQ overflow): re-arm it. A
+         * single-shot one is armed again at the end of the turn, if below its budget then. */
+        if (RAW_BOUNDED) {
+            want_recv(fd);
+        } else {
+            arm_recv(fd);
+        }
+    }
+    maybe_close(fd);
+}
+
+static void on_poll(const struct io_uring_cqe* cqe, int fd) {
+    struct conn* c = &conns[fd];
+    if (!(cqe->flags & IORING_CQE_F_MORE)) {
+        c->polled = 0;
+        if (c->open && !c->dead) {
+            arm_poll(fd); /* the kernel may end a multishot poll (CQ overflow): arm it again */
+        }
+    }
+    if (cqe->res > 0 && c->open && !c->dead) {
+        c->readable = 1;
+        want_recv(fd);
     }
     maybe_close(fd);
 }
@@ -257,10 +370,14 @@ static void on_send(const struct io_uring_cqe* cqe, int fd) {
         /* The common case: the whole buffer went out. */
         c->send_head = buf_next[bid];
         recycle(bid);
+        --c->held;
         if (c->send_head >= 0) {
             send_head(fd);
         } else {
             c->send_tail = -1;
+        }
+        if (RAW_BOUNDED) {
+            want_recv(fd);
         }
         return;
     }
@@ -280,6 +397,10 @@ static void on_send(const struct io_uring_cqe* cqe, int fd) {
                 c->send_tail = -1;
             }
             recycle(bid);
+            --c->held;
+            if (RAW_BOUNDED) {
+                want_recv(fd);
+            }
         }
         /* A short send leaves the rest at the head of the queue, to go before anything newer. */
         if (c->send_head >= 0 && !c->dead) {
@@ -326,7 +447,8 @@ int main(int argc, char** argv) {
     }
     conns = calloc((size_t)max_fds, sizeof *conns);
     starved_fds = calloc((size_t)max_fds, sizeof *starved_fds);
-    if (conns == NULL || starved_fds == NULL) {
+    wanted_fds = calloc((size_t)max_fds, sizeof *wanted_fds);
+    if (conns == NULL || starved_fds == NULL || wanted_fds == NULL) {
         peer_die("calloc", ENOMEM);
     }
     listen_fd = peer_bind(SOCK_STREAM, args.port, 0);
@@ -339,6 +461,7 @@ int main(int argc, char** argv) {
     while (!peer_stop) {
         publish_buffers();
         rearm_starved();
+        arm_wanted();
         uring_peer_submit_and_wait(&ring);
         unsigned head;
         unsigned seen = 0;
@@ -356,6 +479,9 @@ int main(int argc, char** argv) {
                 break;
             case op_send:
                 on_send(cqe, fd);
+                break;
+            case op_poll:
+                on_poll(cqe, fd);
                 break;
             case op_backoff:
                 arm_accept();

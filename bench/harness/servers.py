@@ -10,6 +10,12 @@ REFERENCE = "raw liburing"
 # The reference rebuilt on direct descriptors: what they save, measured rather than assumed. A
 # variant of the reference, not a peer of its own: the targets do not count it among the others.
 REFERENCE_DIRECT = "raw liburing, direct descriptors"
+# The reference held to ringio's bound (two buffers per connection, a single-shot recv per chunk):
+# what the bound itself costs. And the same bound with each recv sent once a multishot poll says
+# the socket is readable. Variants of the reference too, never counted among the others.
+REFERENCE_BOUNDED = "raw liburing, bounded"
+REFERENCE_POLLED = "raw liburing, bounded, polled"
+VARIANTS = (REFERENCE_DIRECT, REFERENCE_BOUNDED, REFERENCE_POLLED)
 RINGIO_PROGRAMS = ("echo_server", "udp_echo", "tcp_server")
 
 
@@ -43,6 +49,8 @@ def tcp_servers(ringio):
         Server("ringio (read/write)", [echo, "{port}", "--simple"]),
         Server(REFERENCE, [BUILD / "raw_uring_echo", "{port}"]),
         Server(REFERENCE_DIRECT, [BUILD / "raw_uring_echo_direct", "{port}"]),
+        Server(REFERENCE_BOUNDED, [BUILD / "raw_uring_echo_bounded", "{port}"]),
+        Server(REFERENCE_POLLED, [BUILD / "raw_uring_echo_polled", "{port}"]),
         Server("epoll (C)", [BUILD / "epoll_echo", "{port}"]),
         Server("Asio epoll", [BUILD / "asio_echo_epoll", "{port}"]),
         Server("Asio io_uring", [BUILD / "asio_echo_uring", "{port}"]),
