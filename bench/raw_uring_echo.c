@@ -22,7 +22,9 @@
  * with MSG_DONTWAIT (an empty socket answers -EAGAIN and the poll waits on), and again at once
  * while the recv said more data is queued (IORING_CQE_F_SOCK_NONEMPTY). A recv that finds no data
  * arms a poll of its own in the kernel and disarms it on completion, every round trip; the
- * multishot poll stays armed.
+ * multishot poll stays armed. It is written for the throughput grid: a client that stalls and
+ * then resets may leave its connection open here (ringio's own polled receive closes it, and its
+ * reliability tests check that).
  *
  * Usage: raw_uring_echo PORT [--cpu C] */
 #include "uring_peer.h"
@@ -78,6 +80,7 @@ struct conn {
     uint8_t polled;     /* polled build: the multishot poll is armed */
     uint8_t removing;   /* polled build: its removal is asked for */
     uint8_t readable;   /* polled build: the poll said readable, and no recv found it empty since */
+    uint8_t hung_up;    /* polled build: the poll saw the end or an error, readable for good */
 };
 
 static struct io_uring ring;
@@ -319,7 +322,7 @@ static void on_recv(const struct io_uring_cqe* cqe, int fd) {
         maybe_close(fd);
         return;
     }
-    if (RAW_POLLED && res > 0 && !(flags & IORING_CQE_F_SOCK_NONEMPTY)) {
+    if (RAW_POLLED && res > 0 && !(flags & IORING_CQE_F_SOCK_NONEMPTY) && !c->hung_up) {
         c->readable = 0;
     }
     if (res == -ENOBUFS) {
@@ -356,6 +359,9 @@ static void on_poll(const struct io_uring_cqe* cqe, int fd) {
     }
     if (cqe->res > 0 && c->open && !c->dead) {
         c->readable = 1;
+        /* The poll tells of an end or an error once; a recv that drains the data before it
+         * must not take the socket for empty. */
+        c->hung_up |= (cqe->res & (POLLHUP | POLLERR | POLLRDHUP)) != 0;
         want_recv(fd);
     }
     maybe_close(fd);
