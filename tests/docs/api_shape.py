@@ -34,7 +34,7 @@ def public_types_of(text):
             for found in TYPE.finditer(code[start:match.end()]):
                 names.append(found.group(1) or found.group(2))
         if match.group(1):
-            scopes.extend(match.group(1).split("::"))
+            scopes.append(match.group(1))  # one scope, closed by one brace: "ringio::detail"
         elif match.group(0) == "{":
             scopes.append("{")
         elif match.group(0) == "}" and scopes:
