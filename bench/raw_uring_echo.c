@@ -128,12 +128,17 @@ static void arm_recv(int fd) {
     conns[fd].recv_armed = 1;
 }
 
-/* Bounded build: asks for the connection's next recv, armed at the end of the turn if it is still
- * open, idle and below its budget then. */
+/* Bounded build: whether the connection may have a recv armed now: open, idle, not starved for
+ * buffers, below its budget, and (polled) known to be readable. */
+static int may_recv(const struct conn* c) {
+    return c->open && !c->recv_armed && !c->dead && !c->starved && c->held < BOUND &&
+           (!RAW_POLLED || c->readable);
+}
+
+/* Asks for the connection's next recv, armed at the end of the turn if it still may be then. */
 static void want_recv(int fd) {
     struct conn* c = &conns[fd];
-    if (!c->wanted && !c->recv_armed && !c->dead && c->held < BOUND &&
-        (!RAW_POLLED || c->readable)) {
+    if (!c->wanted && may_recv(c)) {
         c->wanted = 1;
         wanted_fds[wanted_count++] = fd;
     }
@@ -143,8 +148,7 @@ static void arm_wanted(void) {
     for (int i = 0; i < wanted_count; ++i) {
         struct conn* c = &conns[wanted_fds[i]];
         c->wanted = 0;
-        if (c->open && !c->recv_armed && !c->dead && !c->starved && c->held < BOUND &&
-            (!RAW_POLLED || c->readable)) {
+        if (may_recv(c)) {
             arm_recv(wanted_fds[i]);
         }
     }
