@@ -23,8 +23,12 @@
  * while the recv said more data is queued (IORING_CQE_F_SOCK_NONEMPTY). A recv that finds no data
  * arms a poll of its own in the kernel and disarms it on completion, every round trip; the
  * multishot poll stays armed. It is written for the throughput grid: a client that stalls and
- * then resets may leave its connection open here (ringio's own polled receive closes it, and its
- * reliability tests check that).
+ * then resets may leave its connection open here (ringio's receive closes it, and its reliability
+ * tests check that).
+ *
+ * RAW_POLL_FIRST=1 with RAW_BOUNDED=1, built by hand (docs/design.md measures it with bench/pair):
+ * every recv carries IORING_RECVSEND_POLL_FIRST, so that the kernel arms its poll without first
+ * trying a recv that would find the socket empty.
  *
  * Usage: raw_uring_echo PORT [--cpu C] */
 #include "uring_peer.h"
@@ -59,6 +63,9 @@ enum {
 #error "the bounded builds use plain descriptors"
 #endif
 #define RAW_POLLED (RAW_BOUNDED == 2)
+#ifndef RAW_POLL_FIRST
+#define RAW_POLL_FIRST 0
+#endif
 /* The bounded build's buffers per connection: ringio's default budget. */
 #define BOUND 2
 /* Slots of the registered file table in direct mode: more than the 10,000 idle connections. */
@@ -124,6 +131,7 @@ static void arm_recv(int fd) {
 #endif
     sqe->flags |= IOSQE_BUFFER_SELECT | (RAW_DIRECT ? IOSQE_FIXED_FILE : 0);
     sqe->buf_group = BUF_GROUP;
+    sqe->ioprio |= RAW_POLL_FIRST ? IORING_RECVSEND_POLL_FIRST : 0;
     io_uring_sqe_set_data64(sqe, make_user_data(op_recv, fd));
     conns[fd].recv_armed = 1;
 }
