@@ -231,7 +231,7 @@ static void drop_queue(struct conn* c) {
         int bid = c->send_head;
         c->send_head = buf_next[bid];
         recycle(bid);
-        --c->held;
+        c->held -= RAW_BOUNDED ? 1 : 0;
     }
     c->send_tail = -1;
 }
@@ -240,7 +240,7 @@ static void drop_queue(struct conn* c) {
  * later accept that reuses the number cannot receive a stale completion. */
 static void maybe_close(int fd) {
     struct conn* c = &conns[fd];
-    if (c->dead && c->open && c->polled && !c->removing) {
+    if (RAW_POLLED && c->dead && c->open && c->polled && !c->removing) {
         c->removing = 1;
         remove_poll(fd);
     }
@@ -325,7 +325,7 @@ static void on_recv(const struct io_uring_cqe* cqe, int fd) {
         if (res <= 0 || c->dead) {
             recycle(bid);
         } else {
-            ++c->held;
+            c->held += RAW_BOUNDED ? 1 : 0;
             queue_send(fd, bid, res);
         }
     }
@@ -388,13 +388,13 @@ static void on_send(const struct io_uring_cqe* cqe, int fd) {
         /* The common case: the whole buffer went out. */
         c->send_head = buf_next[bid];
         recycle(bid);
-        --c->held;
         if (c->send_head >= 0) {
             send_head(fd);
         } else {
             c->send_tail = -1;
         }
         if (RAW_BOUNDED) {
+            --c->held;
             want_recv(fd);
         }
         return;
@@ -415,8 +415,8 @@ static void on_send(const struct io_uring_cqe* cqe, int fd) {
                 c->send_tail = -1;
             }
             recycle(bid);
-            --c->held;
             if (RAW_BOUNDED) {
+                --c->held;
                 want_recv(fd);
             }
         }
@@ -479,7 +479,9 @@ int main(int argc, char** argv) {
     while (!peer_stop) {
         publish_buffers();
         rearm_starved();
-        arm_wanted();
+        if (RAW_BOUNDED) {
+            arm_wanted();
+        }
         uring_peer_submit_and_wait(&ring);
         unsigned head;
         unsigned seen = 0;
