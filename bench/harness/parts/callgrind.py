@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..core import BenchError, Load, ServerRun, load_argv, log, median
 from ..fmt import fmt_ratio, verdict
-from ..servers import REFERENCE, is_ringio, tcp_servers
+from ..servers import REFERENCE, REFERENCE_BOUNDED, REFERENCE_POLLED, is_ringio, tcp_servers
 
 NAME = "callgrind"
 TARGET_RATIO = 1.15
@@ -154,6 +154,11 @@ def report(res, ctx):
                      f"{v['timed_ir_per_round_trip'] / ref['timed_ir_per_round_trip']:.2f}"])
     trips = median([t["round_trips"] for v in servers.values() for t in v["timed"]])
     k1, k2 = cg["counts"]
+    # The bounded builds, where this run has them: what the bound costs when written by hand.
+    bounded = {key: f"{servers[name]['timed_ir_per_round_trip']:,.0f}"
+               for key, name in (("bounded", REFERENCE_BOUNDED), ("polled", REFERENCE_POLLED))
+               if name in servers}
     return {"k1": k1, "k2": k2, "warmup": cg["warmup"], "seconds": cg["seconds"],
             "reps": ctx.cfg.callgrind_reps, "rows": rows, "connections": CONNECTIONS,
-            "size": SIZE, "timed_round_trips": trips}
+            "size": SIZE, "timed_round_trips": trips,
+            "ringio": f"{servers['ringio']['timed_ir_per_round_trip']:,.0f}", **bounded}
