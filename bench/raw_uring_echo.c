@@ -82,15 +82,20 @@ struct conn {
     uint8_t send_busy;  /* a send of send_head is in flight */
     uint8_t dead;       /* peer gone or error: drop what arrives, close once nothing is in flight */
     uint8_t starved;    /* the recv ended with -ENOBUFS; re-armed when buffers come back */
-    /* One byte for the bounded builds' state: a connection stays 16 bytes in every build. */
-    uint8_t held : 2;     /* bounded build: buffers received and not yet given back (BOUND is 2) */
-    uint8_t wanted : 1;   /* bounded build: in the list of recvs to arm at the end of the turn */
-    uint8_t polled : 1;   /* polled build: the multishot poll is armed */
-    uint8_t removing : 1; /* polled build: its removal is asked for */
-    uint8_t readable : 1; /* polled build: the poll said readable, no recv found it empty since */
-    uint8_t hung_up : 1;  /* polled build: the poll saw the end or an error, readable for good */
+    /* The bounded builds' state, a byte each there: buffers received and not yet given back
+     * (held), in the list of recvs to arm at the end of the turn (wanted); polled build: the
+     * multishot poll is armed (polled), its removal asked for (removing), the poll said readable
+     * and no recv found the socket empty since (readable), the poll saw the end or an error, so
+     * readable for good (hung_up). The other builds never set them: bits there, so that their
+     * state stays 16 bytes, as the reference's would be without the bounded builds. */
+#if RAW_BOUNDED
+    uint8_t held, wanted, polled, removing, readable, hung_up;
 };
-_Static_assert(sizeof(struct conn) == 16, "a connection's state fits 16 bytes");
+#else
+    uint8_t held : 2, wanted : 1, polled : 1, removing : 1, readable : 1, hung_up : 1;
+};
+_Static_assert(sizeof(struct conn) == 16, "the unbounded builds keep a connection in 16 bytes");
+#endif
 
 static struct io_uring ring;
 static struct io_uring_buf_ring* buf_ring;
