@@ -37,6 +37,18 @@ QUICK = dict(rounds=1, seconds=1.0, warmup=0.5, callgrind_counts=(5000, 10000), 
 SAVED = sorted(set(FULL) | {"target_rounds", "attempts", "foreign_limit", "evict"})
 
 
+def measuring_settings():
+    """The full run's sizes, and how a timed run waits for a quiet machine and is repeated,
+    from the environment (bench/pair takes them too)."""
+    env = os.environ
+    cfg = types.SimpleNamespace(**FULL)
+    cfg.quiet_timeout = float(env.get("RINGIO_BENCH_QUIET_TIMEOUT", 10))
+    cfg.quiet_budget = float(env.get("RINGIO_BENCH_QUIET_BUDGET", 300))
+    cfg.attempts = int(env.get("RINGIO_BENCH_ATTEMPTS", 3))
+    cfg.foreign_limit = float(env.get("RINGIO_BENCH_FOREIGN_LIMIT", 0.5))
+    return cfg
+
+
 def settings(argv=None):
     env = os.environ
     p = argparse.ArgumentParser(prog="bench/run", description=sys.modules["__main__"].__doc__,
@@ -54,11 +66,7 @@ def settings(argv=None):
     p.add_argument("--report-only", action="store_true",
                    help="rewrite the report and chart from --results without measuring")
     given = p.parse_args(argv)
-    cfg = types.SimpleNamespace(**FULL)
-    cfg.quiet_timeout = float(env.get("RINGIO_BENCH_QUIET_TIMEOUT", 10))
-    cfg.quiet_budget = float(env.get("RINGIO_BENCH_QUIET_BUDGET", 300))
-    cfg.attempts = int(env.get("RINGIO_BENCH_ATTEMPTS", 3))
-    cfg.foreign_limit = float(env.get("RINGIO_BENCH_FOREIGN_LIMIT", 0.5))
+    cfg = measuring_settings()
     cfg.evict = env.get("RINGIO_BENCH_EVICT", "fadvise")
     if cfg.evict not in ("fadvise", "drop_caches"):
         p.error(f"RINGIO_BENCH_EVICT must be fadvise or drop_caches, not {cfg.evict}")

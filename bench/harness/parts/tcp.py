@@ -20,29 +20,34 @@ TARGET_RATIO = 0.97
 def run(ctx):
     cfg = ctx.cfg
     servers = tcp_servers(ctx.ringio)
-    results = {}
-    for (n, size) in (QUICK_GRID if cfg.quick else GRID):
-        point = {s.name: {"rates": [], "cpu": []} for s in servers}
-        rounds = cfg.target_rounds if (n, size) == TARGET_POINT else cfg.rounds
-        for r in range(rounds):
-            for server in rotate(servers, r):
-                what = f"tcp N={n} S={size} round {r + 1}/{rounds} {server.name}"
+    return {f"{n}x{size}": measure_point(cfg, servers, n, size, ctx.logdir,
+                                         cfg.target_rounds if (n, size) == TARGET_POINT
+                                         else cfg.rounds)
+            for (n, size) in (QUICK_GRID if cfg.quick else GRID)}
 
-                def attempt():
-                    with ServerRun(server, ctx.logdir) as run:
-                        with Meter(run.pid) as meter:
-                            rate = rate_load(run, n, size, cfg.seconds, cfg.warmup)
-                            meter.stop()
-                        run.alive_or_fail()
-                    return rate, meter
 
-                rate, meter = measured(cfg, what, attempt)
-                busy = meter.server / meter.wall
-                point[server.name]["rates"].append(rate)
-                point[server.name]["cpu"].append(busy)
-                log(f"{what}: {rate:,.0f}/s, server CPU {busy:.0%}, others {meter.foreign:.0%}")
-        results[f"{n}x{size}"] = point
-    return results
+def measure_point(cfg, servers, n, size, logdir, rounds):
+    """Each server's rates and CPU use at `n` connections of `size` B, in `rounds` interleaved
+    rounds (bench/pair measures through it too)."""
+    point = {s.name: {"rates": [], "cpu": []} for s in servers}
+    for r in range(rounds):
+        for server in rotate(servers, r):
+            what = f"tcp N={n} S={size} round {r + 1}/{rounds} {server.name}"
+
+            def attempt():
+                with ServerRun(server, logdir) as run:
+                    with Meter(run.pid) as meter:
+                        rate = rate_load(run, n, size, cfg.seconds, cfg.warmup)
+                        meter.stop()
+                    run.alive_or_fail()
+                return rate, meter
+
+            rate, meter = measured(cfg, what, attempt)
+            busy = meter.server / meter.wall
+            point[server.name]["rates"].append(rate)
+            point[server.name]["cpu"].append(busy)
+            log(f"{what}: {rate:,.0f}/s, server CPU {busy:.0%}, others {meter.foreign:.0%}")
+    return point
 
 
 def targets(res, ctx):
