@@ -88,7 +88,7 @@ concept io_operation = requires(Op& op, const Op& cop, io_uring_sqe* sqe, int re
 /// The awaitable of one io_uring request: submitted when awaited, resumed once after its last
 /// completion, its result mapped to a value or an error. Pinned once awaited.
 template <io_operation Op>
-class [[nodiscard]] operation : private detail::tracked {
+class [[nodiscard]] operation : private detail::tracked, private detail::timeout_completion {
 public:
     /// What `co_await` produces.
     using value_type = decltype(std::declval<Op&>().complete(0));
@@ -160,7 +160,7 @@ public:
     void cancel() noexcept {
         if (pending_ != 0 && (state_ & cancel_requested) == 0) {
             state_ |= cancel_requested;
-            ring_->cancel(user_data()); // queued behind the request's own SQE
+            ring_->cancel(tracked::user_data()); // queued behind the request's own SQE
         }
     }
 
@@ -200,7 +200,7 @@ public:
         }
         // What only a request in flight needs is written now, not at each move before.
         waiter_ = waiter.address();
-        completion::complete = &on_completion;
+        tracked::complete = &on_completion;
         if (owner_ != nullptr) { // open, as checked above
             on_close = nullptr;
             owner_->link(*this);
@@ -275,7 +275,7 @@ private:
         }
         io_uring_sqe* sqe = ring_->get_sqe();
         op_.prepare(sqe);
-        io_uring_sqe_set_data64(sqe, user_data());
+        io_uring_sqe_set_data64(sqe, tracked::user_data());
         pending_ = 1;
     }
 
@@ -296,26 +296,36 @@ private:
         ring_->reserve(2); // a linked timeout is submitted with its request, never alone
         io_uring_sqe* sqe = ring_->get_sqe();
         op_.prepare(sqe);
-        io_uring_sqe_set_data64(sqe, user_data());
+        io_uring_sqe_set_data64(sqe, tracked::user_data());
         sqe->flags |= IOSQE_IO_LINK;
         io_uring_sqe* timer = ring_->get_sqe();
         io_uring_prep_link_timeout(timer, &deadline_, IORING_TIMEOUT_ABS);
-        io_uring_sqe_set_data64(timer, user_data() | 1U);
+        timeout_completion::complete = &on_timeout;
+        io_uring_sqe_set_data64(timer, timeout_completion::user_data());
         pending_ = 2;
     }
 
     static void on_cancel(void* self) noexcept { static_cast<operation*>(self)->cancel(); }
 
+    static void on_timeout(detail::completion* self, const io_uring_cqe& cqe) noexcept {
+        auto& op = *static_cast<operation*>(static_cast<detail::timeout_completion*>(self));
+        // A timeout that cancelled a futex wait reports how many it cancelled (Linux 6.7+).
+        op.state_ |= cqe.res == -ETIME || cqe.res > 0 ? timed_out : 0U;
+        completed(op);
+    }
+
     static void on_completion(detail::completion* self, const io_uring_cqe& cqe) noexcept {
         auto& op = *static_cast<operation*>(static_cast<detail::tracked*>(self));
-        if ((cqe.user_data & 1U) != 0) {
-            // A timeout that cancelled a futex wait reports how many it cancelled (Linux 6.7+).
-            op.state_ |= cqe.res == -ETIME || cqe.res > 0 ? timed_out : 0U;
-        } else if constexpr (requires { op.op_.translate(cqe.res); }) {
+        if constexpr (requires { op.op_.translate(cqe.res); }) {
             op.result_ = op.op_.translate(cqe.res);
         } else {
             op.result_ = cqe.res;
         }
+        completed(op);
+    }
+
+    // One of its SQEs completed: the last one resumes the awaiting coroutine.
+    [[gnu::always_inline]] static void completed(operation& op) noexcept {
         if (--op.pending_ != 0) {
             return;
         }

@@ -4,6 +4,7 @@
 
 #include <ringio/io_context.hpp>
 
+#include <atomic>
 #include <coroutine>
 #include <exception>
 #include <optional>
@@ -181,27 +182,56 @@ inline void spawn(io_context& context, task<void> work) {
 
 namespace detail {
 
-/// Carries a task's frame to a context that another thread runs (see `spawn_on`).
-struct hop : completion {
+// The two CQEs of the message that carries a frame: one in each ring.
+struct hop_arrival : completion {};
+struct hop_departure : completion {};
+
+/// Carries a task's frame to a context that another thread runs (see `spawn_on`). Each end's
+/// CQE names its own half; the second end done with it frees it.
+struct hop : hop_arrival, hop_departure {
+    hop(io_context& source, io_context& target, std::coroutine_handle<promise<void>> carried)
+        : from(&source), to(&target), frame(carried) {
+        hop_arrival::complete = &on_arrival;
+        hop_departure::complete = &on_departure;
+    }
+
     io_context* from;
     io_context* to;
     std::coroutine_handle<promise<void>> frame;
+    std::atomic<int> ends{2};
 
-    static void on_completion(completion* self, const io_uring_cqe& cqe) noexcept {
-        auto* carried = static_cast<hop*>(self);
-        const hop copy = *carried;
-        delete carried;
-        if ((cqe.user_data & ring::message_arrived) != 0) {
-            // On the target's thread now: it owns the frame from here on.
-            copy.frame.promise().detach(*copy.to, copy.frame);
-            copy.frame.resume();
+    void leave() noexcept {
+        if (ends.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+            delete this;
+        }
+    }
+
+    // On the target's thread: it owns the frame from here on.
+    static void on_arrival(completion* self, const io_uring_cqe& /*cqe*/) {
+        auto& carried = static_cast<hop&>(static_cast<hop_arrival&>(*self));
+        io_context& target = *carried.to;
+        const std::coroutine_handle<promise<void>> frame = carried.frame;
+        carried.leave();
+        ring_of(target).message_arrived();
+        frame.promise().detach(target, frame);
+        frame.resume();
+    }
+
+    // On the sender's thread: delivered, the frame is the target's; else it never left.
+    static void on_departure(completion* self, const io_uring_cqe& cqe) noexcept {
+        auto& carried = static_cast<hop&>(static_cast<hop_departure&>(*self));
+        if (cqe.res >= 0) {
+            carried.leave();
             return;
         }
-        ring_of(*copy.to).message_lost();
-        copy.frame.destroy();
-        roots_of(*copy.from)
-            .report(std::make_exception_ptr(
-                std::system_error(error_from_result(cqe.res), "spawn_on: IORING_OP_MSG_RING")));
+        const std::coroutine_handle<promise<void>> frame = carried.frame;
+        io_context& source = *carried.from;
+        io_context& target = *carried.to;
+        delete &carried; // the target never saw it
+        ring_of(target).message_lost();
+        frame.destroy();
+        roots_of(source).report(std::make_exception_ptr(
+            std::system_error(error_from_result(cqe.res), "spawn_on: IORING_OP_MSG_RING")));
     }
 };
 
@@ -213,10 +243,11 @@ inline void spawn_on(io_context& from, io_context& target, task<void> work) {
         spawn(target, std::move(work));
         return;
     }
-    auto* carried = new detail::hop{{&detail::hop::on_completion}, &from, &target, {}};
-    carried->frame = work.release();
+    auto* carried = new detail::hop(from, target, work.release());
     try {
-        detail::ring_of(from).send_message(detail::ring_of(target), *carried, "spawn_on");
+        detail::ring_of(from).send_message(
+            detail::ring_of(target), static_cast<detail::hop_arrival&>(*carried),
+            static_cast<detail::hop_departure&>(*carried), "spawn_on");
     } catch (...) {
         work = task<void>{carried->frame};
         delete carried;

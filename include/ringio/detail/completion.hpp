@@ -8,8 +8,8 @@
 
 namespace ringio::detail {
 
-/// Receives completions: its address is the `user_data` of the SQEs it submits, and `complete`
-/// is called once per CQE. Bit 0 of `user_data` is free for the owner to tag a second SQE.
+/// Receives completions: its address is the `user_data` of the SQEs it submits, untagged, and
+/// `complete` is called once per CQE. A request with a second SQE has a second completion.
 struct completion {
     // Not noexcept, so that a completion can end in a jump to a coroutine's resumption (a
     // noexcept one must catch what a call throws); a task keeps its exceptions in its promise.
@@ -21,5 +21,13 @@ struct completion {
         return reinterpret_cast<std::uintptr_t>(this);
     }
 };
+
+/// The second completion of a request with a linked timeout: the timeout's.
+struct timeout_completion : completion {};
+
+inline void ignore_completion(completion* /*self*/, const io_uring_cqe& /*cqe*/) noexcept {}
+
+/// What the CQEs of requests nobody waits for (a cancel, a close) are handed to: nothing.
+inline constinit completion unwatched{&ignore_completion};
 
 } // namespace ringio::detail

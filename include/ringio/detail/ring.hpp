@@ -29,13 +29,6 @@ class slot;
 /// loop turn, and each CQE is handed to the `completion` its `user_data` names.
 class ring {
 public:
-    /// Tags of `user_data` that carry a message between rings (completions are 8-aligned).
-    static constexpr std::uintptr_t tag_mask = 7;
-    static constexpr std::uintptr_t message_arrived = 2; ///< In the receiving ring.
-    static constexpr std::uintptr_t message_failed = 4;  ///< In the sending ring, on failure.
-    /// The `user_data` of a request whose completion nobody waits for (both message tags).
-    static constexpr std::uintptr_t unwatched = message_arrived | message_failed;
-
     ring(unsigned entries, unsigned cq_entries, bool fast) {
         int result = -EINVAL;
         for (unsigned flags : candidate_setup_flags(fast)) {
@@ -51,6 +44,7 @@ public:
             throw_error(error_from_result(result), setup_failure(result));
         }
         enter_fd_ = static_cast<unsigned>(ring_.ring_fd);
+        current_ = ring_.cq.cqes; // and `stretch_` one short of it: nothing dispatched yet
     }
 
     ring(const ring&) = delete;
@@ -84,10 +78,11 @@ public:
         ring_.sq.sqe_tail += count;
     }
 
-    /// An SQE whose completion nobody waits for (a cancel, a close): `user_data` `unwatched`.
+    /// An SQE whose completion nobody waits for (a cancel, a close): its `user_data` names
+    /// `unwatched`.
     io_uring_sqe* get_sqe_unwatched() noexcept {
         io_uring_sqe* sqe = get_sqe();
-        io_uring_sqe_set_data64(sqe, unwatched);
+        io_uring_sqe_set_data64(sqe, unwatched.user_data());
         return sqe;
     }
 
@@ -107,7 +102,7 @@ public:
 
     /// SQEs taken whose final completion has not been reaped.
     [[nodiscard]] std::size_t in_flight() const noexcept {
-        return ring_.sq.sqe_tail - (dispatched_ - passing_) + later_.size();
+        return ring_.sq.sqe_tail - (dispatched() - passing_) + later_.size();
     }
     /// Said by the completion of a CQE with `IORING_CQE_F_MORE`: its request is still in
     /// flight (the loop counts every CQE as its request's last, testing nothing).
@@ -119,14 +114,17 @@ public:
     /// True when no completion that resumes anything waits behind the one being dispatched.
     [[nodiscard]] bool idle() const noexcept {
         const unsigned tail = io_uring_smp_load_acquire(ring_.cq.ktail);
-        unsigned at = dispatched_;
-        while (at != tail && ring_.cq.cqes[at & ring_.cq.ring_mask].user_data == unwatched) {
+        unsigned at = dispatched();
+        while (at != tail &&
+               ring_.cq.cqes[at & ring_.cq.ring_mask].user_data == unwatched.user_data()) {
             ++at;
         }
         return at == tail;
     }
     /// The CQ positions after the completion being dispatched, and after the last one posted.
-    [[nodiscard]] unsigned dispatched() const noexcept { return dispatched_; }
+    [[nodiscard]] unsigned dispatched() const noexcept {
+        return stretch_ + static_cast<unsigned>(current_ - ring_.cq.cqes) + 1;
+    }
     [[nodiscard]] unsigned posted() const noexcept {
         return io_uring_smp_load_acquire(ring_.cq.ktail);
     }
@@ -172,21 +170,27 @@ public:
         reap();
     }
 
-    /// Posts a CQE tagged `message_arrived` for `message` into `target`'s ring (another thread's);
-    /// one the kernel cannot deliver comes back here as `message_failed`. EAGAIN before it runs.
-    void send_message(ring& target, completion& message, const char* what) {
+    /// Posts a CQE naming `arrival` into `target`'s ring (another thread's), whose loop hands it
+    /// over there; this ring's own CQE goes to `departure`. EAGAIN before `target` runs.
+    void send_message(ring& target, completion& arrival, completion& departure, const char* what) {
         if (!target.accepting_.load(std::memory_order_acquire)) {
             throw_error(std::make_error_code(std::errc::resource_unavailable_try_again),
                         std::string(what) + ": the target io_context has not started running");
         }
         target.incoming_.fetch_add(1, std::memory_order_acq_rel);
-        const std::uint64_t address = message.user_data();
+        // Released: `target`'s dispatch acquires it, and with it all the sender wrote before.
+        std::atomic_ref(arrival.complete).store(arrival.complete, std::memory_order_release);
         io_uring_sqe* sqe = get_sqe();
-        io_uring_prep_msg_ring(sqe, target.ring_.ring_fd, 0, address | message_arrived, 0);
-        io_uring_sqe_set_data64(sqe, address | message_failed);
+        io_uring_prep_msg_ring(sqe, target.ring_.ring_fd, 0, arrival.user_data(), 0);
+        io_uring_sqe_set_data64(sqe, departure.user_data());
         submit_pending(); // the sending thread may not turn its loop again soon
     }
 
+    /// Said by a message's arrival, on this ring's thread: its CQE ends no request of this ring.
+    void message_arrived() noexcept {
+        ++passing_;
+        incoming_.fetch_sub(1, std::memory_order_acq_rel);
+    }
     /// Undoes the count of a message that could not be delivered to this ring.
     void message_lost() noexcept { incoming_.fetch_sub(1, std::memory_order_release); }
 
@@ -206,7 +210,7 @@ public:
         } catch (const std::exception& error) {
             // SQEs that never left the queue hold no pointer the kernel knows of.
             if (in_flight() <= io_uring_sq_ready(&ring_)) {
-                passing_ = dispatched_ - ring_.sq.sqe_tail;
+                passing_ = dispatched() - ring_.sq.sqe_tail;
                 return;
             }
             std::fprintf(stderr, "ringio: io_context shutdown could not drain: %s\n", error.what());
@@ -326,10 +330,13 @@ private:
                     const io_uring_cqe* cqe = &cq.cqes[at];
                     const io_uring_cqe* const end =
                         cqe + std::min(tail - head, cq.ring_mask + 1 - at);
-                    do {
-                        dispatched_ = ++head;
+                    const unsigned stretch = head - at;
+                    stretch_ = stretch;
+                    do { // the position is known from the address: one store an entry
+                        current_ = cqe;
                         dispatch(*cqe);
                     } while (++cqe != end);
+                    head = stretch + static_cast<unsigned>(end - cq.cqes);
                 } while (head != tail);
                 io_uring_smp_store_release(cq.khead, head);
                 return;
@@ -342,41 +349,22 @@ private:
         }
     }
 
-    void dispatch(const io_uring_cqe& cqe) noexcept {
-        const auto tagged = static_cast<std::uintptr_t>(cqe.user_data);
-        if ((tagged & tag_mask) != 0) [[unlikely]] { // so that the common address needs no mask
-            dispatch_tagged(cqe);
-            return;
-        }
+    // Every `user_data` is a completion's address, untagged: nothing is tested before the call.
+    static void dispatch(const io_uring_cqe& cqe) {
         // NOLINTNEXTLINE(performance-no-int-to-ptr): user_data is the address
-        auto* target = reinterpret_cast<completion*>(tagged);
-        target->complete(target, cqe);
-    }
-
-    // A completion nobody waits for, a message between rings, or an owner's second SQE (bit 0).
-    [[gnu::noinline]] void dispatch_tagged(const io_uring_cqe& cqe) noexcept {
-        const auto tagged = static_cast<std::uintptr_t>(cqe.user_data);
-        const std::uintptr_t tag = tagged & unwatched;
-        if (tag == unwatched || (tag == message_failed && cqe.res >= 0)) {
-            return; // nobody waits, or delivered: the message is the other thread's now
-        }
-        // A message arrived: counted by the sender, not submitted here; acquire pairs with the
-        // sender's increment.
-        if (tag == message_arrived) {
-            ++passing_;
-            incoming_.fetch_sub(1, std::memory_order_acq_rel);
-        }
-        // NOLINTNEXTLINE(performance-no-int-to-ptr): user_data is the address, tagged
-        auto* target = reinterpret_cast<completion*>(tagged & ~tag_mask);
-        target->complete(target, cqe);
+        auto* target = reinterpret_cast<completion*>(static_cast<std::uintptr_t>(cqe.user_data));
+        // Acquired (a plain load on x86): a message from another thread is read only after it.
+        const auto complete = std::atomic_ref(target->complete).load(std::memory_order_acquire);
+        complete(target, cqe);
     }
 
     io_uring ring_{};
     unsigned enter_fd_ = 0; // what io_uring_enter takes: the ring's descriptor, or its index
     unsigned enter_flags_ = IORING_ENTER_GETEVENTS; // and REGISTERED_RING once registered
-    unsigned dispatched_ = 0; // the CQ position after the completion dispatched last
-    unsigned passing_ = 0;    // CQEs dispatched that end no request of this ring: `in_flight()` is
-                              // the SQEs taken less the other CQEs
+    const io_uring_cqe* current_ = nullptr;         // the CQE dispatched last
+    unsigned stretch_ = ~0U; // the CQ position of `cqes[0]` in the stretch `current_` is in
+    unsigned passing_ = 0;   // CQEs dispatched that end no request of this ring: `in_flight()` is
+                             // the SQEs taken less the other CQEs
     io_uring_sqe* next_sqe_ = nullptr; // the SQE to take next, while short of `sqe_stop_`
     io_uring_sqe* sqe_stop_ = nullptr;
     const void* owner_ = nullptr; // this_thread() of the thread that enabled the ring
