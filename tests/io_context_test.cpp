@@ -257,6 +257,44 @@ TEST_CASE("ring: idle only while no completion that resumes anything waits to be
     CHECK(io_uring_cq_ready(&ring.native()) == 0);
 }
 
+TEST_CASE("ring: each completion is counted as reaped in order, across the queue's wrap",
+          "[io_context]") {
+    // A small ring: each batch is more than the SQ holds, and its CQEs meet the CQ's end.
+    ringio::io_context context(ringio::context_options{.entries = 8, .cq_entries = 16});
+    ringio::detail::ring& ring = ringio::detail::ring_of(context);
+    struct seen : ringio::detail::completion {
+        ringio::detail::ring* ring;
+        std::vector<unsigned> positions; // after this completion, counted from the first
+        std::vector<std::size_t> in_flight;
+    } nops{{[](ringio::detail::completion* self, const io_uring_cqe&) noexcept {
+               auto& s = *static_cast<seen*>(self);
+               s.positions.push_back(s.ring->dispatched());
+               s.in_flight.push_back(s.ring->in_flight());
+           }},
+           &ring,
+           {},
+           {}};
+    constexpr unsigned batch = 12;
+    const unsigned start = ring.dispatched();
+    for (unsigned round = 0; round < 6; ++round) {
+        for (unsigned i = 0; i < batch; ++i) {
+            io_uring_sqe* sqe = ring.get_sqe();
+            io_uring_prep_nop(sqe);
+            io_uring_sqe_set_data64(sqe, nops.user_data());
+        }
+        CHECK(ring.in_flight() == batch);
+        context.run();
+        REQUIRE(nops.positions.size() == (round + 1) * batch);
+        for (unsigned i = 0; i < batch; ++i) {
+            const unsigned n = round * batch + i;
+            CHECK(nops.positions[n] - start == n + 1);
+            CHECK(nops.in_flight[n] == batch - i - 1);
+        }
+    }
+    CHECK(ring.dispatched() - start == 6 * batch); // 72 CQEs: past the 16-entry CQ's end 4 times
+    CHECK(context.in_flight() == 0);
+}
+
 TEST_CASE("io_context: destruction cancels pending operations and frees their frames",
           "[io_context]") {
     struct tracer {
