@@ -322,6 +322,29 @@ def measured(cfg, what, attempt_fn):
     return value, meter
 
 
+def measured_rate(cfg, what, server, logdir, load, cpus=SERVER_CPU):
+    """One round of `server` under a load: `load(run)` gives its rate, measured as `measured`
+    measures; returns (rate, meter), the meter holding the server's CPU use."""
+
+    def attempt():
+        with ServerRun(server, logdir, cpus=cpus) as run:
+            with Meter(run.pid) as meter:
+                rate = load(run)
+                meter.stop()
+            run.alive_or_fail()
+        return rate, meter
+
+    return measured(cfg, what, attempt)
+
+
+def keep_rate(entry, what, rate, meter):
+    """Adds a round's rate and server CPU use to `entry` ({"rates": [], "cpu": []}), and says so."""
+    busy = meter.server / meter.wall
+    entry["rates"].append(rate)
+    entry["cpu"].append(busy)
+    log(f"{what}: {rate:,.0f}/s, server CPU {busy:.0%}, others {meter.foreign:.0%}")
+
+
 # --------------------------------------------------------------------------------------------
 # The load generator: tests/load/load_client.cpp, built into build/bench.
 

@@ -3,7 +3,8 @@
 from pathlib import Path
 import subprocess
 
-from ..core import BenchError, Meter, ServerRun, log, measured, median, paired, rate_load, rotate
+from ..core import (BenchError, keep_rate, measured_rate, median, paired, rate_load,
+                    rotate)
 from ..fmt import fmt_rate, fmt_ratio, verdict
 from ..servers import (REFERENCE, REFERENCE_BOUNDED, REFERENCE_DIRECT, REFERENCE_POLLED, VARIANTS,
                        is_ringio, tcp_servers)
@@ -34,19 +35,10 @@ def measure_point(cfg, servers, n, size, logdir, rounds):
         for server in rotate(servers, r):
             what = f"tcp N={n} S={size} round {r + 1}/{rounds} {server.name}"
 
-            def attempt():
-                with ServerRun(server, logdir) as run:
-                    with Meter(run.pid) as meter:
-                        rate = rate_load(run, n, size, cfg.seconds, cfg.warmup)
-                        meter.stop()
-                    run.alive_or_fail()
-                return rate, meter
-
-            rate, meter = measured(cfg, what, attempt)
-            busy = meter.server / meter.wall
-            point[server.name]["rates"].append(rate)
-            point[server.name]["cpu"].append(busy)
-            log(f"{what}: {rate:,.0f}/s, server CPU {busy:.0%}, others {meter.foreign:.0%}")
+            rate, meter = measured_rate(
+                cfg, what, server, logdir,
+                lambda run: rate_load(run, n, size, cfg.seconds, cfg.warmup))
+            keep_rate(point[server.name], what, rate, meter)
     return point
 
 

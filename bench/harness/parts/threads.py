@@ -1,6 +1,6 @@
 """threads: echo_server with one thread against two, on a machine whose cores the load shares."""
 
-from ..core import (CLIENT_CPU, SERVER_CPU, Meter, ServerRun, log, measured, median, rate_load,
+from ..core import (CLIENT_CPU, SERVER_CPU, keep_rate, measured_rate, median, rate_load,
                     rotate)
 from ..fmt import compare, fmt_rate, fmt_ratio
 from ..servers import thread_servers
@@ -20,20 +20,12 @@ def run(ctx):
             what = (f"threads {GROUPS} x {CONNECTIONS} x {SIZE} B round {r + 1}/{cfg.rounds} "
                     f"{server.name}")
 
-            def attempt():
-                with ServerRun(server, ctx.logdir, cpus=f"{CLIENT_CPU},{SERVER_CPU}") as run:
-                    with Meter(run.pid) as meter:
-                        rate = rate_load(run, CONNECTIONS, SIZE, cfg.seconds, cfg.warmup,
-                                         cpu=None, groups=GROUPS)
-                        meter.stop()
-                    run.alive_or_fail()
-                return rate, meter
-
-            rate, meter = measured(cfg, what, attempt)
-            busy = meter.server / meter.wall
-            point[server.name]["rates"].append(rate)
-            point[server.name]["cpu"].append(busy)
-            log(f"{what}: {rate:,.0f}/s, server CPU {busy:.0%}, others {meter.foreign:.0%}")
+            rate, meter = measured_rate(
+                cfg, what, server, ctx.logdir,
+                lambda run: rate_load(run, CONNECTIONS, SIZE, cfg.seconds, cfg.warmup, cpu=None,
+                                      groups=GROUPS),
+                cpus=f"{CLIENT_CPU},{SERVER_CPU}")
+            keep_rate(point[server.name], what, rate, meter)
     return {"load": {"groups": GROUPS, "connections": CONNECTIONS, "size": SIZE},
             "servers": point}
 

@@ -3,8 +3,8 @@
 import re
 import subprocess
 
-from ..core import (CLIENT_CPU, BenchError, Meter, Server, ServerRun, boost, log, measured,
-                    median, paired, rate_load, rotate)
+from ..core import (CLIENT_CPU, BenchError, Server, boost, log, measured_rate, median, paired,
+                    rate_load, rotate)
 from ..fmt import fmt_rate, fmt_ratio
 from ..servers import udp_servers
 
@@ -38,18 +38,12 @@ def run(ctx):
             for server in rotate(entries, r):
                 what = f"udp N={n} S={size} round {r + 1}/{cfg.rounds} {server.name}"
 
-                def attempt():
-                    with ServerRun(server, ctx.logdir) as run:
-                        with Meter(run.pid) as meter:
-                            if server is anchor:
-                                rate = sockperf_rate(run.port, cfg.seconds + cfg.warmup, size)
-                            else:
-                                rate = rate_load(run, n, size, cfg.seconds, cfg.warmup, udp=True)
-                            meter.stop()
-                        run.alive_or_fail()
-                    return rate, meter
+                def load(run):
+                    if server is anchor:
+                        return sockperf_rate(run.port, cfg.seconds + cfg.warmup, size)
+                    return rate_load(run, n, size, cfg.seconds, cfg.warmup, udp=True)
 
-                rate, meter = measured(cfg, what, attempt)
+                rate, meter = measured_rate(cfg, what, server, ctx.logdir, load)
                 point[server.name]["rates"].append(rate)
                 log(f"{what}: {rate:,.0f}/s, others {meter.foreign:.0%}")
         results[f"{n}x{size}"] = point
