@@ -239,7 +239,10 @@ inline host_and_service name_of(const endpoint& e, resolve_hints hints) {
 
 /// Connects to `host` and `service`, trying each address `resolve` gives in turn, and produces
 /// the first stream that connects. Resolution blocks the thread (getaddrinfo may ask DNS).
-inline task<tcp_stream> connect(io_context& context, std::string host, std::string service) {
+// A template only so that it is compiled where it is called: g++ emits an inline coroutine, and
+// all it calls, into every unit that includes its header, even one that never calls it.
+template <class = void>
+task<tcp_stream> connect(io_context& context, std::string host, std::string service) {
     const auto targets = resolve(host, service);
     std::error_code error;
     std::string tried;

@@ -139,7 +139,9 @@ private:
 };
 
 /// Waits for one of `signals`, then cancels `stop`: what a server spawns to stop on a signal.
-inline task<> cancel_on_signal(signal_set& signals, cancellation& stop) {
+// A template for the reason `connect` in resolve.hpp is one: compiled only where it is called.
+template <class = void>
+task<> cancel_on_signal(signal_set& signals, cancellation& stop) {
     co_await signals.wait();
     stop.cancel();
 }
