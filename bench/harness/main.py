@@ -20,7 +20,7 @@ from .servers import ringio_binaries
 
 PACKAGES = ["g++", "cmake", "ninja-build", "pkg-config", "liburing-dev", "libasio-dev",
             "valgrind", "sockperf", "gnuplot-nox", "strace", "util-linux", "hyperfine",
-            "python3-jinja2", "libboost-dev"]
+            "python3-jinja2", "libboost-dev", "linux-perf"]
 
 # Sizes: the full run, and what --quick changes.
 FULL = dict(rounds=5, seconds=3.0, warmup=1.0, callgrind_counts=(20000, 40000), callgrind_reps=5,
