@@ -52,9 +52,6 @@ struct multishot_policy<buffer_lease> {
     };
     static void arm(slot& self, io_uring_sqe* sqe) noexcept {
         io_uring_prep_recv(sqe, self.fd(), nullptr, 0, 0);
-        // Received from the poll's wake-up, never during the submission, even when data waits:
-        // see "Polling first" in docs/design.md. Every kernel with buffer rings has the flag.
-        sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
         buffer_pool::select(self, sqe);
     }
     static constexpr slot_kind kind = buffer_pool::kind(&arm, false);
