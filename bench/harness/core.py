@@ -458,5 +458,10 @@ def paired(point, mine, other):
     """`mine`'s rate over `other`'s, round by round (the servers of one round run within a
     minute of each other, so a slow spell of the host weighs on both sides of each ratio):
     the median of those ratios, and in how many rounds `mine` was ahead."""
-    ratios = [a / b for a, b in zip(point[mine]["rates"], point[other]["rates"])]
-    return median(ratios), sum(r > 1 for r in ratios), len(ratios)
+    each = ratios(point[mine]["rates"], point[other]["rates"])
+    return median(each), sum(r > 1 for r in each), len(each)
+
+
+def ratios(mine, theirs):
+    """Round by round: the servers of one round run within a minute of each other."""
+    return [a / b for a, b in zip(mine, theirs)]

@@ -6,7 +6,8 @@ import signal
 import subprocess
 import time
 
-from ..core import BenchError, Load, ServerRun, load_argv, log, median, rotate, spawn
+from ..core import (BenchError, Load, ServerRun, load_argv, log, median, ratios, rotate,
+                    spawn)
 from ..servers import REFERENCE, REFERENCE_BOUNDED, REFERENCE_POLLED, tcp_servers
 
 NAME = "kernel"
@@ -81,7 +82,7 @@ def run(ctx):
     if why:
         return {"skipped": why}
     servers = [s for s in tcp_servers(ctx.ringio) if s.name in SERVERS]
-    rounds = max(1, cfg.rounds - 2)
+    rounds = cfg.rounds
     points = {}
     for n, size in POINTS[:1] if cfg.quick else POINTS:
         point = {s.name: [] for s in servers}
@@ -97,8 +98,7 @@ def run(ctx):
 
 
 def paired_ratio(rounds, reference, key):
-    """The median of the round-by-round ratios: a slow spell of the host weighs on both sides."""
-    return median([mine[key] / theirs[key] for mine, theirs in zip(rounds, reference)])
+    return median(ratios([f[key] for f in rounds], [f[key] for f in reference]))
 
 
 def report(res, ctx):
