@@ -26,6 +26,14 @@
  * then resets may leave its connection open here (ringio's receive closes it, and its reliability
  * tests check that).
  *
+ * Built a fifth time with RAW_BOUNDED=3 (raw_uring_echo_ringed): the same bound, kept by the
+ * kernel. Each connection registers a provided-buffer ring of its own, BOUND entries holding its
+ * own BOUND buffers, and keeps one multishot recv armed on it: the kernel cannot take more buffers
+ * than the ring holds, and a recv that finds the ring empty ends with -ENOBUFS and is armed again
+ * when a send gives a buffer back. The ring costs a page and a registration per connection, and
+ * buffer group ids are 16 bits: it measures what a multishot recv would save a bounded server, not
+ * a design for ten thousand idle connections.
+ *
  * RAW_POLL_FIRST=1 with RAW_BOUNDED=1, built by hand (docs/design.md measures it with bench/pair):
  * every recv carries IORING_RECVSEND_POLL_FIRST, so that the kernel arms its poll without first
  * trying a recv that would find the socket empty.
@@ -63,6 +71,9 @@ enum {
 #error "the bounded builds use plain descriptors"
 #endif
 #define RAW_POLLED (RAW_BOUNDED == 2)
+#define RAW_RINGED (RAW_BOUNDED == 3)
+/* The builds that bound a connection with a single-shot recv per chunk. */
+#define RAW_SINGLE (RAW_BOUNDED == 1 || RAW_BOUNDED == 2)
 #ifndef RAW_POLL_FIRST
 #define RAW_POLL_FIRST 0
 #endif
@@ -70,6 +81,14 @@ enum {
 #define BOUND 2
 /* Slots of the registered file table in direct mode: more than the 10,000 idle connections. */
 #define DIRECT_SLOTS 65536
+/* The ringed build: descriptors below this have a buffer group (the same number) and BOUND
+ * buffers each. */
+#define RINGED_SLOTS 16384
+#define RING_BYTES 4096u
+#if RAW_RINGED
+#undef BUF_COUNT
+#define BUF_COUNT (RINGED_SLOTS * BOUND)
+#endif
 
 /* Per connection, indexed by descriptor. A connection owns the buffers queued for sending, in
  * arrival order, chained through buf_next; only the head is ever being sent, so bytes leave in
@@ -131,13 +150,13 @@ static void arm_accept(void) {
 
 static void arm_recv(int fd) {
     struct io_uring_sqe* sqe = uring_peer_get_sqe(&ring);
-#if RAW_BOUNDED
+#if RAW_SINGLE
     io_uring_prep_recv(sqe, fd, NULL, BUF_SIZE, RAW_POLLED ? MSG_DONTWAIT : 0);
 #else
     io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
 #endif
     sqe->flags |= IOSQE_BUFFER_SELECT | (RAW_DIRECT ? IOSQE_FIXED_FILE : 0);
-    sqe->buf_group = BUF_GROUP;
+    sqe->buf_group = RAW_RINGED ? (unsigned short)fd : BUF_GROUP;
     sqe->ioprio |= RAW_POLL_FIRST ? IORING_RECVSEND_POLL_FIRST : 0;
     io_uring_sqe_set_data64(sqe, make_user_data(op_recv, fd));
     conns[fd].recv_armed = 1;
@@ -184,12 +203,60 @@ static void remove_poll(int fd) {
     io_uring_sqe_set_data64(sqe, 0);
 }
 
+#if RAW_RINGED
+static unsigned char* conn_rings; /* RING_BYTES per descriptor, touched once it connects */
+
+static struct io_uring_buf_ring* conn_ring(int fd) {
+    return (struct io_uring_buf_ring*)(conn_rings + (size_t)fd * RING_BYTES);
+}
+
+/* Buffer `bid` (fd * BOUND + its index in the connection's ring) goes back to its ring at once;
+ * a recv that found the ring empty is armed again. */
+static void recycle(int bid) {
+    int fd = bid / BOUND;
+    struct io_uring_buf_ring* br = conn_ring(fd);
+    io_uring_buf_ring_add(br, buffers + (size_t)bid * BUF_SIZE, BUF_SIZE,
+                          (unsigned short)(bid % BOUND), io_uring_buf_ring_mask(BOUND), 0);
+    io_uring_buf_ring_advance(br, 1);
+    struct conn* c = &conns[fd];
+    if (c->starved && c->open && !c->dead && !c->recv_armed) {
+        c->starved = 0;
+        arm_recv(fd);
+    }
+}
+
+/* Registers the connection's ring, holding its BOUND buffers; false if the kernel refuses. */
+static int open_conn_ring(int fd) {
+    struct io_uring_buf_ring* br = conn_ring(fd);
+    io_uring_buf_ring_init(br);
+    struct io_uring_buf_reg reg;
+    memset(&reg, 0, sizeof reg);
+    reg.ring_addr = (uint64_t)(uintptr_t)br;
+    reg.ring_entries = BOUND;
+    reg.bgid = (unsigned short)fd;
+    if (io_uring_register_buf_ring(&ring, &reg, 0) < 0) {
+        return 0;
+    }
+    for (int i = 0; i < BOUND; ++i) {
+        io_uring_buf_ring_add(br, buffers + ((size_t)fd * BOUND + (size_t)i) * BUF_SIZE, BUF_SIZE,
+                              (unsigned short)i, io_uring_buf_ring_mask(BOUND), i);
+    }
+    io_uring_buf_ring_advance(br, BOUND);
+    return 1;
+}
+#else
+static int open_conn_ring(int fd) {
+    (void)fd;
+    return 1;
+}
+
 static void recycle(int bid) {
     io_uring_buf_ring_add(buf_ring, buffers + (size_t)bid * BUF_SIZE, BUF_SIZE, (unsigned short)bid,
                           io_uring_buf_ring_mask(BUF_COUNT), (int)buffers_added);
     ++buffers_added;
     --buffers_held;
 }
+#endif
 
 /* Publishes every buffer given back since the last call with one store to the ring tail. */
 static void publish_buffers(void) {
@@ -238,7 +305,7 @@ static void drop_queue(struct conn* c) {
         int bid = c->send_head;
         c->send_head = buf_next[bid];
         recycle(bid);
-        c->held -= RAW_BOUNDED ? 1 : 0;
+        c->held -= RAW_SINGLE ? 1 : 0;
     }
     c->send_tail = -1;
 }
@@ -255,6 +322,9 @@ static void maybe_close(int fd) {
         drop_queue(c);
         c->open = 0;
         c->starved = 0;
+#if RAW_RINGED
+        io_uring_unregister_buf_ring(&ring, fd);
+#endif
         conn_close(fd);
     }
 }
@@ -263,7 +333,7 @@ static void on_accept(const struct io_uring_cqe* cqe) {
     int res = cqe->res;
     int resource_error = 0;
     if (res >= 0) {
-        if (res >= max_fds) {
+        if (res >= max_fds || !open_conn_ring(res)) {
             conn_close(res);
         } else {
             struct conn* c = &conns[res];
@@ -319,7 +389,8 @@ static void on_recv(const struct io_uring_cqe* cqe, int fd) {
     if (__builtin_expect(res > 0 && (flags & IORING_CQE_F_MORE) && !c->dead, 1)) {
         /* The common case: data into a buffer, the recv still armed. */
         ++buffers_held;
-        queue_send(fd, (int)(flags >> IORING_CQE_BUFFER_SHIFT), res);
+        int bid = (int)(flags >> IORING_CQE_BUFFER_SHIFT);
+        queue_send(fd, RAW_RINGED ? fd * BOUND + bid : bid, res);
         return;
     }
     int more = (flags & IORING_CQE_F_MORE) != 0;
@@ -328,11 +399,12 @@ static void on_recv(const struct io_uring_cqe* cqe, int fd) {
     }
     if (flags & IORING_CQE_F_BUFFER) {
         int bid = (int)(flags >> IORING_CQE_BUFFER_SHIFT);
+        bid = RAW_RINGED ? fd * BOUND + bid : bid;
         ++buffers_held;
         if (res <= 0 || c->dead) {
             recycle(bid);
         } else {
-            c->held += RAW_BOUNDED ? 1 : 0;
+            c->held += RAW_SINGLE ? 1 : 0;
             queue_send(fd, bid, res);
         }
     }
@@ -348,7 +420,9 @@ static void on_recv(const struct io_uring_cqe* cqe, int fd) {
         /* The ring ran dry; the bytes are still in the socket. Re-arm once buffers return. */
         if (!c->dead && !more) {
             c->starved = 1;
-            starved_fds[starved_count++] = fd;
+            if (!RAW_RINGED) { /* a ringed connection's own send gives its buffer back */
+                starved_fds[starved_count++] = fd;
+            }
         }
     } else if (res <= 0) {
         /* 0 is end of stream; anything else negative ends this connection. */
@@ -359,7 +433,7 @@ static void on_recv(const struct io_uring_cqe* cqe, int fd) {
     } else if (!more && !c->dead) {
         /* The kernel may end a multishot recv that delivered data (CQ overflow): re-arm it. A
          * single-shot one is armed again at the end of the turn, if below its budget then. */
-        if (RAW_BOUNDED) {
+        if (RAW_SINGLE) {
             want_recv(fd);
         } else {
             arm_recv(fd);
@@ -400,7 +474,7 @@ static void on_send(const struct io_uring_cqe* cqe, int fd) {
         } else {
             c->send_tail = -1;
         }
-        if (RAW_BOUNDED) {
+        if (RAW_SINGLE) {
             --c->held;
             want_recv(fd);
         }
@@ -422,7 +496,7 @@ static void on_send(const struct io_uring_cqe* cqe, int fd) {
                 c->send_tail = -1;
             }
             recycle(bid);
-            if (RAW_BOUNDED) {
+            if (RAW_SINGLE) {
                 --c->held;
                 want_recv(fd);
             }
@@ -454,6 +528,10 @@ static void setup_ring(void) {
         peer_die("io_uring_register_files_sparse", -ret);
     }
 #endif
+#if RAW_RINGED
+    buffers = uring_peer_buffers(BUF_COUNT, BUF_SIZE);
+    conn_rings = uring_peer_buffers(RINGED_SLOTS, RING_BYTES);
+#else
     buf_ring = uring_peer_buf_ring(&ring, BUF_COUNT, BUF_GROUP);
     buffers = uring_peer_buffers(BUF_COUNT, BUF_SIZE);
     buffers_held = BUF_COUNT;
@@ -461,12 +539,16 @@ static void setup_ring(void) {
         recycle((int)bid);
     }
     publish_buffers();
+#endif
 }
 
 int main(int argc, char** argv) {
     struct peer_args args = peer_parse(argc, argv, "raw_uring_echo");
     peer_setup(&args);
     max_fds = peer_max_fds();
+    if (RAW_RINGED && max_fds > RINGED_SLOTS) {
+        max_fds = RINGED_SLOTS;
+    }
     if (RAW_DIRECT && max_fds > DIRECT_SLOTS) {
         max_fds = DIRECT_SLOTS;
     }
@@ -486,7 +568,7 @@ int main(int argc, char** argv) {
     while (!peer_stop) {
         publish_buffers();
         rearm_starved();
-        if (RAW_BOUNDED) {
+        if (RAW_SINGLE) {
             arm_wanted();
         }
         uring_peer_submit_and_wait(&ring);

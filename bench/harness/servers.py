@@ -15,6 +15,9 @@ REFERENCE_DIRECT = "raw liburing, direct descriptors"
 # the socket is readable. Variants of the reference too, never counted among the others.
 REFERENCE_BOUNDED = "raw liburing, bounded"
 REFERENCE_POLLED = "raw liburing, bounded, polled"
+# The same bound kept by the kernel (a buffer ring of its own per connection, a multishot recv):
+# measured by the kernel part only, since a ring per connection is no design for idle ones.
+REFERENCE_RINGED = "raw liburing, bounded, ringed"
 VARIANTS = (REFERENCE_DIRECT, REFERENCE_BOUNDED, REFERENCE_POLLED)
 RINGIO_PROGRAMS = ("echo_server", "udp_echo", "tcp_server")
 
@@ -55,6 +58,13 @@ def tcp_servers(ringio):
         Server("Asio epoll", [BUILD / "asio_echo_epoll", "{port}"]),
         Server("Asio io_uring", [BUILD / "asio_echo_uring", "{port}"]),
     ]
+
+
+def bound_servers(ringio):
+    """The kernel part: ringio, the reference, and the reference under each way of bounding."""
+    names = ("ringio", REFERENCE, REFERENCE_BOUNDED, REFERENCE_POLLED)
+    return [s for s in tcp_servers(ringio) if s.name in names] + [
+        Server(REFERENCE_RINGED, [BUILD / "raw_uring_echo_ringed", "{port}"])]
 
 
 def thread_servers(ringio):

@@ -8,12 +8,11 @@ import time
 
 from ..core import (BenchError, Load, ServerRun, load_argv, log, median, ratios, rotate,
                     spawn)
-from ..servers import REFERENCE, REFERENCE_BOUNDED, REFERENCE_POLLED, tcp_servers
+from ..servers import REFERENCE, bound_servers
 
 NAME = "kernel"
 POINTS = [(500, 4096), (50, 128)]
 ATTACH_SECONDS = 1.0
-SERVERS = ["ringio", REFERENCE, REFERENCE_BOUNDED, REFERENCE_POLLED]
 # perf's event, and the name the figures go by.
 EVENTS = {"syscalls:sys_enter_io_uring_enter": "enters", "io_uring:io_uring_submit_req": "requests",
           "io_uring:io_uring_complete": "completions", "io_uring:io_uring_poll_arm": "poll_arms",
@@ -81,7 +80,7 @@ def run(ctx):
     why = unavailable()
     if why:
         return {"skipped": why}
-    servers = [s for s in tcp_servers(ctx.ringio) if s.name in SERVERS]
+    servers = bound_servers(ctx.ringio)
     rounds = cfg.rounds
     points = {}
     for n, size in POINTS[:1] if cfg.quick else POINTS:
