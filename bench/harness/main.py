@@ -201,8 +201,10 @@ def main():
     if cfg.merge:
         # The other parts' figures stay as measured; the report says which parts are newer.
         res = json.loads(cfg.results.read_text())
+        # The host's kernel may have changed since: its build is one sign that the machine did.
         res.setdefault("updates", []).append({"date": now, "command": command,
-                                              "parts": cfg.parts})
+                                              "parts": cfg.parts,
+                                              "kernel": machine()["kernel"]})
     with tempfile.TemporaryDirectory(prefix="ringio-bench-") as ctx.tmp:
         res["backend"] = backend_check(ctx)
         for part in parts.PARTS:
