@@ -420,9 +420,13 @@ static void on_recv(const struct io_uring_cqe* cqe, int fd) {
         /* The ring ran dry; the bytes are still in the socket. Re-arm once buffers return. */
         if (!c->dead && !more) {
             c->starved = 1;
-            if (!RAW_RINGED) { /* a ringed connection's own send gives its buffer back */
+            if (!RAW_RINGED) {
                 starved_fds[starved_count++] = fd;
-            }
+            } else if (c->send_head < 0) {
+                /* Its sends gave every buffer back before this completion was reaped. */
+                c->starved = 0;
+                arm_recv(fd);
+            } /* else the send of its queue's head gives a buffer back and arms it again */
         }
     } else if (res <= 0) {
         /* 0 is end of stream; anything else negative ends this connection. */
