@@ -382,6 +382,13 @@ static void queue_send(int fd, int bid, int len) {
     }
 }
 
+/* The id of the buffer a recv completion names: in the ringed build, its index in the
+ * connection's ring made global (fd * BOUND + index). */
+static int received_buffer(int fd, unsigned flags) {
+    int bid = (int)(flags >> IORING_CQE_BUFFER_SHIFT);
+    return RAW_RINGED ? fd * BOUND + bid : bid;
+}
+
 static void on_recv(const struct io_uring_cqe* cqe, int fd) {
     struct conn* c = &conns[fd];
     int res = cqe->res;
@@ -389,8 +396,7 @@ static void on_recv(const struct io_uring_cqe* cqe, int fd) {
     if (__builtin_expect(res > 0 && (flags & IORING_CQE_F_MORE) && !c->dead, 1)) {
         /* The common case: data into a buffer, the recv still armed. */
         ++buffers_held;
-        int bid = (int)(flags >> IORING_CQE_BUFFER_SHIFT);
-        queue_send(fd, RAW_RINGED ? fd * BOUND + bid : bid, res);
+        queue_send(fd, received_buffer(fd, flags), res);
         return;
     }
     int more = (flags & IORING_CQE_F_MORE) != 0;
@@ -398,8 +404,7 @@ static void on_recv(const struct io_uring_cqe* cqe, int fd) {
         c->recv_armed = 0;
     }
     if (flags & IORING_CQE_F_BUFFER) {
-        int bid = (int)(flags >> IORING_CQE_BUFFER_SHIFT);
-        bid = RAW_RINGED ? fd * BOUND + bid : bid;
+        int bid = received_buffer(fd, flags);
         ++buffers_held;
         if (res <= 0 || c->dead) {
             recycle(bid);
