@@ -36,8 +36,7 @@ using ringio::testing::text_of;
 
 namespace {
 
-constexpr std::size_t overhead =
-    ringio::detail::multishot_policy<ringio::datagram>::overhead(AF_INET6);
+constexpr std::size_t overhead = ringio::detail::recvmsg_overhead(AF_INET6);
 
 endpoint loopback(int family) {
     return family == AF_INET ? endpoint::loopback_v4(0) : endpoint::loopback_v6(0);
@@ -693,8 +692,7 @@ TEST_CASE("receive_from: steady state allocates nothing", "[udp_socket]") {
 
 namespace {
 
-constexpr std::size_t unix_overhead =
-    ringio::detail::multishot_policy<ringio::datagram>::overhead(AF_UNIX);
+constexpr std::size_t unix_overhead = ringio::detail::recvmsg_overhead(AF_UNIX);
 
 // A Unix address of each kind, unique to this test.
 endpoint unix_address(bool abstract, const ringio::testing::temp_dir& dir, std::string_view name) {

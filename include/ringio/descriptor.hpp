@@ -55,6 +55,14 @@ inline std::string request_name(const char* verb, const char* preposition, int f
     return text;
 }
 
+/// Reports a failed request's `result` (a negative errno) through `error`, or throws it, naming
+/// the request as request_name does: the end of a multishot stream.
+inline void report_request(int result, std::error_code* error, const char* verb,
+                           const char* preposition, int fd, const void* subject) {
+    report(error_from_result(result), error,
+           [&] { return request_name(verb, preposition, fd, current_position, subject); });
+}
+
 /// IORING_OP_READ into one buffer, at `offset` or the current position.
 struct read_op {
     static constexpr const char* whole_verb = "read_exact";
@@ -100,6 +108,7 @@ struct write_op {
             io_uring_prep_write(sqe, fd, buffer.data(), clamp_size(buffer.size()), offset);
         }
     }
+    [[nodiscard]] static int translate(int result) noexcept { return result; }
     std::size_t complete(int result) const noexcept { return static_cast<std::size_t>(result); }
     std::string describe(const void* subject = nullptr, const char* verb = "write") const {
         return request_name(verb, "to", fd, offset, subject);
@@ -113,89 +122,31 @@ struct until_op {
     int fd;
     input_buffer* in;
     Match match;
-    std::size_t searched = 0;
-    std::size_t record = std::string_view::npos;
-    std::size_t skip = 0;
-    bool full = false;
+    bool full = false; // no room left to read a delimiter into: a NOP, failed with EMSGSIZE
 
-    // Drops the record returned last time, then looks for one among the bytes already read.
-    bool ready() {
-        input_buffer& b = *in;
-        b.begin_ += b.taken_;
-        b.taken_ = 0;
-        if (b.begin_ == b.end_) {
-            b.begin_ = b.end_ = 0;
-        }
-        return look();
-    }
+    bool ready() { return in->find_next(match); }
     void prepare(io_uring_sqe* sqe) noexcept {
-        input_buffer& b = *in;
-        if (b.begin_ > 0 && b.end_ == b.storage_.size()) {
-            std::memmove(b.storage_.data(), b.storage_.data() + b.begin_, b.end_ - b.begin_);
-            b.end_ -= b.begin_;
-            b.begin_ = 0;
-        }
-        full = b.end_ == b.storage_.size(); // still full: no room to read a delimiter into
+        const std::span<char> room = in->room();
+        full = room.empty();
         if (full) {
             io_uring_prep_nop(sqe);
         } else {
-            io_uring_prep_read(sqe, fd, b.storage_.data() + b.end_,
-                               clamp_size(b.storage_.size() - b.end_), ~std::uint64_t{0});
+            io_uring_prep_read(sqe, fd, room.data(), clamp_size(room.size()), current_position);
         }
     }
-    int translate(int result) const noexcept {
-        if (full) {
-            return -EMSGSIZE;
-        }
-        if (result > 0) {
-            mark_received(in->storage_.data() + in->end_, static_cast<std::size_t>(result));
-        }
-        return result;
-    }
+    int translate(int result) const noexcept { return full ? -EMSGSIZE : result; }
     bool again(int& result) {
-        input_buffer& b = *in;
-        if (result == 0) { // a last record without its delimiter is still a record
-            record = b.end_ > b.begin_ ? b.end_ - b.begin_ : std::string_view::npos;
-            skip = 0;
-            return false;
-        }
-        b.end_ += static_cast<std::size_t>(result);
-        if (look()) {
-            return false;
-        }
-        if (b.end_ - b.begin_ == b.storage_.size()) {
-            full = true;
-            result = -EMSGSIZE;
-            return false;
-        }
-        return true;
+        in->filled(static_cast<std::size_t>(result));
+        const bool found = in->find(match, result == 0);
+        full = !found && in->full();
+        result = full ? -EMSGSIZE : result;
+        return !found && !full && result > 0;
     }
-    std::optional<std::string_view> complete(int /*result*/) noexcept {
-        if (record == std::string_view::npos) {
-            return std::nullopt;
-        }
-        input_buffer& b = *in;
-        b.taken_ = record + skip;
-        return std::string_view{b.storage_.data() + b.begin_, record};
-    }
+    std::optional<std::string_view> complete(int /*result*/) noexcept { return in->take(); }
     std::string describe(const void* subject = nullptr) const {
         return request_name("read_until", "from", fd, current_position, subject) +
                (full ? " (" + std::to_string(in->capacity()) + " bytes without the end of a record)"
                      : "");
-    }
-
-private:
-    bool look() {
-        input_buffer& b = *in;
-        const std::string_view data{b.storage_.data() + b.begin_, b.end_ - b.begin_};
-        const auto [at, length] = match.find(data, match.resume(searched));
-        searched = data.size();
-        if (at == std::string_view::npos) {
-            return false;
-        }
-        record = at;
-        skip = length;
-        return true;
     }
 };
 
@@ -208,13 +159,7 @@ struct whole {
     bool ended = false;
 
     void prepare(io_uring_sqe* sqe) noexcept { op.prepare(sqe); }
-    int translate(int result) const noexcept {
-        if constexpr (requires { op.translate(result); }) {
-            return op.translate(result);
-        } else {
-            return result;
-        }
-    }
+    int translate(int result) const noexcept { return op.translate(result); }
     bool again(int& result) noexcept {
         if (result == 0 && done < total) {
             ended = true;

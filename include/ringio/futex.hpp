@@ -28,48 +28,30 @@ namespace detail {
 /// a timer that re-reads the integer at each expiry.
 template <class I>
 struct futex_wait_op {
-    using value_type = std::remove_const_t<I>;
-
-    futex_wait_op(shared_atomic_ref<I> ref, value_type old, std::memory_order order) noexcept
-        : ref_(ref), old_(old), order_(order), native_(futex_support::available()) {}
+    shared_atomic_ref<I> ref;
+    std::remove_const_t<I> old;
+    std::memory_order order;
+    futex_sleep sleep{ref.address(), std::bit_cast<std::uint32_t>(old), futex_support::available()};
+    std::remove_const_t<I> seen{};
 
     bool ready() noexcept {
-        seen_ = ref_.load(order_);
-        return seen_ != old_;
+        seen = ref.load(order);
+        return seen != old;
     }
-    void prepare(io_uring_sqe* sqe) noexcept {
-        if (native_) {
-            prep_futex_wait(sqe, ref_.address(), std::bit_cast<std::uint32_t>(old_));
-        } else {
-            tick_.prepare(sqe);
-        }
-    }
-    // EAGAIN: the value differed already when the kernel compared it; ETIME: a tick ended.
-    [[nodiscard]] int translate(int result) const noexcept {
-        return result == (native_ ? -EAGAIN : -ETIME) ? 0 : result;
-    }
+    void prepare(io_uring_sqe* sqe) noexcept { sleep.prepare(sqe); }
+    [[nodiscard]] int translate(int result) const noexcept { return sleep.translate(result); }
     // A wake-up without a change (a notify for another value, a spurious one) waits again.
     bool again(int& /*result*/) noexcept {
         if (ready()) {
             return false;
         }
-        if (!native_) {
-            tick_.next();
-        }
+        sleep.again();
         return true;
     }
-    value_type complete(int /*result*/) const noexcept { return seen_; }
+    auto complete(int /*result*/) const noexcept { return seen; }
     [[nodiscard]] std::string describe() const {
-        return "wait on a shared integer holding " + std::to_string(old_);
+        return "wait on a shared integer holding " + std::to_string(old);
     }
-
-private:
-    shared_atomic_ref<I> ref_;
-    value_type old_;
-    std::memory_order order_;
-    bool native_;
-    poll_tick tick_;
-    value_type seen_{};
 };
 
 /// IORING_OP_FUTEX_WAKE of up to `count` waiters; on a kernel without it, the system call, made

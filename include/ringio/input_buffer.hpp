@@ -16,6 +16,8 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <tuple>
+#include <utility>
 
 namespace ringio {
 
@@ -51,11 +53,65 @@ private:
     template <class Match>
     friend struct detail::until_op;
 
+    // Forgets the record returned last (its place too if nothing else was read), then looks for
+    // the next one in what was read.
+    template <class Match>
+    bool find_next(const Match& match) {
+        begin_ += taken_;
+        taken_ = searched_ = 0;
+        if (begin_ == end_) {
+            begin_ = end_ = 0;
+        }
+        return find(match, false);
+    }
+    // Where the next read goes: moves what is kept to the front only when the end is reached.
+    std::span<char> room() noexcept {
+        if (begin_ > 0 && end_ == storage_.size()) {
+            std::memmove(storage_.data(), storage_.data() + begin_, end_ - begin_);
+            end_ -= begin_;
+            begin_ = 0;
+        }
+        return storage_.subspan(end_);
+    }
+    void filled(std::size_t count) noexcept {
+        detail::mark_received(storage_.data() + end_, count);
+        end_ += count;
+    }
+    // Looks for a record in what was read, past what was searched before; at the end of the
+    // stream, what is left is one (unless nothing is).
+    template <class Match>
+    bool find(const Match& match, bool ended) {
+        const std::string_view data = unread();
+        if (!ended) {
+            std::tie(found_, delimiter_) = match.find(data, match.resume(searched_));
+        } else if (!data.empty()) {
+            found_ = data.size();
+            delimiter_ = 0;
+        }
+        searched_ = data.size();
+        return found_ != std::string_view::npos;
+    }
+    [[nodiscard]] bool full() const noexcept { return end_ - begin_ == storage_.size(); }
+    // The record found, its delimiter then dropped at the next call.
+    std::optional<std::string_view> take() noexcept {
+        if (found_ == std::string_view::npos) {
+            return std::nullopt;
+        }
+        taken_ = found_ + delimiter_;
+        return unread().substr(0, found_);
+    }
+    [[nodiscard]] std::string_view unread() const noexcept {
+        return {storage_.data() + begin_, end_ - begin_};
+    }
+
     std::unique_ptr<char[]> owned_; // null when the storage is the caller's
     std::span<char> storage_;
-    std::size_t begin_ = 0; // the first byte of the last record returned
-    std::size_t end_ = 0;   // past the last byte read
-    std::size_t taken_ = 0; // bytes of the last record returned, its delimiter included
+    std::size_t begin_ = 0;    // the first byte of the last record returned
+    std::size_t end_ = 0;      // past the last byte read
+    std::size_t taken_ = 0;    // bytes of the last record returned, its delimiter included
+    std::size_t searched_ = 0; // bytes after begin_ searched for a record
+    std::size_t found_ = std::string_view::npos; // the length of the record found, if any
+    std::size_t delimiter_ = 0;                  // and of the delimiter after it
 };
 
 namespace detail {

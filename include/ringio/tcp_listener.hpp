@@ -76,9 +76,7 @@ struct multishot_policy<tcp_stream> {
     }
     static tcp_stream take(slot& self, state& s, const entry& got, std::error_code* error) {
         if (got.result < 0) {
-            report(error_from_result(got.result), error, [&] {
-                return request_name("accept", "on", self.fd(), current_position, self.subject());
-            });
+            report_request(got.result, error, "accept", "on", self.fd(), self.subject());
             return tcp_stream{*s.context};
         }
         clear(error);

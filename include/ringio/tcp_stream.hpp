@@ -43,6 +43,28 @@ struct connect_op {
     [[nodiscard]] std::string describe() const { return "connect " + describe_endpoint(target); }
 };
 
+/// The end of a stream's receives, or a wait's cancellation: the first end or error is the
+/// stream's for good (`end`: 1 until then), reported once, then EBADF if the stream is closed.
+[[gnu::noinline]] inline void stream_end(slot& self, int& end, const entry& got,
+                                         std::error_code* error) {
+    const bool cancelled = (got.flags & wait_cancelled) != 0; // this wait, not the stream
+    if (end > 0 && !cancelled) {
+        end = got.result;
+        if (end <= 0) {
+            self.end(); // every next() is ready with it from now on
+        }
+    }
+    const int code = cancelled ? got.result : end;
+    if (code >= 0) {
+        clear(error);
+        return;
+    }
+    if (!cancelled && self.closed()) {
+        end = -EBADF;
+    }
+    report_request(code, error, "recv", "from", self.fd(), self.subject());
+}
+
 /// A stream's receives: one recv into a ring buffer per chunk, armed again while the connection
 /// holds fewer chunks than its budget (a multishot recv could take the whole ring).
 template <>
@@ -61,41 +83,16 @@ struct multishot_policy<buffer_lease> {
         return {socket, &pool, budget, initial};
     }
     static buffer_lease take(slot& self, state& s, const entry& got, std::error_code* error) {
+        buffer_lease lease;
         if ((got.flags & IORING_CQE_F_BUFFER) != 0) [[likely]] {
-            buffer_lease lease;
             lent_of(lease) = lent_buffer::of(self, got.flags >> IORING_CQE_BUFFER_SHIFT, 0,
                                              static_cast<std::uint32_t>(got.result));
             mark_received(lent_of(lease).data, lent_of(lease).size);
             clear(error);
-            return lease;
-        }
-        return end(self, s, got, error);
-    }
-    [[gnu::noinline]] static buffer_lease end(slot& self, state& s, const entry& got,
-                                              std::error_code* error) {
-        if (s.end > 0 && (got.flags & wait_cancelled) == 0) {
-            s.end = got.result; // the first end, or error, is the stream's for good
-            if (s.end <= 0) {
-                self.end(); // every next() is ready with it from now on
-            }
-        } else if ((got.flags & wait_cancelled) != 0) {
-            report(error_from_result(got.result), error, [&] {
-                return request_name("recv", "from", self.fd(), current_position, self.subject());
-            });
-            return {};
-        }
-        if (s.end < 0) {
-            const int code = s.end;
-            if (self.closed()) {
-                s.end = -EBADF; // reported once; then the closed stream is EBADF
-            }
-            report(error_from_result(code), error, [&] {
-                return request_name("recv", "from", self.fd(), current_position, self.subject());
-            });
         } else {
-            clear(error);
+            stream_end(self, s.end, got, error);
         }
-        return {};
+        return lease;
     }
 };
 

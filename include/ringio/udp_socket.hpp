@@ -93,33 +93,61 @@ struct sendto_op {
     }
 };
 
+/// The bytes of a multishot recvmsg's buffer before the payload: the kernel's header, and room
+/// for a sender of the socket's `family`.
+constexpr std::size_t recvmsg_overhead(int family) noexcept {
+    return sizeof(io_uring_recvmsg_out) +
+           (family == AF_UNIX ? sizeof(sockaddr_un) : sizeof(sockaddr_in6));
+}
+
+// What the kernel reads when it takes the SQE: room for a sender of the socket's family. A
+// multishot recvmsg writes its results into the buffer, never back here, so one serves all.
+inline msghdr* recvmsg_layout(int family) noexcept {
+    static msghdr inet = [] {
+        msghdr m{};
+        m.msg_namelen = sizeof(sockaddr_in6);
+        return m;
+    }();
+    static msghdr local = [] {
+        msghdr m{};
+        m.msg_namelen = sizeof(sockaddr_un);
+        return m;
+    }();
+    return family == AF_UNIX ? &local : &inet;
+}
+
+/// Reads the kernel's layout of the `length` bytes of a recvmsg buffer (header, sender, payload)
+/// into `d`; false if they are not that layout.
+inline bool parse_recvmsg(lent_buffer& lent, std::size_t overhead, int length,
+                          datagram& d) noexcept {
+    const auto& pool = *static_cast<buffer_pool*>(lent.from->owner());
+    if (length < 0 || static_cast<std::size_t>(length) < overhead ||
+        static_cast<std::size_t>(length) > pool.size()) [[unlikely]] {
+        return false;
+    }
+    const std::byte* start = lent.data - overhead;
+    io_uring_recvmsg_out header;
+    std::memcpy(&header, start, sizeof header);
+    std::error_code bad;
+    if (header.namelen > overhead - sizeof header) [[unlikely]] {
+        return false;
+    }
+    std::memcpy(d.sender.mutable_data(), start + sizeof header, header.namelen);
+    d.sender.resize(header.namelen, bad);
+    const std::size_t stored = static_cast<std::size_t>(length) - overhead;
+    lent.size = static_cast<std::uint32_t>(header.payloadlen < stored ? header.payloadlen : stored);
+    mark_received(lent.data, lent.size);
+    d.truncated = (header.flags & MSG_TRUNC) != 0 || header.payloadlen > stored;
+    return !bad;
+}
+
 /// A socket's stream of datagrams: one multishot recvmsg, each datagram in a buffer behind the
 /// kernel's header and the sender's address. Kernel: 6.0.
 template <>
 struct multishot_policy<datagram> {
     struct state {};
-    /// The bytes of each buffer before the payload: the kernel's header, room for a sender.
-    static constexpr std::size_t overhead(int family) noexcept {
-        return sizeof(io_uring_recvmsg_out) +
-               (family == AF_UNIX ? sizeof(sockaddr_un) : sizeof(sockaddr_in6));
-    }
-    // What the kernel reads when it takes the SQE: room for a sender of the socket's family. A
-    // multishot recvmsg writes its results into the buffer, never back here, so one serves all.
-    static msghdr* layout(int family) noexcept {
-        static msghdr inet = [] {
-            msghdr m{};
-            m.msg_namelen = sizeof(sockaddr_in6);
-            return m;
-        }();
-        static msghdr local = [] {
-            msghdr m{};
-            m.msg_namelen = sizeof(sockaddr_un);
-            return m;
-        }();
-        return family == AF_UNIX ? &local : &inet;
-    }
     static void arm(slot& self, io_uring_sqe* sqe) noexcept {
-        io_uring_prep_recvmsg_multishot(sqe, self.fd(), layout(self.param()), MSG_TRUNC);
+        io_uring_prep_recvmsg_multishot(sqe, self.fd(), recvmsg_layout(self.param()), MSG_TRUNC);
         buffer_pool::select(self, sqe);
     }
     static constexpr slot_kind kind = buffer_pool::kind(&arm, true);
@@ -133,42 +161,17 @@ struct multishot_policy<datagram> {
         if ((got.flags & IORING_CQE_F_BUFFER) != 0) {
             datagram d;
             lent_buffer& lent = lent_of(d.payload);
-            const auto room = static_cast<std::uint32_t>(overhead(self.param()));
+            const auto room = static_cast<std::uint32_t>(recvmsg_overhead(self.param()));
             lent = lent_buffer::of(self, got.flags >> IORING_CQE_BUFFER_SHIFT, room, 0);
-            if (parse(lent, room, result, d)) [[likely]] {
+            if (parse_recvmsg(lent, room, result, d)) [[likely]] {
                 clear(error);
                 return d;
             }
             lent.give_back();
             result = -EBADMSG; // not the layout asked for: never hand out a misread datagram
         }
-        report(error_from_result(result), error, [&] {
-            return request_name("recvfrom", "on", self.fd(), current_position, self.subject());
-        });
+        report_request(result, error, "recvfrom", "on", self.fd(), self.subject());
         return {};
-    }
-    // Reads the kernel's layout of the `length` bytes of the buffer: header, sender, payload.
-    static bool parse(lent_buffer& lent, std::size_t overhead, int length, datagram& d) noexcept {
-        const auto& pool = *static_cast<buffer_pool*>(lent.from->owner());
-        if (length < 0 || static_cast<std::size_t>(length) < overhead ||
-            static_cast<std::size_t>(length) > pool.size()) [[unlikely]] {
-            return false;
-        }
-        const std::byte* start = lent.data - overhead;
-        io_uring_recvmsg_out header;
-        std::memcpy(&header, start, sizeof header);
-        std::error_code bad;
-        if (header.namelen > overhead - sizeof header) [[unlikely]] {
-            return false;
-        }
-        std::memcpy(d.sender.mutable_data(), start + sizeof header, header.namelen);
-        d.sender.resize(header.namelen, bad);
-        const std::size_t stored = static_cast<std::size_t>(length) - overhead;
-        lent.size =
-            static_cast<std::uint32_t>(header.payloadlen < stored ? header.payloadlen : stored);
-        mark_received(lent.data, lent.size);
-        d.truncated = (header.flags & MSG_TRUNC) != 0 || header.payloadlen > stored;
-        return !bad;
     }
 };
 
@@ -219,12 +222,12 @@ public:
     multishot<datagram> receive_from(buffer_ring& buffers, unsigned budget = 64) {
         using policy = detail::multishot_policy<datagram>;
         const int family = detail::family_of(fd());
-        if (buffers.buffer_size() <= policy::overhead(family)) {
+        if (buffers.buffer_size() <= detail::recvmsg_overhead(family)) {
             detail::throw_error(
                 std::make_error_code(std::errc::invalid_argument),
                 "receive_from on " + detail::describe_endpoint(name()) + ": buffers of " +
                     std::to_string(buffers.buffer_size()) + " bytes leave no room past the " +
-                    std::to_string(policy::overhead(family)) + " bytes of the header");
+                    std::to_string(detail::recvmsg_overhead(family)) + " bytes of the header");
         }
         return policy::open(detail::core_of(*this), detail::pool_of(buffers), budget, family);
     }

@@ -18,6 +18,7 @@ EXAMPLE = "ringio echo_server"
 PEER_PROGRAM = "ringio, the Asio peer's program"
 TARGET_HEADER_LINES = 4500
 TARGET_PUBLIC_TYPES = 30
+TARGET_OPERATION_LINES = 30
 
 
 def shape():
@@ -28,7 +29,9 @@ def shape():
     measured = module.measure(ROOT)
     return {"header_lines": measured["header_lines"], "headers": measured["headers"],
             "largest_header": measured["largest_header"], "public_types": measured["public_types"],
-            "max_header_lines": module.MAX_HEADER_LINES}
+            "max_header_lines": module.MAX_HEADER_LINES,
+            "operations": len(measured["operations"]),
+            "largest_operation": measured["largest_operation"]}
 
 
 def units():
@@ -113,6 +116,11 @@ def targets(res, ctx):
         types = len(weight["public_types"])
         rows.append((f"<= {TARGET_PUBLIC_TYPES} public types", f"{types}: "
                      f"{verdict(types <= TARGET_PUBLIC_TYPES)}", ""))
+        if "largest_operation" in weight:
+            where, longest = weight["largest_operation"]
+            rows.append((f"every operation's own code <= {TARGET_OPERATION_LINES} lines",
+                         f"{weight['operations']} types that prepare a request, the longest {longest} lines "
+                         f"(`{where}`): {verdict(longest <= TARGET_OPERATION_LINES)}", ""))
     return rows
 
 

@@ -98,17 +98,19 @@ inline void watch_hold::release(ring& r) noexcept {
     }
 }
 
+/// What `step` returns when the operation is done.
+inline constexpr int channel_done = -1;
+
 /// What an awaited send or receive keeps while it waits: the sleep on its end's bell, the watch
 /// on the other end's process, an error found before any request, and its place in the end's list.
 // The sleep is a futex wait through the ring, or the fallback's timer; an early error is submitted
 // as a NOP that fails with it; the list lets closing, moving or destroying the end reach it.
 struct channel_wait : end_waiter {
-    /// What only a wait that did not succeed at once needs: made by `prime`.
+    /// What only a wait that did not succeed at once needs: made by `suspends`.
     struct sleep_state {
-        bool native = true;  // until the first sleep asks the kernel: most operations never sleep
+        // Native until the first sleep asks the kernel: most operations never sleep.
+        futex_sleep sleep{nullptr, 0, true};
         bool probed = false; // whether that sleep has come
-        std::uint32_t rung = 0;
-        poll_tick tick;
         watch_hold hold;
         spinner spin;
     };
@@ -133,79 +135,99 @@ struct channel_wait : end_waiter {
         }
     }
 
-    /// Makes the sleep state, once: the first attempt found nothing to do.
-    void prime() noexcept {
+    /// Whether the other end's process has ended: told by the watch, or checked at each tick.
+    bool peer_ended() noexcept {
+        return primed && (state.hold.peer_ended || (!state.sleep.native && end->peer_gone()));
+    }
+
+    /// The first `step` found nothing to do: true if a spin found it done after all, else false
+    /// with the operation asleep (or failed, with `error`) and listed on its end.
+    // Out of line: the spin and the sleep would cost every operation their registers.
+    template <class Step>
+    [[gnu::noinline]] bool suspends(Step step) noexcept {
         if (!primed) {
             ::new (&state) sleep_state();
             primed = true;
         }
-    }
-    /// Lists it on its end (once awaited, it no longer moves).
-    void enlist() noexcept {
+        if (attempt(step)) {
+            return true;
+        }
+        // Listed only once it suspends (it no longer moves then): one that is done at once
+        // costs its end nothing.
         if (!listed && end != nullptr) {
             end->link(*this);
         }
+        return false;
     }
-    /// Its end is closing: the watch goes, and a futex wait still in the submission queue is
-    /// submitted, so that the wake-up that follows reaches it before the memory is unmapped.
-    void interrupt() noexcept {
-        state.hold.release(*via);
-        if (state.native) {
-            via->submit_pending();
+    /// True: done. False: failed (`error`, reported through a NOP), or asleep. Each try is
+    /// `step(end)`: `channel_done`, 0 while there is nothing to do yet, or an errno.
+    template <class Step>
+    bool attempt(Step step) noexcept {
+        for (;;) {
+            if (end == nullptr || !end->is_open()) [[unlikely]] {
+                error = EBADF;
+                return false;
+            }
+            const int result = step(*end);
+            if (result != 0) {
+                error = result == channel_done ? 0 : result;
+                return result == channel_done;
+            }
+            if (end->is_sender() && wait_for_room(*end, [this] { return spin(); })) {
+                continue;
+            }
+            if (!spin() && sleep()) {
+                return false;
+            }
         }
     }
-    // The futex wait, or the timer: the only kinds of request it makes, besides the NOP.
-    void prepare(io_uring_sqe* sqe) noexcept {
-        if (error != 0) {
-            io_uring_prep_nop(sqe);
-        } else if (state.native) {
-            prep_futex_wait(sqe, &end->bell().rings, state.rung);
-        } else {
-            state.tick.prepare(sqe);
+
+private:
+    /// True while it may look again instead of sleeping: for a short while, and only while its
+    /// loop has nothing else to do, so that a peer's answer needs no wake-up and delays no one.
+    bool spin() noexcept {
+        if (!via->idle()) {
+            return false;
         }
-    }
-    [[nodiscard]] int translate(int result) const noexcept {
-        if (error != 0) {
-            return -error;
+        if (!state.spin.started() && via->unsubmitted()) {
+            via->submit_pending(); // what others asked for goes before the spin
         }
-        return result == (state.native ? -EAGAIN : -ETIME) ? 0 : result;
+        return state.spin.more();
     }
     /// Says the end may sleep; false when it must not after all (something changed).
     bool sleep() noexcept {
         sleep_state& s = state;
         if (!s.probed) {
             s.probed = true;
-            s.native = futex_support::available();
+            s.sleep.native = futex_support::available();
         }
-        s.rung = end->arm();
+        s.sleep.word = &end->bell().rings;
+        s.sleep.expected = end->arm();
         if (end->refresh() || end->peer_state() == end_state::closed) {
             return false;
         }
-        if (s.native) {
+        if (s.sleep.native) {
             // The other end's process is watched once it is known; its attaching rings this
             // bell, so that a sleep that began before comes back here to watch it.
             const int pidfd = end->peer_pidfd();
             // No storage for the watch, or a known peer without a pidfd here: the timer, which
             // checks at each tick.
             if (pidfd >= 0 ? !s.hold.arm(*via, pidfd, end->bell()) : end->peer_pid() > 0) {
-                s.native = false;
+                s.sleep.native = false;
             }
         }
         return true;
     }
-    /// Whether the other end's process has ended: told by the watch, or checked at each tick.
-    bool peer_ended() noexcept {
-        return primed && (state.hold.peer_ended || (!state.native && end->peer_gone()));
-    }
-    /// After a wake-up that changed nothing it waits again; the timer waits a little longer.
-    void again() noexcept {
-        if (!state.native) {
-            state.tick.next();
+
+    // Its end is closing: the watch goes, and a futex wait still in the submission queue is
+    // submitted, so that the wake-up that follows reaches it before the memory is unmapped.
+    static void closing_end(end_waiter& w) noexcept {
+        auto& self = static_cast<channel_wait&>(w);
+        self.state.hold.release(*self.via);
+        if (self.state.sleep.native) {
+            self.via->submit_pending();
         }
     }
-
-private:
-    static void closing_end(end_waiter& w) noexcept { static_cast<channel_wait&>(w).interrupt(); }
 
     [[gnu::noinline]] void unprime() noexcept {
         state.hold.release(*via);
@@ -216,11 +238,8 @@ private:
     }
 };
 
-/// What `step` returns when the operation is done.
-inline constexpr int channel_done = -1;
-
-/// What an awaited send and receive share: the checks of their end, the spin, the sleep on their
-/// end's bell, and the attempt again after each wake-up; `Derived::step` is their own part.
+/// What an awaited send and receive share: the request, and the attempt again after each wake-up
+/// (`channel_wait` does the waiting); `Derived::step` is their own part.
 template <class Derived>
 struct channel_op {
     channel_wait wait;
@@ -230,72 +249,31 @@ struct channel_op {
     bool ready() noexcept {
         // One step in line: most operations find room or a record at once.
         channel_end* end = wait.end;
-        if (end != nullptr && end->is_open() && self().step(*end) == channel_done) [[likely]] {
+        if (end != nullptr && end->is_open() && step(*end) == channel_done) [[likely]] {
             return true;
         }
-        return suspends();
+        return wait.suspends([this](channel_end& e) { return step(e); });
     }
-    // Out of line: the spin and the sleep would cost every operation their registers.
-    [[gnu::noinline]] bool suspends() noexcept {
-        wait.prime();
-        if (attempt()) {
-            return true;
-        }
-        // Listed only once it suspends (it no longer moves then): one that is done at once
-        // costs its end nothing.
-        wait.enlist();
-        return false;
-    }
-    /// True: done. False: failed (`wait.error`, reported through a NOP), or asleep. Each try is
-    /// `Derived::step(end)`: `channel_done`, 0 while there is nothing to do yet, or an errno.
-    bool attempt() noexcept {
-        for (;;) {
-            channel_end* end = wait.end;
-            if (end == nullptr || !end->is_open()) [[unlikely]] {
-                wait.error = EBADF;
-                return false;
-            }
-            const int result = self().step(*end);
-            if (result != 0) {
-                wait.error = result == channel_done ? 0 : result;
-                return result == channel_done;
-            }
-            if (end->is_sender() && wait_for_room(*end, [this] { return spin(); })) {
-                continue;
-            }
-            if (!spin() && wait.sleep()) {
-                return false;
-            }
-        }
-    }
-    /// True while it may look again instead of sleeping: for a short while, and only while its
-    /// loop has nothing else to do, so that a peer's answer needs no wake-up and delays no one.
-    bool spin() noexcept {
-        if (!wait.via->idle()) {
-            return false;
-        }
-        spinner& spin = wait.state.spin;
-        if (!spin.started() && wait.via->unsubmitted()) {
-            wait.via->submit_pending(); // what others asked for goes before the spin
-        }
-        return spin.more();
-    }
-    void prepare(io_uring_sqe* sqe) noexcept { wait.prepare(sqe); }
-    [[nodiscard]] int translate(int result) const noexcept { return wait.translate(result); }
-    bool again(int& result) noexcept {
-        if (attempt()) {
-            return false;
-        }
+    // The sleep, or a NOP that fails with the error found before any request.
+    void prepare(io_uring_sqe* sqe) noexcept {
         if (wait.error != 0) {
-            result = -wait.error;
-            return false;
+            io_uring_prep_nop(sqe);
+        } else {
+            wait.state.sleep.prepare(sqe);
         }
-        wait.again();
-        return true;
+    }
+    [[nodiscard]] int translate(int result) const noexcept {
+        return wait.error != 0 ? -wait.error : wait.state.sleep.translate(result);
+    }
+    bool again(int& result) noexcept {
+        const bool done = wait.attempt([this](channel_end& e) { return step(e); });
+        result = -wait.error; // 0 when done, or asleep again
+        wait.state.sleep.again();
+        return !done && wait.error == 0;
     }
 
 private:
-    Derived& self() noexcept { return static_cast<Derived&>(*this); }
+    int step(channel_end& end) noexcept { return static_cast<Derived&>(*this).step(end); }
 };
 
 /// A sending step of an awaited operation: EPIPE once the receiver has closed or its process has

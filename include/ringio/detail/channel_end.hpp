@@ -49,7 +49,7 @@ class channel_end;
 /// moving the end takes it along, destroying the end leaves it none (it then fails with EBADF).
 struct end_waiter {
     channel_end* end;
-    void (*closing)(end_waiter&) noexcept; ///< Its end is closing: see channel_wait::interrupt.
+    void (*closing)(end_waiter&) noexcept; ///< Its end is closing: see channel_wait::closing_end.
     bool listed = false;
     end_waiter* prev = nullptr;
     end_waiter* next = nullptr;

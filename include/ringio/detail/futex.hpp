@@ -116,4 +116,31 @@ struct poll_tick {
     void next() noexcept { interval.tv_nsec = std::min(interval.tv_nsec * 2, ceiling_ns); }
 };
 
+/// A sleep until a shared word may differ from `expected`: a futex wait through the ring, or on a
+/// kernel without it the fallback's timer, at each tick of which the waiter looks again.
+struct futex_sleep {
+    const void* word;
+    std::uint32_t expected;
+    bool native;
+    poll_tick tick{};
+
+    void prepare(io_uring_sqe* sqe) noexcept {
+        if (native) {
+            prep_futex_wait(sqe, word, expected);
+        } else {
+            tick.prepare(sqe);
+        }
+    }
+    // EAGAIN: the word differed already when the kernel compared it; ETIME: a tick ended.
+    [[nodiscard]] int translate(int result) const noexcept {
+        return result == (native ? -EAGAIN : -ETIME) ? 0 : result;
+    }
+    // After a wake-up that changed nothing it waits again; the timer waits a little longer.
+    void again() noexcept {
+        if (!native) {
+            tick.next();
+        }
+    }
+};
+
 } // namespace ringio::detail
