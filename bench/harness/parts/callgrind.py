@@ -16,14 +16,22 @@ CONNECTIONS, SIZE = 50, 128
 
 
 def total(prefix):
-    """The instructions of every dump written under `prefix`."""
-    found = [int(line.split()[1])
-             for path in Path(prefix).parent.glob(Path(prefix).name + "*")
-             for line in path.read_text(errors="replace").splitlines()
-             if line.startswith("summary:")]
-    if not found:
+    """The instructions and the system calls of every dump written under `prefix`."""
+    found = {"Ir": 0, "sysCount": 0}
+    dumps = 0
+    for path in Path(prefix).parent.glob(Path(prefix).name + "*"):
+        events = []
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith("events:"):
+                events = line.split()[1:]
+            elif line.startswith("summary:"):
+                dumps += 1
+                for event, value in zip(events, line.split()[1:]):
+                    if event in found:
+                        found[event] += int(value)
+    if not dumps:
         raise BenchError(f"no callgrind totals in {prefix}*")
-    return sum(found)
+    return found
 
 
 class Profiled:
@@ -35,7 +43,10 @@ class Profiled:
         self.prefix = Path(ctx.tmp) / f"{server.slug}.{label}.out"
         self.vgdb = Path(ctx.tmp) / "vgdb"
         # --fair-sched: echo_server's threads take turns (valgrind's default lock can starve one).
+        # --collect-systime: the system calls too, which say how many loop turns a round trip
+        # took (what each turn costs is shared by the round trips it serves).
         wrapper = ["valgrind", "--tool=callgrind", "--collect-atstart=yes", "--fair-sched=yes",
+                   "--collect-systime=yes",
                    f"--callgrind-out-file={self.prefix}", f"--vgdb-prefix={self.vgdb}"]
         self.run = ServerRun(server, ctx.logdir, wrapper, ready_timeout=120, kill=True)
 
@@ -67,8 +78,8 @@ def counted(ctx, server, k):
 
 
 def timed(ctx, server):
-    """Instructions per round trip of a closed loop: the warm-up's counts zeroed while the load
-    pauses, then a counted stretch that ends with every round finished."""
+    """Instructions and system calls of a closed loop, and its round trips: the warm-up's counts
+    zeroed while the load pauses, then a counted stretch that ends with every round finished."""
     cfg = ctx.cfg
     with Profiled(server, ctx, "timed") as profiled:
         argv = load_argv("rate", profiled.run.port, "--connections", CONNECTIONS, "--size", SIZE,
@@ -95,10 +106,13 @@ def run(ctx):
     timed_rounds = {s.name: [] for s in servers}
     for rep in range(cfg.callgrind_reps):
         for server in servers:
-            totals = {k: counted(ctx, server, k) for k in (k1, k2)}
+            both = {k: counted(ctx, server, k) for k in (k1, k2)}
+            totals = {k: both[k]["Ir"] for k in (k1, k2)}
             rounds[server.name].append(totals)
-            ir, trips = timed(ctx, server)
-            timed_rounds[server.name].append({"ir": ir, "round_trips": trips})
+            events, trips = timed(ctx, server)
+            ir = events["Ir"]
+            timed_rounds[server.name].append({"ir": ir, "round_trips": trips,
+                                              "syscalls": events["sysCount"]})
             log(f"callgrind round {rep + 1}/{cfg.callgrind_reps} {server.name}: counted "
                 f"{slope(totals, k1, k2):,.0f} Ir per round trip (totals {totals[k1]:,} at {k1}, "
                 f"{totals[k2]:,} at {k2}); timed {ir / trips:,.0f} ({ir:,} over {trips:,})")
@@ -118,6 +132,8 @@ def summary(rounds, timed_rounds, k1, k2):
             "samples": [slope(r, k1, k2) for r in rounds],
             "totals": [{str(k): r[k] for k in (k1, k2)} for r in rounds],
             "timed_ir_per_round_trip": median([t["ir"] / t["round_trips"] for t in timed_rounds]),
+            "timed_syscalls_per_round_trip": median([t["syscalls"] / t["round_trips"]
+                                                     for t in timed_rounds if "syscalls" in t]),
             "timed": timed_rounds}
 
 
@@ -151,7 +167,8 @@ def report(res, ctx):
                      f"{v['ir_per_round_trip'] / ref['ir_per_round_trip']:.2f}",
                      f"{v['timed_ir_per_round_trip']:,.0f}",
                      f"{min(timed):,.0f}-{max(timed):,.0f}",
-                     f"{v['timed_ir_per_round_trip'] / ref['timed_ir_per_round_trip']:.2f}"])
+                     f"{v['timed_ir_per_round_trip'] / ref['timed_ir_per_round_trip']:.2f}",
+                     f"{v.get('timed_syscalls_per_round_trip', float('nan')):.3f}"])
     trips = median([t["round_trips"] for v in servers.values() for t in v["timed"]])
     k1, k2 = cg["counts"]
     # The bounded builds, where this run has them: what the bound costs when written by hand.
