@@ -137,7 +137,7 @@ struct until_op {
     int translate(int result) const noexcept { return full ? -EMSGSIZE : result; }
     bool again(int& result) {
         in->filled(static_cast<std::size_t>(result));
-        const bool found = in->find(match, result == 0);
+        const bool found = result == 0 ? in->find_last() : in->find(match);
         full = !found && in->full();
         result = full ? -EMSGSIZE : result;
         return !found && !full && result > 0;

@@ -62,7 +62,7 @@ private:
         if (begin_ == end_) {
             begin_ = end_ = 0;
         }
-        return find(match, false);
+        return find(match);
     }
     // Where the next read goes: moves what is kept to the front only when the end is reached.
     std::span<char> room() noexcept {
@@ -77,18 +77,20 @@ private:
         detail::mark_received(storage_.data() + end_, count);
         end_ += count;
     }
-    // Looks for a record in what was read, past what was searched before; at the end of the
-    // stream, what is left is one (unless nothing is).
+    // Looks for a record in what was read, past what was searched before.
     template <class Match>
-    bool find(const Match& match, bool ended) {
+    bool find(const Match& match) {
         const std::string_view data = unread();
-        if (!ended) {
-            std::tie(found_, delimiter_) = match.find(data, match.resume(searched_));
-        } else if (!data.empty()) {
-            found_ = data.size();
+        std::tie(found_, delimiter_) = match.find(data, match.resume(searched_));
+        searched_ = data.size();
+        return found_ != std::string_view::npos;
+    }
+    // At the end of the stream, what is left (if anything) is the last record.
+    bool find_last() noexcept {
+        if (!unread().empty()) {
+            found_ = unread().size();
             delimiter_ = 0;
         }
-        searched_ = data.size();
         return found_ != std::string_view::npos;
     }
     [[nodiscard]] bool full() const noexcept { return end_ - begin_ == storage_.size(); }
