@@ -53,12 +53,15 @@ public:
         // Errors kept since the last turn (left by a handler that threw, or by a task that
         // failed before it suspended) are handed over even when nothing is in flight.
         roots_.deliver();
-        if (!stopped_ && (ring_.in_flight() > 0 || ring_.incoming() > 0)) {
+        // Tested once a turn: the test that ends the loop is the next turn's reason to wait.
+        bool busy = ring_.in_flight() > 0;
+        if (!stopped_ && (busy || ring_.incoming() > 0)) {
             ring_.check_thread(); // once: the loop stays on this thread
             do {
-                ring_.turn_on_own_thread(ring_.in_flight() > 0);
+                ring_.turn_on_own_thread(busy);
                 roots_.deliver();
-            } while (!stopped_ && (ring_.in_flight() > 0 || ring_.incoming() > 0));
+                busy = ring_.busy();
+            } while (!stopped_ && (busy || ring_.incoming() > 0));
         }
         stopped_ = false;
     }

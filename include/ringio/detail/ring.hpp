@@ -104,6 +104,11 @@ public:
     [[nodiscard]] std::size_t in_flight() const noexcept {
         return ring_.sq.sqe_tail - (dispatched() - passing_) + later_.size();
     }
+    /// `in_flight() > 0`, between turns: every CQE reaped is then dispatched, and the CQ's head
+    /// says how many, which costs less than working it out from the CQE being dispatched.
+    [[nodiscard]] bool busy() const noexcept {
+        return ring_.sq.sqe_tail + passing_ + later_.size() != *ring_.cq.khead;
+    }
     /// Said by the completion of a CQE with `IORING_CQE_F_MORE`: its request is still in
     /// flight (the loop counts every CQE as its request's last, testing nothing).
     void more_to_come() noexcept { ++passing_; }

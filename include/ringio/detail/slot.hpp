@@ -194,18 +194,18 @@ private:
     // Into the free SQEs a stretch at a time: the copies may alias the ring's fields, which a
     // get_sqe per request would load and store again each time.
     static void arm_late(slot* first) noexcept {
-        ring& r = *first->ring_; // one ring's queue
-        while (first != nullptr) {
+        ring& r = *first->ring_; // one ring's queue, never empty
+        do {                     // and at least one SQE free each time round
             io_uring_sqe* stop = nullptr;
             io_uring_sqe* const start = r.free_sqes(stop);
             io_uring_sqe* at = start;
-            for (; first != nullptr && at != stop; ++at) {
+            do {
                 slot& s = *first;
                 first = s.starved_next;
                 s.fill_arming(at);
-            }
+            } while (++at != stop && first != nullptr);
             r.take_sqes(static_cast<unsigned>(at - start));
-        }
+        } while (first != nullptr);
     }
 
     bool arm_if_allowed() noexcept {
