@@ -1,40 +1,40 @@
 #pragma once
 
-// arm_queue: the requests of a ring's slots, waiting to be armed until the ring next submits.
+// arm_queue: the requests a ring arms late, waiting until the ring next submits.
 
 namespace ringio::detail {
 
-class slot;
+/// A request armed again and again: the first bytes of its SQE, made once and copied at each
+/// arming (the rest are zero), and its link in its ring's queue.
+struct arming {
+    alignas(8) unsigned char sqe[48];
+    arming* next_to_arm = nullptr;
+};
 
-/// Slots whose requests are armed, in the order queued, before their ring next submits; linked
-/// through a link of each slot's own. `arm`, set by the slots, arms the requests from the first.
+/// The requests to arm before the ring next submits, in the order queued.
 class arm_queue {
 public:
-    /// Queues `request`, linked by `next`.
-    void push(slot* request, slot*& next) noexcept {
-        *end_ = request;
-        end_ = &next;
+    /// Queues `request`.
+    void push(arming& request) noexcept {
+        *end_ = &request;
+        end_ = &request.next_to_arm;
         ++size_;
     }
     [[nodiscard]] unsigned size() const noexcept { return size_; }
 
-    /// Arms the requests queued; the queue is empty first, since arming may submit, and every
-    /// submission arms the queue first.
-    void arm_all() noexcept {
-        if (size_ != 0) {
-            *end_ = nullptr;
-            end_ = &first_;
-            size_ = 0;
-            arm(first_);
-        }
+    /// Empties the queue and returns its first request, the last one's link null; the queue is
+    /// empty before anything is armed, since arming may submit, and a submission arms first.
+    arming* take() noexcept {
+        *end_ = nullptr;
+        end_ = &first_;
+        size_ = 0;
+        return first_;
     }
-
-    void (*arm)(slot* first) noexcept = nullptr;
 
 private:
     unsigned size_ = 0;
-    slot* first_ = nullptr;
-    slot** end_ = &first_;
+    arming* first_ = nullptr;
+    arming** end_ = &first_;
 };
 
 } // namespace ringio::detail

@@ -18,12 +18,11 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <string>
 
 namespace ringio::detail {
-
-class slot;
 
 /// One io_uring, used by one thread: SQEs are taken and prepared, submitted together once per
 /// loop turn, and each CQE is handed to the `completion` its `user_data` names.
@@ -66,18 +65,6 @@ public:
         return sqe;
     }
 
-    /// The free SQEs, contiguous from the next one up to `stop` (at least one: a full queue is
-    /// submitted first); `take_sqes(count)` takes the first `count` of them.
-    io_uring_sqe* free_sqes(io_uring_sqe*& stop) noexcept {
-        io_uring_sqe* first = next_sqe_ != sqe_stop_ ? next_sqe_ : refill_sqes();
-        stop = sqe_stop_;
-        return first;
-    }
-    void take_sqes(unsigned count) noexcept {
-        next_sqe_ += count;
-        ring_.sq.sqe_tail += count;
-    }
-
     /// An SQE whose completion nobody waits for (a cancel, a close): its `user_data` names
     /// `unwatched`.
     io_uring_sqe* get_sqe_unwatched() noexcept {
@@ -96,7 +83,7 @@ public:
     /// Queues a cancel of the request whose `user_data` is `target`, after the requests queued
     /// to arm, which it may name; its own CQE still comes.
     void cancel(std::uint64_t target) noexcept {
-        later_.arm_all();
+        arm_later();
         io_uring_prep_cancel64(get_sqe_unwatched(), target, 0);
     }
 
@@ -137,8 +124,8 @@ public:
     [[nodiscard]] bool unsubmitted() const noexcept {
         return ring_.sq.sqe_tail != ring_.sq.sqe_head || later_.size() != 0;
     }
-    /// The slot requests to arm before the ring submits: at the end of a dispatch, behind the
-    /// SQEs the dispatch prepared (see `reap`); counted in `in_flight()`.
+    /// The requests to arm before the ring submits: at the end of a dispatch, behind the SQEs
+    /// the dispatch prepared (see `reap`); counted in `in_flight()`.
     [[nodiscard]] arm_queue& later() noexcept { return later_; }
     /// True while the owner shuts down: completions must not resume coroutines.
     [[nodiscard]] bool draining() const noexcept { return draining_; }
@@ -165,7 +152,7 @@ public:
 
     /// `turn`, on the thread `check_thread` accepted (a run loop checks once).
     void turn_on_own_thread(bool wait) {
-        later_.arm_all();
+        arm_later();
         const int result =
             running_on_valgrind() && wait ? submit_and_wait_in_slice(ring_) : enter(wait ? 1U : 0U);
         // EINTR: a signal; EBUSY/EAGAIN: the kernel wants completions reaped first.
@@ -203,7 +190,7 @@ public:
     /// resume anyone: `draining()` is true) until nothing is left.
     void drain() noexcept {
         draining_ = true;
-        later_.arm_all(); // so that the cancel finds them
+        arm_later(); // so that the cancel finds them
         if (in_flight() == 0) {
             return;
         }
@@ -226,7 +213,7 @@ public:
     /// Submits without waiting; from inside `await_suspend`, so it cannot throw. A failure here
     /// means the ring itself is unusable and no operation could ever complete.
     void submit_pending() noexcept {
-        later_.arm_all();
+        arm_later();
         try {
             if (!enabled_) {
                 enable();
@@ -319,7 +306,35 @@ private:
     // of its turn finds what the peer answered to them, and arms no poll in the kernel.
     void reap() noexcept {
         reap_ready();
-        later_.arm_all();
+        if (later_.size() != 0) {
+            fill_armings(later_.take()); // in line: the loop's registers are saved already
+        }
+    }
+
+    // Arms what is queued before anything else is submitted.
+    void arm_later() noexcept {
+        if (later_.size() != 0) [[unlikely]] {
+            arm_queued();
+        }
+    }
+    [[gnu::noinline]] void arm_queued() noexcept { fill_armings(later_.take()); }
+
+    // Into the free SQEs a stretch at a time: the copies may alias the ring's fields, which a
+    // get_sqe per request would load and store again each time.
+    [[gnu::always_inline]] void fill_armings(const arming* first) noexcept {
+        do { // never called with none, and at least one SQE is free each time round
+            io_uring_sqe* at = next_sqe_ != sqe_stop_ ? next_sqe_ : refill_sqes();
+            io_uring_sqe* const start = at;
+            io_uring_sqe* const stop = sqe_stop_;
+            do {
+                auto* bytes = reinterpret_cast<unsigned char*>(at);
+                std::memcpy(bytes, first->sqe, sizeof first->sqe);
+                std::memset(bytes + sizeof first->sqe, 0, sizeof(io_uring_sqe) - sizeof first->sqe);
+                first = first->next_to_arm;
+            } while (++at != stop && first != nullptr);
+            next_sqe_ = at;
+            ring_.sq.sqe_tail += static_cast<unsigned>(at - start);
+        } while (first != nullptr);
     }
 
     // Dispatches a snapshot of the ready CQEs, then advances the head once; completions posted

@@ -11,6 +11,7 @@
 #include <liburing.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <new>
 #include <utility>
@@ -27,7 +28,6 @@ public:
                         unsigned budget, int param) {
         static_assert(sizeof(slot) <= context_storage::slot_size);
         ring& r = socket.owner();
-        r.later().arm = &arm_late;
         return ::new (r.storage().allocate_slot()) slot(r, socket, kind, owner, budget, param);
     }
 
@@ -110,7 +110,11 @@ public:
         return arm_if_allowed();
     }
 
-    [[nodiscard]] int fd() const noexcept { return fd_; }
+    [[nodiscard]] int fd() const noexcept {
+        int fd = -1; // kept in the arming SQE alone, where it is written first
+        std::memcpy(&fd, arming_.sqe + offsetof(io_uring_sqe, fd), sizeof fd);
+        return fd;
+    }
     [[nodiscard]] void* owner() const noexcept { return owner_; }
     [[nodiscard]] bool multishot() const noexcept { return (flags_ & multishot_request) != 0; }
     /// A value of the kind's own, fixed at creation (a datagram socket's family).
@@ -122,7 +126,7 @@ public:
     /// True once the descriptor was closed (or the slot orphaned).
     [[nodiscard]] bool closed() const noexcept { return core == nullptr; }
 
-    /// Links in its pool's starving slots, or (`starved_next`) in its ring's late requests.
+    /// Links in its pool's starving slots.
     slot* starved_prev = nullptr;
     slot* starved_next = nullptr;
 
@@ -142,11 +146,12 @@ private:
 
     slot(ring& r, descriptor_core& socket, const slot_kind& kind, void* owner, unsigned budget,
          int param) noexcept
-        : tracked(), ring_(&r), kind_(&kind), owner_(owner), fd_(socket.fd()),
-          limit_(budget != 0 ? budget : ~0U), param_(param),
-          flags_(kind.multishot ? multishot_request | unproven : 0U) {
+        : tracked(), ring_(&r), kind_(&kind), owner_(owner), limit_(budget != 0 ? budget : ~0U),
+          param_(param), flags_(kind.multishot ? multishot_request | unproven : 0U) {
         completion::complete = &on_completion;
         on_close = &wake_when_closed;
+        const int fd = socket.fd();
+        std::memcpy(arming_.sqe + offsetof(io_uring_sqe, fd), &fd, sizeof fd);
         socket.link(*this);
         flags_ |= core != nullptr ? 0U : closed_fd;
         prepare_arming();
@@ -159,20 +164,14 @@ private:
         io_uring_sqe sqe{};
         kind_->arm(*this, &sqe);
         io_uring_sqe_set_data64(&sqe, user_data());
-        std::memcpy(arming_, &sqe, sizeof arming_);
+        std::memcpy(arming_.sqe, &sqe, sizeof arming_.sqe);
     }
 
     // The request waits for the ring's next submission, at the end of a dispatch (see
     // ring::reap), or for a cancel, which the ring makes follow it.
     void arm() noexcept {
         flags_ |= armed;
-        ring_->later().push(this, starved_next);
-    }
-
-    void fill_arming(io_uring_sqe* into) const noexcept {
-        auto* sqe = reinterpret_cast<unsigned char*>(into);
-        std::memcpy(sqe, arming_, sizeof arming_);
-        std::memset(sqe + sizeof arming_, 0, sizeof(io_uring_sqe) - sizeof arming_);
+        ring_->later().push(arming_);
     }
 
     [[gnu::noinline]] void returned_unarmed() noexcept {
@@ -189,23 +188,6 @@ private:
         w.next = waiters_;
         waiters_ = &w;
         return true;
-    }
-
-    // Into the free SQEs a stretch at a time: the copies may alias the ring's fields, which a
-    // get_sqe per request would load and store again each time.
-    static void arm_late(slot* first) noexcept {
-        ring& r = *first->ring_; // one ring's queue, never empty
-        do {                     // and at least one SQE free each time round
-            io_uring_sqe* stop = nullptr;
-            io_uring_sqe* const start = r.free_sqes(stop);
-            io_uring_sqe* at = start;
-            do {
-                slot& s = *first;
-                first = s.starved_next;
-                s.fill_arming(at);
-            } while (++at != stop && first != nullptr);
-            r.take_sqes(static_cast<unsigned>(at - start));
-        } while (first != nullptr);
     }
 
     bool arm_if_allowed() noexcept {
@@ -373,13 +355,12 @@ private:
     const slot_kind* kind_;
     void* owner_;               // what the kind's functions need (the buffer pool), or null
     waiter* waiters_ = nullptr; // the latest first: the warmest frame runs next
-    int fd_;
-    unsigned limit_; // entries held at most (queued or lent out): the budget, or all
+    unsigned limit_;            // entries held at most (queued or lent out): the budget, or all
     unsigned held_ = 0;
     int param_;
     unsigned flags_;
-    alignas(8) unsigned char arming_[48]; // an io_uring_sqe's first bytes
-    fifo<entry, 2> queue_;                // a receive queues one at most; bursts of others spill
+    arming arming_;        // the request, and the descriptor it is on
+    fifo<entry, 2> queue_; // a receive queues one at most; bursts of others spill
 };
 
 } // namespace ringio::detail

@@ -34,7 +34,7 @@ class slot;
 
 /// What one kind of stream contributes; plain function pointers, so that slots are not templates.
 struct slot_kind {
-    void (*arm)(slot& self, io_uring_sqe* sqe) noexcept;    ///< fills the arming SQE, but addr3
+    void (*arm)(slot& self, io_uring_sqe* sqe) noexcept;    ///< its SQE on self.fd(), but addr3
     void (*release)(slot& self, const entry& got) noexcept; ///< frees what nobody took
     void (*starve)(slot& self) noexcept;                    ///< ENOBUFS: wait for buffers
     void (*forget)(slot& self) noexcept;                    ///< stop waiting for buffers
